@@ -1,0 +1,68 @@
+"""``detection-job``: the command line. Turns every expected error into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from job import __version__
+from job.commands import COMMANDS
+from job.errors import ConfigError, ElasticsearchUnavailable
+from job.settings import load_settings
+
+EXIT_CONFIG = 2
+
+
+def _command_modules() -> list[ModuleType]:
+    modules = []
+    for name in COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"job.commands.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"job.commands.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="detection-job",
+        description="Run Kibana-style detection rules against Elasticsearch and write alerts.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _command_modules():
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(module=module)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    # The transport logs every request, and every failed node, on its own; the job's retry
+    # policy reports what matters in one line.
+    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        result: int = args.module.run(args, settings)
+        return result
+    except (ConfigError, ElasticsearchUnavailable) as exc:
+        print(f"detection-job: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("detection-job: interrupted", file=sys.stderr)
+        return 130

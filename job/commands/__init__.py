@@ -1,0 +1,6 @@
+"""One module per sub-command of ``detection-job``.
+
+Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args, settings) -> int``.
+"""
+
+COMMANDS = ("check", "setup", "run", "schedule", "validate", "translate", "import_rules")

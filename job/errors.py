@@ -1,0 +1,37 @@
+"""The job's error tree.
+
+    JobError
+    ├── ConfigError        a setting is missing or malformed (exit code 2)
+    ├── RuleError          a rule file cannot be loaded or validated (file and line)
+    └── ElasticsearchUnavailable   the cluster cannot be reached or refuses us (exit code 2)
+
+``job.kql.KqlSyntaxError`` (a ``ValueError``) is raised for queries that do not parse.
+"""
+
+from __future__ import annotations
+
+
+class JobError(Exception):
+    """Root of the errors the job raises on purpose."""
+
+
+class ConfigError(JobError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class ElasticsearchUnavailable(JobError):
+    """Elasticsearch cannot be reached, or refuses the credentials."""
+
+
+class RuleError(JobError):
+    """A rule file is invalid. ``str()`` is ``FILE:LINE: message`` (``FILE: message`` without a line)."""
+
+    def __init__(self, path: str, message: str, line: int | None = None) -> None:
+        self.path = path
+        self.message = message
+        self.line = line
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.message}"
