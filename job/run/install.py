@@ -1,0 +1,60 @@
+"""Installs (or upgrades) the alert index template, the write index behind the alert alias, and the
+execution log index. Idempotent and safe when two runs start at once."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from elasticsearch import Elasticsearch
+from job.run.alert_template import TEMPLATE_VERSION, alert_index_template, write_index_name
+
+from job.run import execlog
+from job.run.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InstallResult:
+    template: str  # "installed", "upgraded" or "current"
+    write_index: str  # "created" or "exists"
+
+
+def template_name(alias: str) -> str:
+    return f"{alias}-template"
+
+
+def install(es: Elasticsearch, policy: RetryPolicy, alias: str, executions_index: str) -> InstallResult:
+    """Make sure alerts can be written to ``alias`` and executions to ``executions_index``."""
+    name = template_name(alias)
+    body = alert_index_template(alias)
+    existing = policy.call(lambda: es.options(ignore_status=404).indices.get_index_template(name=name))
+    templates = existing.body.get("index_templates", []) if existing.meta.status == 200 else []
+    installed_version = templates[0]["index_template"].get("version") if templates else None
+    if installed_version == TEMPLATE_VERSION:
+        template_state = "current"
+    else:
+        policy.call(lambda: es.indices.put_index_template(name=name, **body))
+        template_state = "installed" if installed_version is None else "upgraded"
+        log.info("alert index template %s %s (version %s)", name, template_state, TEMPLATE_VERSION)
+
+    if policy.call(lambda: es.indices.exists_alias(name=alias)):
+        index_state = "exists"
+        if template_state == "upgraded":
+            # New fields reach the indices that already exist; changed ones wait for a rollover.
+            mappings = body["template"]["mappings"]
+            policy.call(
+                lambda: es.options(ignore_status=400).indices.put_mapping(
+                    index=alias, properties=mappings.get("properties", {})
+                )
+            )
+    else:
+        created = policy.call(
+            lambda: es.options(ignore_status=400).indices.create(
+                index=write_index_name(alias), aliases={alias: {"is_write_index": True}}
+            )
+        )
+        index_state = "created" if created.meta.status == 200 else "exists"
+    execlog.ensure_index(es, policy, executions_index)
+    return InstallResult(template=template_state, write_index=index_state)

@@ -1,0 +1,190 @@
+"""A small HTTP proxy on loopback that sits between the job and the real node and injects faults.
+
+Requests are forwarded unchanged unless a fault is armed: answer the next N matching requests
+with a status (429, 503, ...) or close their connection without answering. It also counts the
+requests it sees, so tests can assert on retries.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+Responder = Callable[[bytes], tuple[int, bytes]]
+
+
+@dataclass
+class Fault:
+    path_pattern: re.Pattern[str]
+    times: int
+    status: int | None  # None: drop the connection
+    method: str | None = None
+    after: int = 0  # let this many matching requests through first
+    respond: Responder | None = None  # build the answer from the request body
+    action: Callable[[], None] | None = None  # run when the fault fires, before answering
+
+
+def _error_body(status: int, kind: str = "injected_fault") -> bytes:
+    return json.dumps({"error": {"type": kind, "reason": "injected by the test proxy"}, "status": status}).encode()
+
+
+def bulk_items_answer(status: int, kind: str) -> Responder:
+    """A bulk response in which every item failed with ``status`` (nothing is forwarded)."""
+
+    def respond(body: bytes) -> tuple[int, bytes]:
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        items = []
+        for action in lines[::2]:
+            op, meta = next(iter(action.items()))
+            error = {"type": kind, "reason": "injected by the test proxy"}
+            items.append({op: {"_index": meta.get("_index"), "_id": meta.get("_id"), "status": status, "error": error}})
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
+
+    return respond
+
+
+@dataclass
+class ProxyState:
+    faults: list[Fault] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    injected: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            self.requests.append((method, path))
+            for fault in self.faults:
+                if fault.times > 0 and fault.path_pattern.search(path) and fault.method in (None, method):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
+                    fault.times -= 1
+                    self.injected += 1
+                    return fault
+        return None
+
+
+class FaultProxy:
+    """``with FaultProxy(upstream) as proxy: ... proxy.url ...``"""
+
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname or "127.0.0.1", parts.port or 9200)
+        self.state = ProxyState()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail(
+        self,
+        path_regex: str,
+        *,
+        times: int,
+        status: int | None,
+        method: str | None = None,
+        after: int = 0,
+        respond: Responder | None = None,
+    ) -> None:
+        """Answer ``times`` requests whose path matches (after letting ``after`` through) with ``status``
+        (None: drop the connection), or with what ``respond`` builds from the request body."""
+        with self.state.lock:
+            self.state.faults.append(Fault(re.compile(path_regex), times, status, method, after, respond))
+
+    def on_request(self, path_regex: str, *, after: int, action: Callable[[], None]) -> None:
+        """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped."""
+        with self.state.lock:
+            self.state.faults.append(Fault(re.compile(path_regex), 1, None, None, after, None, action))
+
+    def fail_search_context(self, *, after: int, times: int) -> None:
+        """Point-in-time searches answer 404 search_context_missing, as when the PIT expired."""
+        self.fail(
+            r"^/_search",
+            times=times,
+            status=404,
+            after=after,
+            respond=lambda _: (404, _error_body(404, "search_context_missing_exception")),
+        )
+
+    def reject_bulk_items(
+        self, *, times: int, status: int = 429, kind: str = "es_rejected_execution_exception"
+    ) -> None:
+        """Answer bulk requests with every item failed (e.g. 429 queue full, 400 mapping error)."""
+        self.fail(r"/_bulk", times=times, status=200, respond=bulk_items_answer(status, kind))
+
+    def count(self, path_regex: str) -> int:
+        pattern = re.compile(path_regex)
+        with self.state.lock:
+            return sum(1 for _, path in self.state.requests if pattern.search(path))
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        state, upstream = self.state, self._upstream
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - quiet
+                del format, args
+
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                fault = state.take_fault(self.command, self.path)
+                if fault is not None and fault.action is not None:
+                    fault.action()
+                if fault is not None and fault.status is None:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                if fault is not None:
+                    status = fault.status or 500
+                    payload = _error_body(status)
+                    if fault.respond is not None:
+                        status, payload = fault.respond(body or b"")
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("X-Elastic-Product", "Elasticsearch")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                connection = http.client.HTTPConnection(*upstream, timeout=120)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+                    connection.request(self.command, self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                    self.send_response(response.status)
+                    for key, value in response.getheaders():
+                        if key.lower() not in _HOP_HEADERS:
+                            self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                finally:
+                    connection.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _forward
+
+        return Handler

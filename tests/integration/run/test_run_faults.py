@@ -1,0 +1,107 @@
+"""Elasticsearch hiccups, through a real proxy in front of the real node: retries, rejections, a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.faultproxy import FaultProxy
+from tests.integration.run.conftest import JobEnv, cred_event, iso
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def proxy(job_env: JobEnv, es_url: str) -> FaultProxy:
+    with FaultProxy(es_url) as running:
+        job_env.set(es_hosts=running.url, retry_attempts="8", retry_max_seconds="60")
+        yield running
+
+
+@pytest.mark.parametrize("status", [429, 503, 502, 504, None])
+def test_transient_errors_are_retried_and_the_run_succeeds(
+    job_env: JobEnv, proxy: FaultProxy, status: int | None
+) -> None:
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id=f"e{i}") for i in range(5)])
+    proxy.fail(r"^/_search", times=2, status=status)  # the PIT searches
+    proxy.fail(r"/_bulk", times=2, status=status)
+    proxy.fail(r"/_field_caps", times=1, status=status)
+    assert job_env.run("--now", iso(NOW)) == 0
+    assert proxy.state.injected == 5
+    assert len(job_env.alert_docs(rule_id)) == 5
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["execution"]["status"] == "succeeded"
+
+
+def test_retries_are_bounded_and_the_rule_fails(job_env: JobEnv, proxy: FaultProxy) -> None:
+    job_env.set(retry_attempts="3")
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1))])
+    proxy.fail(r"^/_search", times=1000, status=503)
+    assert job_env.run("--now", iso(NOW)) == 1
+    assert proxy.count(r"^/_search") == 3  # three attempts, then the rule fails; no client-side retries on top
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["execution"]["status"] == "failed"
+    assert "503" in execution["execution"]["message"]
+    assert execution["window"]["searched_to"] is None
+
+
+def test_bulk_items_rejected_with_429_are_retried(job_env: JobEnv, proxy: FaultProxy) -> None:
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1)) for _ in range(7)])
+    proxy.reject_bulk_items(times=2)
+    assert job_env.run("--now", iso(NOW)) == 0
+    assert len(job_env.alert_docs(rule_id)) == 7
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["metrics"]["errors"] == 0
+
+
+def test_permanent_item_errors_are_counted_and_make_a_partial_failure(
+    job_env: JobEnv, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id="rejected-event")])
+    proxy.reject_bulk_items(times=1, status=400, kind="mapper_parsing_exception")
+    assert job_env.run("--now", iso(NOW)) == 0
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["execution"]["status"] == "partial failure"
+    assert execution["metrics"]["errors"] == 1
+    assert "rejected-event" in execution["execution"]["message"]
+    assert "rejected-event" in caplog.text
+    # Not silently lost: the next run writes it.
+    assert job_env.run("--now", iso(NOW + timedelta(minutes=1))) == 0
+    assert len(job_env.alert_docs(rule_id)) == 1
+
+
+def test_killed_between_two_bulk_pages_then_rerun_gives_the_exact_set(job_env: JobEnv, es_url: str) -> None:
+    job_env.set(page_size="50")
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=2), _id=f"e{i}") for i in range(200)])
+    env = dict(os.environ)
+    started: list[subprocess.Popen[bytes]] = []
+    with FaultProxy(es_url) as proxy:
+        env["DETECTION_ES_HOSTS"] = proxy.url
+        # The second bulk request kills the job before it is forwarded: exactly one page was written.
+        proxy.on_request(r"/_bulk", after=1, action=lambda: os.kill(started[0].pid, signal.SIGKILL))
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "job", "run", "--now", iso(NOW)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        assert started[0].wait(timeout=120) == -signal.SIGKILL
+    assert len(job_env.alert_docs(rule_id)) == 50
+    assert job_env.executions_docs(rule_id) == []
+    assert job_env.run("--now", iso(NOW)) == 0
+    alerted = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
+    assert alerted == sorted(f"e{i}" for i in range(200))

@@ -1,0 +1,41 @@
+"""Paging: equal timestamps across page boundaries, and an expired point in time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.faultproxy import FaultProxy
+from tests.integration.run.conftest import JobEnv, cred_event, iso
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_five_thousand_events_with_one_timestamp_are_all_alerted(job_env: JobEnv) -> None:
+    job_env.set(page_size="333")
+    rule_id = job_env.write_rule()
+    moment = NOW - timedelta(minutes=3)
+    job_env.index_events([cred_event(moment, _id=f"e{i}") for i in range(5000)])
+    assert job_env.run("--now", iso(NOW)) == 0
+    alerted = {doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)}
+    assert alerted == {f"e{i}" for i in range(5000)}
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["metrics"]["pages"] == 16  # 5000 / 333, rounded up
+    assert execution["metrics"]["alerts_created"] == 5000
+
+
+def test_an_expired_point_in_time_is_reopened_and_nothing_is_skipped(job_env: JobEnv, es_url: str) -> None:
+    job_env.set(page_size="100")
+    rule_id = job_env.write_rule()
+    moment = NOW - timedelta(minutes=3)
+    job_env.index_events([cred_event(moment, _id=f"e{i}") for i in range(450)])
+    with FaultProxy(es_url) as proxy:
+        job_env.set(es_hosts=proxy.url)
+        proxy.fail_search_context(after=2, times=1)
+        assert job_env.run("--now", iso(NOW)) == 0
+        assert proxy.state.injected == 1
+    alerted = {doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)}
+    assert alerted == {f"e{i}" for i in range(450)}
