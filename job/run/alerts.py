@@ -47,15 +47,12 @@ def build_alert(
     timestamp = format_timestamp(now)
     uuid = alert_id(index, doc_id, rule.rule_id, space_id)
 
-    event = event_copy(source)
-    original_event = subtree_leaves(event, "event")
-    original_data_stream = subtree_leaves(event, "data_stream")
-    _remove_event_kind(event)
-    event.update(_prefixed("kibana.alert.original_event.", original_event))
-    event.update(_prefixed("kibana.alert.original_data_stream.", original_data_stream))
-    # A deep copy that drops what the alert mapping would refuse; the alert keys below are valid by design.
-    document = conform(event, _MAPPED_PATHS)
-
+    document = event_copy(source)
+    original_event = subtree_leaves(document, "event")
+    original_data_stream = subtree_leaves(document, "data_stream")
+    _remove_event_kind(document)
+    document.update(_prefixed("kibana.alert.original_event.", original_event))
+    document.update(_prefixed("kibana.alert.original_data_stream.", original_data_stream))
     document["@timestamp"] = timestamp
     document["event.kind"] = "signal"
     original_time = _original_time(source)
@@ -90,7 +87,9 @@ def build_alert(
             "kibana.version": KIBANA_VERSION,
         }
     )
-    return document
+    # A deep copy without what the alert mapping would refuse: mostly event values, but rule settings such
+    # as exceptions_list are free-form too. Nothing is shared with the hit or between fields.
+    return conform(document, _MAPPED_PATHS)
 
 
 def event_copy(source: Mapping[str, Any]) -> dict[str, Any]:

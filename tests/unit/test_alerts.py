@@ -315,3 +315,11 @@ def test_exception_expiry(expire_time: datetime | None, applies: bool) -> None:
     )
     rule = seed_rule(exceptions=[item.model_dump()])
     assert applied_exception_ids(rule, now=NOW) == (["i"] if applies else [])
+
+
+def test_free_form_rule_settings_cannot_break_the_alert() -> None:
+    odd = [{"id": {"not": "a keyword"}, "list_id": "l", "namespace_type": "single", "type": "detection"}]
+    alert = _alert(endgame_hit(), exceptions_list=odd)
+    assert alert["kibana.alert.rule.exceptions_list"] == [{"list_id": "l", "namespace_type": "single",
+                                                           "type": "detection"}]
+    assert alert["kibana.alert.rule.parameters"]["exceptions_list"] == odd  # flattened takes any object
