@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from elasticsearch import Elasticsearch, helpers
 
 from job.rules import load_rule
-from job.run.install import install, template_name
+from job.run.alert_template import template_name
+from job.run.install import install
 from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, run_rule
 from job.settings import SHIPPED_RULES_DIR, load_settings

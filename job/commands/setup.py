@@ -8,7 +8,8 @@ from elasticsearch import ApiError, TransportError
 
 from job.commands.check import unavailable
 from job.esclient import make_client
-from job.run.install import install, template_name
+from job.run.alert_template import template_name
+from job.run.install import install
 from job.run.retry import RetryPolicy
 from job.settings import Settings
 

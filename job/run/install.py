@@ -7,7 +7,13 @@ import logging
 from dataclasses import dataclass
 
 from elasticsearch import Elasticsearch
-from job.run.alert_template import TEMPLATE_VERSION, alert_index_template, write_index_name
+from job.run.alert_template import (
+    TEMPLATE_VERSION,
+    alert_index_template,
+    template_name,
+    write_index_aliases,
+    write_index_name,
+)
 
 from job.run import execlog
 from job.run.retry import RetryPolicy
@@ -19,10 +25,6 @@ log = logging.getLogger(__name__)
 class InstallResult:
     template: str  # "installed", "upgraded" or "current"
     write_index: str  # "created" or "exists"
-
-
-def template_name(alias: str) -> str:
-    return f"{alias}-template"
 
 
 def install(es: Elasticsearch, policy: RetryPolicy, alias: str, executions_index: str) -> InstallResult:
@@ -52,7 +54,7 @@ def install(es: Elasticsearch, policy: RetryPolicy, alias: str, executions_index
     else:
         created = policy.call(
             lambda: es.options(ignore_status=400).indices.create(
-                index=write_index_name(alias), aliases={alias: {"is_write_index": True}}
+                index=write_index_name(alias), aliases=write_index_aliases(alias)
             )
         )
         index_state = "created" if created.meta.status == 200 else "exists"
