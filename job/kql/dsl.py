@@ -146,10 +146,7 @@ def _nesting_error(spec: FieldSpec, path: str | bool | None) -> str | None:
     if own and not path:
         return f"{spec.name} is a nested field, but is not in a nested group in the KQL expression."
     if own and own != path:
-        return (
-            f"Nested field {spec.name} is being queried with the incorrect nested path. "
-            f"The correct path is {own}."
-        )
+        return f"Nested field {spec.name} is being queried with the incorrect nested path. The correct path is {own}."
     return None
 
 

@@ -49,9 +49,7 @@ _UNQUOTED_UNIT = (
     rf"|(?![{_SPECIAL}]|{_NOT}{_WS}|{_WS}(?:{_OR}|{_AND}){_WS})[\s\S]"
 )
 _RE_UNQUOTED = re.compile(f"(?:{_UNQUOTED_UNIT})+")
-_RE_UNQUOTED_PIECE = re.compile(
-    rf"\\([trn])|\\([{_SPECIAL}])|\\u([0-9a-fA-F]{{4}})|\\({_OR}|{_AND}|{_NOT})|(\*)"
-)
+_RE_UNQUOTED_PIECE = re.compile(rf"\\([trn])|\\([{_SPECIAL}])|\\u([0-9a-fA-F]{{4}})|\\({_OR}|{_AND}|{_NOT})|(\*)")
 # Possessive: a PEG never backtracks into the repetition, so "a\" is not a string ending in a backslash.
 _RE_QUOTED = re.compile(r'"((?:\\[trn]|\\u[0-9a-fA-F]{4}|\\[\\"]|[^"])*+)"')
 _RE_QUOTED_ESCAPE = re.compile(r'\\([trn])|\\u([0-9a-fA-F]{4})|\\([\\"])')
@@ -147,7 +145,7 @@ def _bad_reason(text: str, pos: int) -> str:
         return "unterminated quoted string"
     if text.startswith("\\u", pos):
         return "invalid \\u escape (four hex digits needed)"
-    return f"invalid escape {text[pos:pos + 2]!r}" if pos + 1 < len(text) else "backslash at end of input"
+    return f"invalid escape {text[pos : pos + 2]!r}" if pos + 1 < len(text) else "backslash at end of input"
 
 
 def tokenize(text: str) -> Iterator[Token]:
