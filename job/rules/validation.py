@@ -44,10 +44,8 @@ def query_problem(rule: Rule) -> str | None:
     except ValueError as exc:
         message = str(getattr(exc, "message", "") or str(exc).splitlines()[0])
         line, column = getattr(exc, "line", None), getattr(exc, "column", None)
-        where = f" (query line {line}, column {column})" if line is not None and column is not None else ""
-        if where and where.lstrip() in message:
-            where = ""
-        return f"query: {message}{where}"
+        where = f"query line {line}, column {column}" if line is not None and column is not None else "query"
+        return f"{where}: {message}"
     return None
 
 

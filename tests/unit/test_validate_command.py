@@ -33,7 +33,9 @@ def test_shipped_rules_validate(capsys: pytest.CaptureFixture[str], monkeypatch:
         assert match["message"].endswith("Set DETECTION_ALERTS_MAX=10000 to let it write them all.")
 
 
-def test_raising_the_cap_silences_the_warning(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raising_the_cap_silences_the_warning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DETECTION_ALERTS_MAX", "10000")
     code, lines = _validate(capsys, str(SHIPPED_RULES_DIR))
     assert (code, lines) == (0, ["15 rules loaded: 0 problems, 0 warnings"])
@@ -77,9 +79,10 @@ def test_every_problem_of_a_folder_is_listed(tmp_path: Path, capsys: pytest.Capt
             found[Path(match["path"]).name] = int(match["line"])
     assert found == expected
     kql_line = next(line for line in problems if "bad_kql.toml" in line)
-    assert re.search(r": query: .+ \(query line 1, column \d+\)$", kql_line), kql_line
+    assert re.search(r":\d+: query line 1, column \d+: Expected .+", kql_line), kql_line
     eql_line = next(line for line in problems if "eql.toml" in line)
-    assert eql_line.endswith("type: rule type 'eql' is not supported by this job (only query rules run); it will not run")
+    unsupported = "type: rule type 'eql' is not supported by this job (only query rules run); it will not run"
+    assert eql_line.endswith(unsupported)
 
 
 def test_a_single_file_can_be_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
