@@ -41,16 +41,33 @@ def _drop_kibana_keys(table: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in table.items() if key not in _KIBANA_KEYS and key != "immutable"}
 
 
+def _shape_problem(data: Mapping[str, Any]) -> tuple[KeyPath, str] | None:
+    """Where a detection-rules exception file is not made of tables (each block, container and item)."""
+    blocks = data["exceptions"]
+    if not isinstance(blocks, list) or not all(isinstance(block, dict) for block in blocks):
+        return ("exceptions",), "exceptions: expected [[exceptions]] tables"
+    for position, block in enumerate(blocks):
+        if not isinstance(block.get("container", {}), dict):
+            return ("exceptions", position, "container"), f"exceptions[{position}].container: expected a table"
+        items = block.get("items", [])
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            return (
+                "exceptions",
+                position,
+                "items",
+            ), f"exceptions[{position}].items: expected [[exceptions.items]] tables"
+    return None
+
+
 def _candidates(data: dict[str, Any]) -> Iterable[tuple[dict[str, Any], KeyPath]]:
     """(model input, TOML prefix) for every list in a parsed file; detection-rules' [metadata] is not needed."""
     if "exceptions" not in data:
         yield data, ()
         return
     for position, block in enumerate(data["exceptions"]):
-        container = block.get("container", {}) if isinstance(block, dict) else {}
-        items = (block.get("items") or []) if isinstance(block, dict) else []
-        merged = {**_drop_kibana_keys(container), "items": [_drop_kibana_keys(item) for item in items]}
-        yield merged, ("exceptions", position)
+        container = _drop_kibana_keys(block.get("container", {}))
+        items = [_drop_kibana_keys(item) for item in block.get("items", [])]
+        yield {**container, "items": items}, ("exceptions", position)
 
 
 def _to_toml(prefix: KeyPath, detection_rules_shape: bool) -> Callable[[KeyPath], KeyPath]:
@@ -92,8 +109,9 @@ def load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
         return [], [exc]
     lines = key_lines(text)
     shape = "exceptions" in data
-    if shape and not (isinstance(data["exceptions"], list) and all(isinstance(b, dict) for b in data["exceptions"])):
-        return [], [at(str(path), lines, ("exceptions",), "exceptions: expected [[exceptions]] tables")]
+    problem = _shape_problem(data) if shape else None
+    if problem:
+        return [], [at(str(path), lines, *problem)]
     lists: list[ExceptionList] = []
     problems: list[RuleError] = []
     for body, prefix in _candidates(data):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,7 +57,12 @@ def _model_input(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Ke
             problems.append(((key,), f"{key}: unknown top-level key (expected [metadata], [rule], [transform])", True))
     rule = data.get("rule")
     if not isinstance(rule, dict):
-        problems.append(((), "missing [rule] table", False))
+        problem = (
+            (("rule",), "rule: expected a [rule] table", False)
+            if "rule" in data
+            else ((), "missing [rule] table", False)
+        )
+        problems.append(problem)
         return {}, problems
     body = dict(rule)
     for key in _NOT_RULE_KEYS & set(rule):
@@ -72,7 +78,8 @@ def _model_input(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Ke
                 problems.append(
                     (("rule", key), f"rule.{key}: only {other} rules take this key, not {kind} rules", False)
                 )
-    for position, item in enumerate(rule.get("exceptions") or []):
+    inline = rule.get("exceptions")
+    for position, item in enumerate(inline if isinstance(inline, list) else []):
         if isinstance(item, dict) and "list_id" in item:
             message = "inline exception items belong to the rule and take no list_id (lists live in exceptions/)"
             problems.append((("rule", "exceptions", position, "list_id"), message, False))
@@ -91,6 +98,7 @@ def _validate(
 ) -> tuple[Rule | None, list[tuple[KeyPath, str]], list[tuple[KeyPath, str]]]:
     """Validate; unknown keys are problems when strict, otherwise warnings (and dropped)."""
     warnings: list[tuple[KeyPath, str]] = []
+    body = copy.deepcopy(body)  # unknown keys are removed from it, never from the caller's data
     for _ in range(_MAX_PASSES):
         try:
             return Rule.model_validate(body), [], warnings

@@ -63,12 +63,18 @@ def _text(error: ErrorDetails) -> str:
 
 def validation_problems(exc: ValidationError, data: Any, to_toml: LocMapper) -> list[tuple[KeyPath, str, bool]]:
     """(TOML key path, message, is-unknown-key) per distinct problem, in pydantic's order."""
+    errors = [
+        (_clean_loc(e["loc"], data, keep_last_unmatched=e["type"] in ("missing", "extra_forbidden")), e)
+        for e in exc.errors()
+    ]
+    locs = [loc for loc, _ in errors]
     found: list[tuple[KeyPath, str, bool]] = []
     seen: set[KeyPath] = set()
-    for error in exc.errors():
-        loc = _clean_loc(error["loc"], data, keep_last_unmatched=error["type"] in ("missing", "extra_forbidden"))
+    for loc, error in errors:
         if loc in seen:  # a union reports once per member; the first says enough
             continue
+        if any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs):
+            continue  # a consequence of a deeper problem ("entries should have at least 1 item")
         seen.add(loc)
         path = to_toml(loc)
         found.append((path, f"{dotted(path)}: {_text(error)}", error["type"] == "extra_forbidden"))

@@ -37,27 +37,58 @@ def _literal_block(key: str, text: str) -> str | None:
     # The newline after the opening quotes is dropped by TOML readers; a query gets one before the
     # closing quotes, as in detection-rules (the loader strips it again).
     closing = "\n'''" if key == "query" and not text.endswith("\n") else "'''"
-    return f"{key} = '''\n{text}{closing}\n"
+    return f"{_key(key)} = '''\n{text}{closing}\n"
+
+
+def _key(key: str) -> str:
+    """A key as TOML spells it (bare, or quoted when it must be)."""
+    return tomli_w.dumps({key: 0}).rsplit(" = ", 1)[0]
+
+
+def _is_array_of_tables(value: Any) -> bool:
+    return isinstance(value, list | tuple) and bool(value) and all(isinstance(item, Mapping) for item in value)
+
+
+def _value(key: str, value: Any) -> str:
+    # Multi-line basic strings would turn \r\n into \n on reading: such strings stay escaped on one line.
+    return tomli_w.dumps({key: value}, multiline_strings=isinstance(value, str) and "\r" not in value)
+
+
+def _parts(name: str, table: Mapping[str, Any], literal: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """The value lines of a table (``literal`` replaces some) and, apart, its sub-tables with their headers."""
+    values: list[str] = []
+    nested: list[str] = []
+    for key, value in table.items():
+        child = f"{name}.{_key(key)}" if name else _key(key)
+        if key in literal:
+            values.append(literal[key])
+        elif isinstance(value, Mapping):
+            nested += ["\n", *_table(child, value, f"[{child}]\n")]
+        elif _is_array_of_tables(value):
+            for item in value:
+                nested += ["\n", *_table(child, item, f"[[{child}]]\n")]
+        else:
+            values.append(_value(key, value))
+    return values, nested
+
+
+def _table(name: str, table: Mapping[str, Any], header: str) -> list[str]:
+    values, nested = _parts(name, table, {})
+    return [header, *values, *nested]
 
 
 def _rule_section(table: dict[str, Any]) -> str:
-    order = sorted(key for key in table if key not in _LONG_TEXT_LAST) + [k for k in _LONG_TEXT_LAST if k in table]
-    simple: list[str] = []
-    long_texts: list[str] = []
-    tables: list[str] = []
-    for key in order:
-        value = table[key]
-        block = _literal_block(key, value) if isinstance(value, str) and ("\n" in value or key == "query") else None
-        if block is not None:
-            (long_texts if key in _LONG_TEXT_LAST else simple).append(block)
-            continue
-        line = tomli_w.dumps({key: value}, multiline_strings=True)
-        if line.startswith("["):  # tomli_w writes it as a table: put it under [rule] after the keys
-            tables.append(tomli_w.dumps({"rule": {key: value}}, multiline_strings=True))
-        else:
-            simple.append(line)
-    text = "[rule]\n" + "".join(simple)
-    return "\n".join([text, *long_texts, *tables])
+    """``[rule]``: simple keys sorted, then query, note and setup as literal blocks, then the sub-tables."""
+    literal: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, str) and ("\n" in value or key == "query"):
+            block = _literal_block(key, value)
+            if block is not None:
+                literal[key] = block
+    long_keys = [key for key in _LONG_TEXT_LAST if key in literal]
+    long_texts = [literal.pop(key) for key in long_keys]
+    values, nested = _parts("rule", {key: table[key] for key in sorted(table) if key not in long_keys}, literal)
+    return "\n".join(["[rule]\n" + "".join(values), *long_texts]) + "".join(nested)
 
 
 def rule_document(rule: Rule) -> dict[str, Any]:
@@ -86,10 +117,10 @@ def rule_to_toml(rule: Rule) -> str:
     document = rule_document(rule)
     parts = []
     if "metadata" in document:
-        parts.append(tomli_w.dumps({"metadata": document["metadata"]}))
+        parts.append("".join(_table("metadata", document["metadata"], "[metadata]\n")))
     parts.append(_rule_section(document["rule"]))
     if "transform" in document:
-        parts.append(tomli_w.dumps({"transform": document["transform"]}))
+        parts.append("".join(_table("transform", document["transform"], "[transform]\n")))
     return "\n".join(part.rstrip("\n") + "\n" for part in parts)
 
 
@@ -99,4 +130,4 @@ def exception_list_to_toml(exception_list: ExceptionList) -> str:
     data["list_id"] = exception_list.list_id
     for item in data.get("items", []):
         item.pop("list_id", None)
-    return tomli_w.dumps(_without_none(data), multiline_strings=True)
+    return "".join(_table("", _without_none(data), "")).lstrip("\n")

@@ -164,6 +164,9 @@ def test_a_list_id_defined_twice_is_a_problem(tmp_path: Path) -> None:
             "[[exceptions.items.entries]]",
             "exceptions[0].items[0].entries[0]: a match entry needs a non-empty string value",
         ),
+        ("[[exceptions]]\ncontainer = 5\n", "container", "exceptions[0].container: expected a table"),
+        ("[[exceptions]]\nitems = 1.5\n", "items", "exceptions[0].items: expected [[exceptions.items]] tables"),
+        ("exceptions = 3\n", "exceptions", "exceptions: expected [[exceptions]] tables"),
         (
             DETECTION_RULES_SHAPE.replace('name = "Shared exceptions"\nnamespace_type', "name = 5\nnamespace_type"),
             "name = 5",

@@ -63,7 +63,8 @@ def test_import_writes_rules_and_lists_that_load_strictly(tmp_path: Path, capsys
     code, out, err = _import(capsys, str(EXPORT), "--out", str(tmp_path))
     assert code == 0, err
     written = sorted(line.removeprefix("wrote ") for line in out.splitlines())
-    expected = sorted([str(tmp_path / name) for name in RULE_FILES] + [str(tmp_path / "exceptions" / "team-exceptions.toml")])
+    lists = [str(tmp_path / "exceptions" / "team-exceptions.toml")]
+    expected = sorted([str(tmp_path / name) for name in RULE_FILES] + lists)
     assert written == expected
     warnings = err.splitlines()
     assert f"{EXPORT}:1: warning: rule.experimental_flag: unknown key (ignored)" in warnings
@@ -76,7 +77,8 @@ def test_import_writes_rules_and_lists_that_load_strictly(tmp_path: Path, capsys
     rules = {rule.name: rule for rule in result.rules}
     admin = rules["Admin Tool Execution"]
     assert admin.query == 'event.category:process and process.name:(psexec.exe or "procdump64.exe")'
-    assert (admin.version, admin.references, admin.false_positives) == (3, ("https://example.com/runbook",), ("Patch nights",))
+    assert admin.version == 3
+    assert (admin.references, admin.false_positives) == (("https://example.com/runbook",), ("Patch nights",))
     assert admin.threat[0].technique[0].subtechnique[0].id == "T1569.002"
     (item,) = admin.exceptions
     assert (item.item_id, item.list_id, item.os_types, item.comments) == (

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import stat
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from job.errors import RuleError
-from job.rules import load_rule, load_rules, read_rule
+from job.rules import RuleFileError, load_rule, load_rules, read_rule
 from job.rules.files import MAX_FILE_BYTES
+from job.rules.loader import rule_from_data
 
 BASE = """\
 [metadata]
@@ -248,3 +254,44 @@ def test_other_rule_types_load_and_are_marked_unsupported(tmp_path: Path, kind: 
     rule = load_rule(path)
     assert rule.type == kind
     assert not rule.supported
+
+
+# Any value where a rule file has one: the loader answers with RuleErrors, never another exception.
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=6,
+)
+_DOCUMENT = tomllib.loads(
+    BASE
+    + RULE_EXCEPTION_WITH.format(extra="", entry='type = "match"\nvalue = "a"')
+    + '\n[[rule.exceptions_list]]\nlist_id = "l"\n'
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    return [path for key, child in children for path in [(*prefix, key), *_paths(child, (*prefix, key))]]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    changes=st.lists(st.tuples(st.sampled_from(_paths(_DOCUMENT)), _JSON), min_size=1, max_size=3), strict=st.booleans()
+)
+def test_any_value_anywhere_gives_rule_errors_only(changes: list[tuple[tuple[Any, ...], Any]], strict: bool) -> None:
+    document = copy.deepcopy(_DOCUMENT)
+    for path, value in changes:
+        parent: Any = document
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if value is None:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier change removed or replaced this place
+    try:
+        rule_from_data(document, source="x.toml", lines={}, strict=strict, exception_lists={})
+    except RuleFileError as exc:
+        assert exc.problems and all(str(p).startswith("x.toml") for p in exc.problems)
