@@ -65,7 +65,7 @@ _PUNCTUATION = {"(": "_LPAR", ")": "_RPAR", "{": "_LBRACE", "}": "_RBRACE", ":":
 
 
 class LexError(ValueError):
-    """A character sequence no token can start with (reported by the parser with what it expected)."""
+    """Input refused before parsing: a NUL character, nesting beyond MAX_DEPTH, a lone surrogate."""
 
     def __init__(self, reason: str, offset: int) -> None:
         super().__init__(reason)
@@ -116,26 +116,23 @@ def decode_unquoted(run: str, start: int, end: int) -> Value:
         text = run.strip(JS_TRIM)
         return Literal(_KEYWORD_VALUES.get(text, text), quoted=False, start=start, end=end)
     parts: list[str] = []
-    if "\\" in run or "*" in run:
-        current: list[str] = []
-        position = 0
-        for match in _RE_UNQUOTED_PIECE.finditer(run):
-            current.append(run[position : match.start()])
-            position = match.end()
-            control, special, hex_digits, keyword, star = match.groups()
-            if star:
-                parts.append("".join(current))
-                current = []
-            elif control:
-                current.append(_CONTROL[control])
-            elif hex_digits:
-                current.append(chr(int(hex_digits, 16)))
-            else:
-                current.append(special or keyword)
-        current.append(run[position:])
-        parts.append("".join(current))
-    else:
-        parts.append(run)
+    current: list[str] = []
+    position = 0
+    for match in _RE_UNQUOTED_PIECE.finditer(run):
+        current.append(run[position : match.start()])
+        position = match.end()
+        control, special, hex_digits, keyword, star = match.groups()
+        if star:
+            parts.append("".join(current))
+            current = []
+        elif control:
+            current.append(_CONTROL[control])
+        elif hex_digits:
+            current.append(chr(int(hex_digits, 16)))
+        else:
+            current.append(special or keyword)
+    current.append(run[position:])
+    parts.append("".join(current))
     if any(_RE_SURROGATE.search(part) for part in parts):
         parts = [_join_surrogates(part, start) for part in parts]
     parts[0] = parts[0].lstrip(JS_TRIM)
@@ -191,7 +188,7 @@ def tokenize(text: str) -> Iterator[Token]:
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise LexError(f"the query nests parentheses and braces deeper than {MAX_DEPTH} levels", pos)
-            elif depth:
+            elif char in ")}" and depth:
                 depth -= 1
             yield _token(_PUNCTUATION[char], char, pos, end)
             operand_end = char in ")}"
