@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from lark import Token
 from lark.lexer import Lexer
@@ -62,6 +62,7 @@ _RE_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = {"t": "\t", "r": "\r", "n": "\n"}
 _KEYWORD_VALUES: dict[str, str | bool | None] = {"null": None, "true": True, "false": False}
 _PUNCTUATION = {"(": "_LPAR", ")": "_RPAR", "{": "_LBRACE", "}": "_RBRACE", ":": "_COLON"}
+_T = TypeVar("_T", bound=Token)
 
 
 class LexError(ValueError):
@@ -201,18 +202,16 @@ def tokenize(text: str) -> Iterator[Token]:
         pos = end
 
 
-def _token(kind: str, raw: str, start: int, end: int) -> Token:
+def _token(kind: str, raw: str, start: int, end: int, cls: type[_T] = Token) -> _T:  # type: ignore[assignment]
     # Token() runs lark's keyword-compatibility shim on every call; the parser only needs these slots.
-    token = str.__new__(Token, raw)
+    token = str.__new__(cls, raw)
     token.type, token.value, token.start_pos, token.end_pos = kind, raw, start, end
     token.line = token.column = token.end_line = token.end_column = None
     return token
 
 
 def _value_token(kind: str, raw: str, start: int, node: Value) -> ValueToken:
-    token = str.__new__(ValueToken, raw)
-    token.type, token.value, token.start_pos, token.end_pos = kind, raw, start, start + len(raw)
-    token.line = token.column = token.end_line = token.end_column = None
+    token = _token(kind, raw, start, start + len(raw), ValueToken)
     token.node = node
     return token
 
