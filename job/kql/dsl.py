@@ -20,6 +20,16 @@ Dsl = dict[str, Any]
 DEFAULT_TIME_ZONE = "Zulu"
 """``dateFormatTZ`` of the detection engine (``getQueryFilter``)."""
 
+
+@dc.dataclass(frozen=True, slots=True)
+class DslOptions:
+    """Kibana's ``KueryQueryOptions``. The defaults are what the detection engine passes."""
+
+    date_format_tz: str | None = DEFAULT_TIME_ZONE
+    case_insensitive: bool | None = None
+    nested_ignore_unmapped: bool | None = None
+    filters_in_must_clause: bool = False
+
 # query_string reserved characters, as Kibana's wildcard toQueryStringQuery escapes them. Whitespace
 # is deliberately not escaped.
 _QUERY_STRING_SPECIAL = re.compile(r'[+\-=&|><!(){}\[\]^"~*?:\\/]')
@@ -52,11 +62,12 @@ class _Context:
 class _Translator:
     query: str
     view: DataView | None
-    time_zone: str | None
+    options: DslOptions
 
     def build(self, node: Node, ctx: _Context) -> Dsl:
         if isinstance(node, And):
-            return {"bool": {"filter": [self.build(child, ctx) for child in node.children]}}
+            key = "must" if self.options.filters_in_must_clause else "filter"
+            return {"bool": {key: [self.build(child, ctx) for child in node.children]}}
         if isinstance(node, Or):
             return _should([self.build(child, ctx) for child in node.children])
         if isinstance(node, Not):
@@ -71,7 +82,7 @@ class _Translator:
         path = None if node.path is None else _js_value(node.path)
         full: str | bool | None = f"{js_path(ctx.path)}.{js_path(path)}" if ctx.path else path
         query = self.build(node.query, _Context(nested=True, path=full))
-        return {"nested": {"path": full, "query": query, "score_mode": "none"}}
+        return _nested_query(full, query, self.options)
 
     def _is(self, node: Is, ctx: _Context) -> Dsl:
         value = node.value
@@ -86,8 +97,8 @@ class _Translator:
             return {"multi_match": {"type": kind, "query": value.value, "lenient": True}}
         clauses = []
         for spec in self._resolve(field):
-            clause = _is_clause(spec, value, exists, self.time_zone)
-            clauses.append(_wrap_nested(clause, spec, field, ctx))
+            clause = _is_clause(spec, value, exists, self.options)
+            clauses.append(_wrap_nested(clause, spec, field, ctx, self.options))
         return _should(clauses)
 
     def _range(self, node: Range, ctx: _Context) -> Dsl:
@@ -96,9 +107,9 @@ class _Translator:
         clauses = []
         for spec in self._resolve(field):
             params: dict[str, Any] = {node.op: value}
-            if spec.is_date and self.time_zone and not _is_epoch(value):
-                params["time_zone"] = self.time_zone
-            clauses.append(_wrap_nested({"range": {spec.name: params}}, spec, field, ctx))
+            if spec.is_date and self.options.date_format_tz and not _is_epoch(value):
+                params["time_zone"] = self.options.date_format_tz
+            clauses.append(_wrap_nested({"range": {spec.name: params}}, spec, field, ctx, self.options))
         return _should(clauses)
 
     def _full_field(self, field: Value | None, ctx: _Context, offset: int) -> Value | None:
@@ -150,36 +161,49 @@ def _nesting_error(spec: FieldSpec, path: str | bool | None) -> str | None:
     return None
 
 
-def _is_clause(spec: FieldSpec, value: Value, exists: bool, time_zone: str | None) -> Dsl:
+def _is_clause(spec: FieldSpec, value: Value, exists: bool, options: DslOptions) -> Dsl:
     name = spec.name
     if exists:
         return {"exists": {"field": name}}
     if isinstance(value, Wildcard):
         pattern = query_string_pattern(value)
         if spec.is_keyword:
-            return {"wildcard": {name: {"value": pattern}}}
+            return {"wildcard": {name: _case({"value": pattern}, options)}}
         return {"query_string": {"fields": [name], "query": pattern}}
     if spec.is_date:
         params: dict[str, Any] = {"gte": value.value, "lte": value.value}
-        if time_zone and not _is_epoch(value.value):
-            params["time_zone"] = time_zone
+        if options.date_format_tz and not _is_epoch(value.value):
+            params["time_zone"] = options.date_format_tz
         return {"range": {name: params}}
     if spec.is_keyword:
-        return {"term": {name: {"value": value.value}}}
+        return {"term": {name: _case({"value": value.value}, options)}}
     return {"match_phrase" if value.quoted else "match": {name: value.value}}
 
 
-def _wrap_nested(clause: Dsl, spec: FieldSpec, field: Value | None, ctx: _Context) -> Dsl:
+def _case(params: Dsl, options: DslOptions) -> Dsl:
+    if options.case_insensitive is not None:
+        params["case_insensitive"] = options.case_insensitive
+    return params
+
+
+def _nested_query(path: str | bool | None, query: Dsl, options: DslOptions) -> Dsl:
+    params: Dsl = {"path": path, "query": query, "score_mode": "none"}
+    if options.nested_ignore_unmapped is not None:
+        params["ignore_unmapped"] = options.nested_ignore_unmapped
+    return {"nested": params}
+
+
+def _wrap_nested(clause: Dsl, spec: FieldSpec, field: Value | None, ctx: _Context, options: DslOptions) -> Dsl:
     """A wildcard field name that reaches a nested field gets its own nested query (outside groups)."""
     if not isinstance(field, Wildcard) or spec.nested_path is None or ctx.nested:
         return clause
-    return {"nested": {"path": spec.nested_path, "query": clause, "score_mode": "none"}}
+    return _nested_query(spec.nested_path, clause, options)
 
 
 def _should(clauses: list[Dsl]) -> Dsl:
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
-def build_dsl(node: Node, view: DataView | None, query: str = "", time_zone: str | None = DEFAULT_TIME_ZONE) -> Dsl:
+def build_dsl(node: Node, view: DataView | None, query: str = "", options: DslOptions = DslOptions()) -> Dsl:
     """The DSL of a parsed query. ``query`` (the source text) is only used to place error carets."""
-    return _Translator(query, view, time_zone).build(node, _Context())
+    return _Translator(query, view, options).build(node, _Context())

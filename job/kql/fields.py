@@ -56,6 +56,7 @@ class DataView:
             if not isinstance(name, str) or not isinstance(spec, str):
                 raise TypeError(f"field types map names to type strings, got {name!r}: {spec!r}")
         self._types = types
+        self._specs: dict[str, FieldSpec | None] = {}
 
     def _is_container(self, name: str, kind: str) -> bool:
         spec = self._types.get(name)
@@ -86,7 +87,9 @@ class DataView:
 
     def get(self, name: str) -> FieldSpec | None:
         """The field with exactly this name, or None (unknown, or an object/nested path)."""
-        return self._spec(name)
+        if name not in self._specs:
+            self._specs[name] = self._spec(name)
+        return self._specs[name]
 
     def matching(self, parts: tuple[str, ...]) -> list[FieldSpec]:
         """Fields whose names match the wildcard pattern (``*`` matches anything), in data-view order."""
@@ -94,7 +97,7 @@ class DataView:
         found = []
         for name in self._sorted_names:
             if pattern.fullmatch(name):
-                spec = self._spec(name)
+                spec = self.get(name)
                 if spec is not None:
                     found.append(spec)
         return found

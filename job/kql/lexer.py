@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from lark import Token
 from lark.lexer import Lexer
@@ -34,10 +34,7 @@ JS_TRIM = (
     "\u2028\u2029\u202f\u205f\u3000\ufeff"
 )
 
-_RE_SPACES = re.compile(f"{_WS}+")
-_RE_OR = re.compile(f"{_WS}+{_OR}{_WS}+")
-_RE_AND = re.compile(f"{_WS}+{_AND}{_WS}+")
-_RE_NOT = re.compile(f"{_NOT}{_WS}+")
+_RE_OPERATOR = re.compile(f"{_WS}+({_OR}|{_AND}){_WS}+")
 # One unquoted character, in Kibana's order: escaped whitespace, escaped special character, \uXXXX,
 # escaped keyword, wildcard, then any character that is neither special nor the start of a keyword.
 _UNQUOTED_UNIT = (
@@ -48,20 +45,28 @@ _UNQUOTED_UNIT = (
     r"|\*"
     rf"|(?![{_SPECIAL}]|{_NOT}{_WS}|{_WS}(?:{_OR}|{_AND}){_WS})[\s\S]"
 )
-_RE_UNQUOTED = re.compile(f"(?:{_UNQUOTED_UNIT})+")
 _RE_UNQUOTED_PIECE = re.compile(rf"\\([trn])|\\([{_SPECIAL}])|\\u([0-9a-fA-F]{{4}})|\\({_OR}|{_AND}|{_NOT})|(\*)")
-# Possessive: a PEG never backtracks into the repetition, so "a\" is not a string ending in a backslash.
-_RE_QUOTED = re.compile(r'"((?:\\[trn]|\\u[0-9a-fA-F]{4}|\\[\\"]|[^"])*+)"')
+# One token at a position, in the order Kibana tries them. The quoted body is possessive: a PEG never
+# backtracks into a repetition, so "a\" is an unterminated string, not one ending in a backslash.
+_RE_TOKEN = re.compile(
+    f"(?P<space>{_WS}+)"
+    f"|(?P<not>{_NOT}{_WS}+)"
+    r"|(?P<punctuation>[(){}:])"
+    r"|(?P<range>[<>]=?)"
+    r'|(?P<quoted>"(?P<quoted_body>(?:\\[trn]|\\u[0-9a-fA-F]{4}|\\[\\"]|[^"])*+)")'
+    # Runs of characters that can neither be special nor start a keyword go in one step (speed only).
+    f"|(?P<unquoted>(?:[^{_SPECIAL} \t\r\n\u00a0nN]+|{_UNQUOTED_UNIT})+)"
+)
 _RE_QUOTED_ESCAPE = re.compile(r'\\([trn])|\\u([0-9a-fA-F]{4})|\\([\\"])')
 _RE_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = {"t": "\t", "r": "\r", "n": "\n"}
-_RANGE_OPS = {"<=": "lte", ">=": "gte", "<": "lt", ">": "gt"}
+_KEYWORD_VALUES: dict[str, str | bool | None] = {"null": None, "true": True, "false": False}
 _PUNCTUATION = {"(": "_LPAR", ")": "_RPAR", "{": "_LBRACE", "}": "_RBRACE", ":": "_COLON"}
-_OPERAND_END = frozenset({"_RPAR", "_RBRACE", "QUOTED", "UNQUOTED"})
+_T = TypeVar("_T", bound=Token)
 
 
 class LexError(ValueError):
-    """A character sequence no token can start with (reported by the parser with what it expected)."""
+    """Input refused before parsing: a NUL character, nesting beyond MAX_DEPTH, a lone surrogate."""
 
     def __init__(self, reason: str, offset: int) -> None:
         super().__init__(reason)
@@ -108,27 +113,27 @@ def decode_quoted(body: str, start: int, end: int) -> Literal:
 
 def decode_unquoted(run: str, start: int, end: int) -> Value:
     """The literal or wildcard for one run of unquoted characters (trimmed, then true/false/null)."""
+    if "\\" not in run and "*" not in run and not _RE_SURROGATE.search(run):
+        text = run.strip(JS_TRIM)
+        return Literal(_KEYWORD_VALUES.get(text, text), quoted=False, start=start, end=end)
     parts: list[str] = []
-    if "\\" in run or "*" in run:
-        current: list[str] = []
-        position = 0
-        for match in _RE_UNQUOTED_PIECE.finditer(run):
-            current.append(run[position : match.start()])
-            position = match.end()
-            control, special, hex_digits, keyword, star = match.groups()
-            if star:
-                parts.append("".join(current))
-                current = []
-            elif control:
-                current.append(_CONTROL[control])
-            elif hex_digits:
-                current.append(chr(int(hex_digits, 16)))
-            else:
-                current.append(special or keyword)
-        current.append(run[position:])
-        parts.append("".join(current))
-    else:
-        parts.append(run)
+    current: list[str] = []
+    position = 0
+    for match in _RE_UNQUOTED_PIECE.finditer(run):
+        current.append(run[position : match.start()])
+        position = match.end()
+        control, special, hex_digits, keyword, star = match.groups()
+        if star:
+            parts.append("".join(current))
+            current = []
+        elif control:
+            current.append(_CONTROL[control])
+        elif hex_digits:
+            current.append(chr(int(hex_digits, 16)))
+        else:
+            current.append(special or keyword)
+    current.append(run[position:])
+    parts.append("".join(current))
     if any(_RE_SURROGATE.search(part) for part in parts):
         parts = [_join_surrogates(part, start) for part in parts]
     parts[0] = parts[0].lstrip(JS_TRIM)
@@ -136,8 +141,7 @@ def decode_unquoted(run: str, start: int, end: int) -> Value:
     if len(parts) > 1:
         return Wildcard(tuple(parts), start=start, end=end)
     text = parts[0]
-    value: str | bool | None = {"null": None, "true": True, "false": False}.get(text, text)
-    return Literal(value, quoted=False, start=start, end=end)
+    return Literal(_KEYWORD_VALUES.get(text, text), quoted=False, start=start, end=end)
 
 
 def _bad_reason(text: str, pos: int) -> str:
@@ -156,60 +160,58 @@ def tokenize(text: str) -> Iterator[Token]:
     pos, length, depth = 0, len(text), 0
     operand_end = False
     while pos < length:
-        char = text[pos]
-        if char in SPACE:
-            if operand_end:
-                match = _RE_OR.match(text, pos) or _RE_AND.match(text, pos)
-                if match:
-                    word = match.group().strip(SPACE)
-                    start = text.index(word, pos)
-                    kind = "_OR" if word in ("or", "oR", "Or", "OR") else "_AND"
-                    yield Token(kind, word, start_pos=start, end_pos=start + len(word))
-                    pos, operand_end = match.end(), False
-                    continue
-            pos = _RE_SPACES.match(text, pos).end()  # type: ignore[union-attr]
+        match = _RE_TOKEN.match(text, pos)
+        if match is None:
+            yield _bad(text, pos)
+            return
+        group = match.lastgroup
+        end = match.end()
+        if group == "space":
+            operator = _RE_OPERATOR.match(text, pos) if operand_end else None
+            if operator is not None:
+                word = operator.group(1)
+                kind = "_OR" if len(word) == 2 else "_AND"
+                yield _token(kind, word, operator.start(1), operator.end(1))
+                pos, operand_end = operator.end(), False
+            else:
+                pos = end
             continue
-        kind = ""
-        if char in "nN" and (match := _RE_NOT.match(text, pos)):
-            yield Token("NOT", match.group(), start_pos=pos, end_pos=match.end())
-            pos, operand_end = match.end(), False
-            continue
-        if char in _PUNCTUATION:
-            kind = _PUNCTUATION[char]
+        if group == "unquoted":
+            run = match.group()
+            yield _value_token("UNQUOTED", run, pos, decode_unquoted(run, pos, end))
+            operand_end = True
+        elif group == "quoted":
+            yield _value_token("QUOTED", match.group(), pos, decode_quoted(match.group(group + "_body"), pos, end))
+            operand_end = True
+        elif group == "punctuation":
+            char = match.group()
             if char in "({":
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise LexError(f"the query nests parentheses and braces deeper than {MAX_DEPTH} levels", pos)
-            elif char in ")}":
-                depth = max(0, depth - 1)
-            yield Token(kind, char, start_pos=pos, end_pos=pos + 1)
-            pos += 1
-        elif char in "<>":
-            op = text[pos : pos + 2] if text.startswith("=", pos + 1) else char
-            kind = "RANGE"
-            yield Token(kind, _RANGE_OPS[op], start_pos=pos, end_pos=pos + len(op))
-            pos += len(op)
-        elif char == '"':
-            quoted = _RE_QUOTED.match(text, pos)
-            if quoted is None:
-                yield _bad(text, pos)
-                return
-            kind = "QUOTED"
-            yield _value_token(kind, quoted.group(), pos, decode_quoted(quoted.group(1), pos, quoted.end()))
-            pos = quoted.end()
-        else:
-            run = _RE_UNQUOTED.match(text, pos)
-            if run is None:
-                yield _bad(text, pos)
-                return
-            kind = "UNQUOTED"
-            yield _value_token(kind, run.group(), pos, decode_unquoted(run.group(), pos, run.end()))
-            pos = run.end()
-        operand_end = kind in _OPERAND_END
+            elif char in ")}" and depth:
+                depth -= 1
+            yield _token(_PUNCTUATION[char], char, pos, end)
+            operand_end = char in ")}"
+        elif group == "range":
+            yield _token("RANGE", match.group(), pos, end)
+            operand_end = False
+        else:  # "not"
+            yield _token("NOT", match.group(), pos, end)
+            operand_end = False
+        pos = end
+
+
+def _token(kind: str, raw: str, start: int, end: int, cls: type[_T] = Token) -> _T:  # type: ignore[assignment]
+    # Token() runs lark's keyword-compatibility shim on every call; the parser only needs these slots.
+    token = str.__new__(cls, raw)
+    token.type, token.value, token.start_pos, token.end_pos = kind, raw, start, end
+    token.line = token.column = token.end_line = token.end_column = None
+    return token
 
 
 def _value_token(kind: str, raw: str, start: int, node: Value) -> ValueToken:
-    token = ValueToken(kind, raw, start_pos=start, end_pos=start + len(raw))
+    token = _token(kind, raw, start, start + len(raw), ValueToken)
     token.node = node
     return token
 

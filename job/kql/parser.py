@@ -33,6 +33,9 @@ _NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+_RANGE_OPS: dict[str, RangeOp] = {"<=": "lte", ">=": "gte", "<": "lt", ">": "gt"}
+
+
 @dc.dataclass(frozen=True, slots=True)
 class _ListNot:
     item: _ListItem
@@ -91,7 +94,7 @@ class _Build(Transformer[Token, Any]):
 
     def range(self, children: list[Any]) -> Range:
         (field, field_token), operator, value = children
-        op: RangeOp = operator.value
+        op = _RANGE_OPS[operator.value]
         return Range(field, op, value, start=_node_start(field, field_token), end=value.end)
 
     def field_value(self, children: list[Any]) -> Node:
@@ -145,7 +148,7 @@ def _expected_names(error: UnexpectedToken) -> frozenset[str]:
             names.add("literal")
         else:
             names.add("value")
-            probe = error.interactive_parser.copy()  # type: ignore[no-untyped-call]
+            probe = error.interactive_parser.copy(deepcopy_values=False)  # type: ignore[no-untyped-call]
             probe.feed_token(Token("UNQUOTED", "x"))
             if "_COLON" in probe.accepts():
                 names.add("field name")

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from job.kql import lucene_to_dsl, to_dsl
+from job.kql import lucene_to_dsl, parse, to_dsl
 from job.kql.ast import Wildcard
-from job.kql.dsl import query_string_pattern
+from job.kql.dsl import DslOptions, build_dsl, query_string_pattern
+from job.kql.fields import DataView, FieldSpec
 from tests.unit.kql.builders import filter_, match, must_not, nested_dsl, phrase, sh, term
 
 FIELDS: dict[str, str] = {
@@ -393,3 +394,133 @@ LUCENE_ROWS = [
 @pytest.mark.parametrize(("query", "expected"), [r[1:] for r in LUCENE_ROWS], ids=[r[0] for r in LUCENE_ROWS])
 def test_lucene_query(query: str, expected: dict[str, Any]) -> None:
     assert lucene_to_dsl(query) == expected
+
+
+OPTION_ROWS: list[tuple[str, str, DslOptions, dict[str, Any]]] = [
+    (
+        "filtersInMustClause makes and a must",
+        "a:1 and b:2",
+        DslOptions(filters_in_must_clause=True),
+        {"bool": {"must": [match("a", "1"), match("b", "2")]}},
+    ),
+    (
+        "caseInsensitive on term",
+        "host.name:Web",
+        DslOptions(case_insensitive=True),
+        sh({"term": {"host.name": {"value": "Web", "case_insensitive": True}}}),
+    ),
+    (
+        "caseInsensitive false is sent too",
+        "host.name:w*",
+        DslOptions(case_insensitive=False),
+        sh({"wildcard": {"host.name": {"value": "w*", "case_insensitive": False}}}),
+    ),
+    ("caseInsensitive leaves match alone", "message:Web", DslOptions(case_insensitive=True), match("message", "Web")),
+    (
+        "nestedIgnoreUnmapped on a nested group",
+        "nestedField:{ child:x }",
+        DslOptions(nested_ignore_unmapped=True),
+        {
+            "nested": {
+                "path": "nestedField",
+                "query": term("nestedField.child", "x"),
+                "score_mode": "none",
+                "ignore_unmapped": True,
+            }
+        },
+    ),
+    (
+        "nestedIgnoreUnmapped on an automatic nested query",
+        "nestedField.ch*:x",
+        DslOptions(nested_ignore_unmapped=False),
+        sh(
+            {
+                "nested": {
+                    "path": "nestedField",
+                    "query": {"term": {"nestedField.child": {"value": "x"}}},
+                    "score_mode": "none",
+                    "ignore_unmapped": False,
+                }
+            }
+        ),
+    ),
+    (
+        "another dateFormatTZ",
+        "@timestamp:2020-01-01",
+        DslOptions(date_format_tz="America/Phoenix"),
+        sh({"range": {"@timestamp": {"gte": "2020-01-01", "lte": "2020-01-01", "time_zone": "America/Phoenix"}}}),
+    ),
+    (
+        "no dateFormatTZ, no time_zone",
+        "@timestamp > 2020",
+        DslOptions(date_format_tz=None),
+        sh({"range": {"@timestamp": {"gt": "2020"}}}),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "options", "expected"), [r[1:] for r in OPTION_ROWS], ids=[r[0] for r in OPTION_ROWS]
+)
+def test_kibana_query_options(query: str, options: DslOptions, expected: dict[str, Any]) -> None:
+    assert build_dsl(parse(query), DataView(FIELDS), query, options) == expected
+
+
+def test_detection_engine_options_are_the_default() -> None:
+    assert DslOptions() == DslOptions(date_format_tz="Zulu", case_insensitive=None, nested_ignore_unmapped=None)
+
+
+RESOLUTION_ROWS: list[tuple[str, dict[str, str], str, list[str]]] = [
+    # (id, field map, wildcard pattern, matched field names in order)
+    ("* crosses dots", {"a.b.c": "keyword", "a": "keyword", "b": "keyword"}, "a*", ["a", "a.b.c"]),
+    ("* matches newlines in names", {"a\nb": "keyword"}, "a*b", ["a\nb"]),
+    ("other regex characters are literal", {"a.b": "keyword", "axb": "keyword"}, "a.*", ["a.b"]),
+    (
+        "order is by UTF-16 code unit",
+        {"\U0001f600": "keyword", "\uffff": "keyword", "Z": "keyword", "a": "keyword"},
+        "*",
+        ["Z", "a", "\U0001f600", "\uffff"],
+    ),
+    ("object and nested paths are not fields", {"o": "object", "n": "nested", "n.x": "long"}, "*", ["n.x"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "pattern", "names"), [r[1:] for r in RESOLUTION_ROWS], ids=[r[0] for r in RESOLUTION_ROWS]
+)
+def test_wildcard_field_resolution(fields: dict[str, str], pattern: str, names: list[str]) -> None:
+    assert [spec.name for spec in DataView(fields).matching(tuple(pattern.split("*")))] == names
+
+
+TYPE_ROWS: list[tuple[str, str, bool, bool]] = [
+    # (es type string, keyword-only, date)
+    ("keyword", True, False),
+    ("keyword,keyword", True, False),
+    ("keyword,text", False, False),
+    ("text", False, False),
+    ("match_only_text", False, False),
+    ("constant_keyword", False, False),
+    ("wildcard", False, False),
+    ("date", False, True),
+    ("date_nanos", False, True),
+    ("date,date_nanos", False, True),
+    ("date,keyword", False, False),
+]
+
+
+@pytest.mark.parametrize(("types", "keyword", "date"), TYPE_ROWS)
+def test_keyword_and_date_tests(types: str, keyword: bool, date: bool) -> None:
+    spec = DataView({"f": types}).get("f")
+    assert spec is not None
+    assert (spec.is_keyword, spec.is_date) == (keyword, date)
+
+
+def test_nested_path_is_the_closest_nested_parent() -> None:
+    view = DataView({"a": "nested", "a.b": "object", "a.b.c": "nested", "a.b.c.d": "keyword", "a.x": "keyword"})
+    assert view.get("a.b.c.d") == FieldSpec("a.b.c.d", ("keyword",), "a.b.c")
+    assert view.get("a.x") == FieldSpec("a.x", ("keyword",), "a")
+
+
+def test_field_map_values_must_be_strings() -> None:
+    with pytest.raises(TypeError):
+        to_dsl("a:b", {"a": ["keyword"]})  # type: ignore[dict-item]
