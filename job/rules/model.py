@@ -6,10 +6,11 @@ TOML (``from`` is ``from_`` in Python). Lists are tuples; models are frozen.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any, Literal
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from job.durations import parse_duration
 
@@ -20,6 +21,41 @@ Language = Literal["kuery", "lucene", "eql", "esql"]
 EntryType = Literal["match", "match_any", "exists", "wildcard", "nested", "list"]
 Operator = Literal["included", "excluded"]
 OsType = Literal["windows", "linux", "macos"]
+NamespaceType = Literal["single", "agnostic"]
+# Query-family types take a KQL or Lucene query; the others have their own language or none.
+QUERY_LANGUAGES: dict[str, frozenset[str]] = {
+    "query": frozenset({"kuery", "lucene"}),
+    "saved_query": frozenset({"kuery", "lucene"}),
+    "threshold": frozenset({"kuery", "lucene"}),
+    "new_terms": frozenset({"kuery", "lucene"}),
+    "threat_match": frozenset({"kuery", "lucene"}),
+    "eql": frozenset({"eql"}),
+    "esql": frozenset({"esql"}),
+}
+# Keys that belong to one rule type only (API names; ``new_terms`` is the detection-rules TOML table).
+TYPE_KEYS: dict[str, frozenset[str]] = {
+    "saved_query": frozenset({"saved_id"}),
+    "eql": frozenset({"timestamp_field", "event_category_override", "tiebreaker_field"}),
+    "threshold": frozenset({"threshold"}),
+    "new_terms": frozenset({"new_terms", "new_terms_fields", "history_window_start"}),
+    "machine_learning": frozenset({"anomaly_threshold", "machine_learning_job_id"}),
+    "threat_match": frozenset(
+        {
+            "threat_index",
+            "threat_query",
+            "threat_language",
+            "threat_indicator_path",
+            "threat_filters",
+            "threat_mapping",
+            "concurrent_searches",
+            "items_per_search",
+        }
+    ),
+}
+# Elasticsearch date math anchored at now, as rule files write ``from``/``to`` (now-15m, now, now/d).
+_DATE_MATH = re.compile(r"^now(?:[+-][0-9]+[smhdwMy]|/[smhdwMy])*$")
+StrictInt = Annotated[int, Field(strict=True)]
+StrictBool = Annotated[bool, Field(strict=True)]
 
 
 class Frozen(BaseModel):
@@ -55,6 +91,52 @@ class ExceptionEntry(Frozen):
     value: str | tuple[str, ...] | None = None
     entries: tuple[ExceptionEntry, ...] = ()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _check_shape(cls, data: Any) -> Any:
+        # Checked before the fields so that the message names the rule, not a union member.
+        if isinstance(data, dict):
+            problem = entry_shape_problem(data)
+            if problem:
+                raise ValueError(problem)
+        return data
+
+
+def entry_shape_problem(entry: dict[str, Any], *, nested: bool = False) -> str | None:
+    """Why an exception entry (a TOML table) has the wrong shape for its type, or None."""
+    kind, value = entry.get("type"), entry.get("value")
+    if kind == "list":
+        return (
+            "entry type 'list' refers to a value list stored in Kibana, which this job cannot read; "
+            "use match_any with the values instead"
+        )
+    if kind in ("match", "wildcard") and not (isinstance(value, str) and value):
+        return f"a {kind} entry needs a non-empty string value"
+    if kind == "match_any" and not (
+        isinstance(value, list | tuple) and value and all(isinstance(v, str) and v for v in value)
+    ):
+        return "a match_any entry needs a non-empty list of non-empty strings as value"
+    if kind in ("exists", "nested") and value is not None:
+        return f"a {kind} entry takes no value"
+    if kind != "nested" and entry.get("entries"):
+        return f"a {kind} entry takes no sub-entries (only nested entries do)"
+    if kind == "nested":
+        if nested:
+            return "nested entries cannot contain nested entries"
+        if entry.get("operator", "included") != "included":
+            return "a nested entry takes no operator; put operators on its sub-entries"
+        subs = entry.get("entries")
+        if not isinstance(subs, list | tuple) or not subs:
+            return "a nested entry needs sub-entries (entries)"
+        for sub in subs:
+            if isinstance(sub, dict):
+                if sub.get("type") not in ("match", "match_any", "exists", "nested"):
+                    return f"nested sub-entries must be match, match_any or exists, not {sub.get('type')!r}"
+                problem = entry_shape_problem(sub, nested=True)
+                if problem:
+                    return problem
+    return None
+
 
 class ExceptionItem(Frozen):
     """An event matching every entry of an item is not alerted on."""
@@ -66,6 +148,38 @@ class ExceptionItem(Frozen):
     os_types: tuple[OsType, ...] = ()
     expire_time: datetime | None = None
     comments: tuple[str, ...] = ()
+    # Set for items that come from an exception-list file (never written inline in a rule).
+    list_id: str | None = None
+    namespace_type: NamespaceType = "single"
+    tags: tuple[str, ...] = ()
+    type: Literal["simple"] = "simple"
+
+    @field_validator("comments", mode="before")
+    @classmethod
+    def _comment_texts(cls, value: Any) -> Any:
+        # Kibana writes comments as {comment = "..."} objects; keep the text.
+        if isinstance(value, list | tuple):
+            return tuple(c["comment"] if isinstance(c, dict) and "comment" in c else c for c in value)
+        return value
+
+    @field_validator("expire_time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        # A time without an offset is UTC, as Kibana stores it.
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class ExceptionList(Frozen):
+    """An exception list (Kibana's container plus its items), one per file in ``exceptions/``."""
+
+    list_id: str = Field(min_length=1)
+    name: str = ""
+    description: str = ""
+    type: str = "detection"
+    namespace_type: NamespaceType = "single"
+    tags: tuple[str, ...] = ()
+    os_types: tuple[OsType, ...] = ()
+    items: tuple[ExceptionItem, ...] = ()
 
 
 class Metadata(Frozen):
@@ -95,26 +209,59 @@ class Rule(Frozen):
     interval: str = "5m"
     from_: str = Field(default="now-6m", alias="from")
     to: str = "now"
-    max_signals: int = Field(default=100, ge=1)
+    max_signals: StrictInt = Field(default=100, ge=1)
     severity: Severity
-    risk_score: int = Field(ge=0, le=100)
+    risk_score: StrictInt = Field(ge=0, le=100)
     tags: tuple[str, ...] = ()
     references: tuple[str, ...] = ()
     author: tuple[str, ...] = ()
     license: str | None = None
-    version: int = Field(default=1, ge=1)
+    version: StrictInt = Field(default=1, ge=1)
     note: str | None = None
     setup: str | None = None
     false_positives: tuple[str, ...] = ()
     timestamp_override: str | None = None
-    timestamp_override_fallback_disabled: bool = False
+    timestamp_override_fallback_disabled: StrictBool = False
     filters: tuple[dict[str, Any], ...] = ()
     threat: tuple[Threat, ...] = ()
     building_block_type: str | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
+    # Inline items (``[[rule.exceptions]]``, our extension) followed by the items of the lists named in
+    # ``exceptions_list``, which the loader resolves from the ``exceptions/`` folder.
     exceptions: tuple[ExceptionItem, ...] = ()
     exceptions_list: tuple[dict[str, Any], ...] = ()
     metadata: Metadata = Metadata()
+    # Keys of the format that this job reads but does not act on (validate warns about those that
+    # change what Kibana would alert on); kept so that files load and round-trip unchanged.
+    data_view_id: str | None = None
+    risk_score_mapping: tuple[dict[str, Any], ...] = ()
+    severity_mapping: tuple[dict[str, Any], ...] = ()
+    rule_name_override: str | None = None
+    investigation_fields: dict[str, Any] | None = None
+    timeline_id: str | None = None
+    timeline_title: str | None = None
+    alert_suppression: dict[str, Any] | None = None
+    # Keys of the rule types that this job does not run (TYPE_KEYS), kept as written.
+    saved_id: str | None = None
+    timestamp_field: str | None = None
+    event_category_override: str | None = None
+    tiebreaker_field: str | None = None
+    threshold: dict[str, Any] | None = None
+    new_terms: dict[str, Any] | None = None
+    new_terms_fields: tuple[str, ...] | None = None
+    history_window_start: str | None = None
+    anomaly_threshold: int | None = None
+    machine_learning_job_id: str | tuple[str, ...] | None = None
+    threat_index: tuple[str, ...] | None = None
+    threat_query: str | None = None
+    threat_language: str | None = None
+    threat_indicator_path: str | None = None
+    threat_filters: tuple[dict[str, Any], ...] | None = None
+    threat_mapping: tuple[dict[str, Any], ...] | None = None
+    concurrent_searches: int | None = None
+    items_per_search: int | None = None
+    # The top-level ``[transform]`` table of detection-rules (investigation-guide templates).
+    transform: dict[str, Any] | None = None
     # Where the rule came from (a file path); not part of the rule format.
     source: str = Field(default="", exclude=True)
 
@@ -122,6 +269,60 @@ class Rule(Frozen):
     @classmethod
     def _check_interval(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("from_", "to")
+    @classmethod
+    def _check_date_math(cls, value: str) -> str:
+        if not _DATE_MATH.match(value):
+            raise ValueError(f"expected date math relative to now (e.g. now-15m, now), got {value!r}")
+        return value
+
+    @field_validator("query")
+    @classmethod
+    def _strip_query(cls, value: str) -> str:
+        # A TOML multi-line string keeps the newline before its closing quotes.
+        return value.rstrip("\r\n")
+
+    @field_validator("exceptions_list")
+    @classmethod
+    def _check_list_refs(cls, value: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        for ref in value:
+            if not isinstance(ref.get("list_id"), str) or not ref["list_id"]:
+                raise ValueError("each exceptions_list entry needs a list_id")
+            unknown = set(ref) - {"id", "list_id", "namespace_type", "type"}
+            if unknown:
+                raise ValueError(f"unknown key(s) in an exceptions_list entry: {', '.join(sorted(unknown))}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_language(cls, data: Any) -> Any:
+        # Kibana takes KQL when a query-family rule names no language.
+        kind = str(data.get("type")) if isinstance(data, dict) else ""
+        if isinstance(data, dict) and data.get("language") is None and "kuery" in QUERY_LANGUAGES.get(kind, ()):
+            return {**data, "language": "kuery"}
+        return data
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("type")
+        allowed = QUERY_LANGUAGES.get(kind) if isinstance(kind, str) else None
+        if allowed is not None and value not in allowed:
+            raise ValueError(f"{value!r} does not fit a {kind} rule (expected {' or '.join(sorted(allowed))})")
+        if kind == "machine_learning" and value is not None:
+            raise ValueError("machine_learning rules take no language")
+        return value
+
+    @field_validator("exceptions")
+    @classmethod
+    def _unique_items(cls, value: tuple[ExceptionItem, ...]) -> tuple[ExceptionItem, ...]:
+        seen: set[str] = set()
+        for item in value:
+            if item.item_id in seen:
+                raise ValueError(f"item_id {item.item_id!r} appears twice")
+            seen.add(item.item_id)
         return value
 
     @property

@@ -1,0 +1,120 @@
+"""``detection-job import FILE --out DIR``: Kibana's rule export (ndjson) into rule files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from job.errors import RuleError
+from job.rules.exception_lists import load_exception_lists
+from job.rules.files import EXCEPTIONS_DIR, read_text
+from job.rules.kibana_import import exception_list_documents, list_filename, parse_export, rule_document, rule_filename
+from job.rules.loader import RuleFileError, read_rule, rule_from_data
+from job.rules.model import ExceptionList
+from job.rules.writer import exception_list_to_toml, rule_to_toml
+from job.settings import Settings
+
+NAME = "import"
+HELP = "convert a Kibana rule export (.ndjson) into one TOML rule file per rule"
+# Exports of hundreds of rules run to a few megabytes.
+MAX_EXPORT_BYTES = 64 * 1024 * 1024
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE", help="the .ndjson file of Kibana's Export rules")
+    parser.add_argument("--out", type=Path, help="folder to write the rule files to (default: DETECTION_RULES_DIR)")
+    parser.add_argument("--force", action="store_true", help="overwrite files that already exist")
+
+
+class _Report:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems = 0
+
+    def problem(self, line: int | None, message: str, path: str | None = None) -> None:
+        self.problems += 1
+        print(RuleError(path or self.source, message, line), file=sys.stderr)
+
+    def warning(self, line: int | None, message: str, path: str | None = None) -> None:
+        print(RuleError(path or self.source, f"warning: {message}", line), file=sys.stderr)
+
+
+def _write(path: Path, text: str, force: bool, written: set[Path]) -> str | None:
+    """Write ``text``; the reason it was not written otherwise."""
+    if path in written:
+        return f"{path} was already written by an earlier line of this export; skipped"
+    if path.exists() and not force:
+        return f"{path} exists; use --force to overwrite"
+    path.write_text(text, encoding="utf-8")
+    written.add(path)
+    return None
+
+
+def _import_lists(
+    export_lists: dict[str, dict[str, object]], out: Path, args: argparse.Namespace, report: _Report, written: set[Path]
+) -> dict[str, ExceptionList]:
+    lists: dict[str, ExceptionList] = {}
+    for list_id, document in export_lists.items():
+        try:
+            found = ExceptionList.model_validate(document)
+        except ValueError as exc:
+            report.problem(None, f"exception list {list_id!r}: {str(exc).splitlines()[0]}")
+            continue
+        path = out / EXCEPTIONS_DIR / list_filename(list_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        reason = _write(path, exception_list_to_toml(found), args.force, written)
+        if reason:
+            report.problem(None, reason)
+        else:
+            print(f"wrote {path}")
+        lists[list_id] = found
+    return lists
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    out: Path = args.out or settings.rules_dir
+    report = _Report(str(args.file))
+    try:
+        export = parse_export(read_text(args.file, limit=MAX_EXPORT_BYTES))
+        out.mkdir(parents=True, exist_ok=True)
+    except (RuleError, OSError) as exc:
+        print(exc if isinstance(exc, RuleError) else f"{out}: cannot create folder: {exc}", file=sys.stderr)
+        return 1
+    for number, message in export.problems:
+        report.problem(number, message)
+    for number, message in export.skipped:
+        report.warning(number, message)
+    written: set[Path] = set()
+    export_lists, list_warnings = exception_list_documents(export)
+    for number, message in list_warnings:
+        report.warning(number, message)
+    _import_lists(export_lists, out, args, report, written)
+    existing, _ = load_exception_lists([out / EXCEPTIONS_DIR] if (out / EXCEPTIONS_DIR).is_dir() else [])
+    for number, obj in export.rules:
+        document, warnings = rule_document(obj)
+        for message in warnings:
+            report.warning(number, message)
+        try:
+            rule, rule_warnings = rule_from_data(
+                document, source=str(args.file), lines={}, strict=False, exception_lists=existing
+            )
+        except RuleFileError as exc:
+            for problem in exc.problems:
+                report.problem(number, problem.message)
+            continue
+        for warning in rule_warnings:
+            report.warning(number, warning.message)
+        path = out / rule_filename(rule.name)
+        reason = _write(path, rule_to_toml(rule), args.force, written)
+        if reason:
+            report.problem(number, reason)
+            continue
+        try:  # what was written must load as one of our own files
+            read_rule(path, strict=True, exception_lists=existing)
+        except RuleError as exc:
+            report.problem(number, f"written file does not load: {exc}")
+            continue
+        print(f"wrote {path}")
+    print(f"imported {len(written)} files from {args.file}: {report.problems} problems", file=sys.stderr)
+    return 1 if report.problems else 0

@@ -1,0 +1,142 @@
+"""Finding and reading rule files: size limit before reading, symlink loops, one clear line per failure."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from job.errors import RuleError
+
+# Real rule files are a few kilobytes; the largest detection-rules file is about 40 KB.
+MAX_FILE_BYTES = 1024 * 1024
+EXCEPTIONS_DIR = "exceptions"
+_TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
+
+
+def read_text(path: Path, *, limit: int = MAX_FILE_BYTES) -> str:
+    """The UTF-8 text of ``path``; ``RuleError`` if it is missing, not a file, too large or unreadable."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RuleError(str(path), "cannot read: not a regular file")
+    if info.st_size > limit:
+        raise RuleError(str(path), f"file is {info.st_size} bytes, over the limit of {limit} bytes for rule files")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise RuleError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise RuleError(str(path), f"file is over the limit of {limit} bytes for rule files")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RuleError(str(path), f"not UTF-8 text (byte {exc.start})", line) from None
+
+
+def parse_toml(path: Path, text: str) -> dict[str, Any]:
+    """Parse TOML; a syntax error becomes ``RuleError`` with tomllib's line and column."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        if match := _TOML_POSITION.search(message):
+            detail = _TOML_POSITION.sub("", message)
+            where = f"column {match.group(2)}"
+            raise RuleError(str(path), f"invalid TOML: {detail} ({where})", int(match.group(1))) from None
+        if _TOML_END.search(message):
+            detail = _TOML_END.sub("", message)
+            raise RuleError(str(path), f"invalid TOML: {detail} (at end of file)", text.count("\n") + 1) from None
+        raise RuleError(str(path), f"invalid TOML: {message}") from None
+
+
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    text = read_text(path)
+    return text, parse_toml(path, text)
+
+
+@dataclass
+class Collected:
+    """Rule files and exception-list folders found under some paths, and what could not be walked."""
+
+    rule_files: list[Path] = field(default_factory=list)
+    exception_dirs: list[Path] = field(default_factory=list)
+    problems: list[RuleError] = field(default_factory=list)
+
+
+def collect(paths: Sequence[Path]) -> Collected:
+    """Walk files and folders (recursively, following links, never looping) for ``*.toml`` rule files.
+
+    A folder named ``exceptions`` holds exception-list files, never rules. For a file argument, the
+    ``exceptions`` folder next to it is used.
+    """
+    found = Collected()
+    seen: set[tuple[int, int]] = set()
+    for path in paths:
+        if path.is_dir():
+            _walk(path, found, seen, ancestors=())
+        elif path.exists() or path.is_symlink():
+            found.rule_files.append(path)
+            sibling = path.parent / EXCEPTIONS_DIR
+            if sibling.is_dir() and sibling not in found.exception_dirs:
+                found.exception_dirs.append(sibling)
+        else:
+            found.problems.append(RuleError(str(path), "no such file or directory"))
+    return found
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def _walk(
+    directory: Path, found: Collected, seen: set[tuple[int, int]], ancestors: tuple[tuple[int, int], ...]
+) -> None:
+    try:
+        identity = _identity(directory)
+    except OSError as exc:
+        found.problems.append(RuleError(str(directory), f"cannot read directory: {exc.strerror or exc}"))
+        return
+    if identity in ancestors:
+        found.problems.append(RuleError(str(directory), "symbolic link loop: this folder contains itself; skipped"))
+        return
+    if identity in seen:  # the same folder reached twice through links: read it once
+        return
+    seen.add(identity)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as exc:
+        found.problems.append(RuleError(str(directory), f"cannot read directory: {exc.strerror or exc}"))
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if _is_dir(entry):
+            if entry.name == EXCEPTIONS_DIR:
+                found.exception_dirs.append(path)
+            else:
+                _walk(path, found, seen, (*ancestors, identity))
+        elif entry.name.endswith(".toml"):
+            found.rule_files.append(path)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop between files: reported when the file is read
+        return False
+
+
+def toml_files(directory: Path) -> Iterator[Path]:
+    """The ``*.toml`` files directly in ``directory``, sorted."""
+    yield from sorted(p for p in directory.iterdir() if p.suffix == ".toml")

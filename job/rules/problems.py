@@ -1,0 +1,86 @@
+"""Pydantic validation errors as short messages that name the TOML key (``rule.risk_score: ...``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from job.errors import RuleError
+from job.rules.positions import KeyPath, PathPart, line_of
+
+# Maps a location in the model's input to the key path in the TOML document.
+LocMapper = Callable[[KeyPath], KeyPath]
+
+
+def dotted(path: Sequence[PathPart]) -> str:
+    """``("rule", "threat", 0, "tactic")`` → ``rule.threat[0].tactic``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _child(current: Any, part: PathPart) -> tuple[bool, Any]:
+    if isinstance(current, Mapping) and part in current:
+        return True, current[part]
+    if isinstance(current, list | tuple) and isinstance(part, int) and 0 <= part < len(current):
+        return True, current[part]
+    return False, None
+
+
+def _clean_loc(loc: Sequence[PathPart], data: Any, keep_last_unmatched: bool) -> KeyPath:
+    """Keep the parts of a pydantic location that index the input (drops union-member tags like ``str``)."""
+    path: list[PathPart] = []
+    current = data
+    for position, part in enumerate(loc):
+        found, child = _child(current, part)
+        if found:
+            current = child
+        elif not (keep_last_unmatched and position == len(loc) - 1):
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _text(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "missing required key"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    message = str(error["msg"])
+    if kind in ("value_error", "assertion_error"):
+        message = message.split(", ", 1)[1] if message.startswith(("Value error, ", "Assertion failed, ")) else message
+        return message
+    message = message[:1].lower() + message[1:]
+    if "input" in error and not isinstance(error["input"], dict | list):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def validation_problems(exc: ValidationError, data: Any, to_toml: LocMapper) -> list[tuple[KeyPath, str, bool]]:
+    """(TOML key path, message, is-unknown-key) per distinct problem, in pydantic's order."""
+    errors = [
+        (_clean_loc(e["loc"], data, keep_last_unmatched=e["type"] in ("missing", "extra_forbidden")), e)
+        for e in exc.errors()
+    ]
+    locs = [loc for loc, _ in errors]
+    found: list[tuple[KeyPath, str, bool]] = []
+    seen: set[KeyPath] = set()
+    for loc, error in errors:
+        if loc in seen:  # a union reports once per member; the first says enough
+            continue
+        if any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs):
+            continue  # a consequence of a deeper problem ("entries should have at least 1 item")
+        seen.add(loc)
+        path = to_toml(loc)
+        found.append((path, f"{dotted(path)}: {_text(error)}", error["type"] == "extra_forbidden"))
+    return found
+
+
+def at(path: str, lines: Mapping[KeyPath, int], key: Sequence[PathPart], message: str) -> RuleError:
+    """A ``RuleError`` on the line of ``key`` (or of its closest enclosing table)."""
+    return RuleError(path, message, line_of(lines, key))
