@@ -30,6 +30,7 @@ class DslOptions:
     nested_ignore_unmapped: bool | None = None
     filters_in_must_clause: bool = False
 
+
 # query_string reserved characters, as Kibana's wildcard toQueryStringQuery escapes them. Whitespace
 # is deliberately not escaped.
 _QUERY_STRING_SPECIAL = re.compile(r'[+\-=&|><!(){}\[\]^"~*?:\\/]')

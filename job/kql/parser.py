@@ -33,6 +33,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
+_WHITESPACE_AFTER = frozenset({"_LPAR", "_LBRACE", "_COLON", "RANGE"})
 _RANGE_OPS: dict[str, RangeOp] = {"<=": "lte", ">=": "gte", "<": "lt", ">": "gt"}
 
 
@@ -142,9 +143,14 @@ def _expected_names(error: UnexpectedToken) -> frozenset[str]:
             literal = True
         else:
             names.update(_NAMES.get(terminal, (terminal,)))
+    previous = error.interactive_parser.parser_state.value_stack
+    before = previous[-1].type if previous and isinstance(previous[-1], Token) else None
+    # Kibana's PEG lists "whitespace" where an optional-whitespace rule of its own was tried: at the
+    # start and after ( { : and a range operator (not after AND/OR/NOT, which consume it themselves).
+    if not previous or before in _WHITESPACE_AFTER:
+        names.add("whitespace")
     if literal:
-        previous = error.interactive_parser.parser_state.value_stack
-        if previous and isinstance(previous[-1], Token) and previous[-1].type == "RANGE":
+        if before == "RANGE":
             names.add("literal")
         else:
             names.add("value")

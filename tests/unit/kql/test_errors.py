@@ -10,9 +10,30 @@ from job.kql import KqlSemanticError, KqlSyntaxError, parse, to_dsl
 from job.kql.lexer import MAX_DEPTH
 from tests.unit.kql.test_dsl import FIELDS
 
+KIBANA_ROWS: list[tuple[str, int, str]] = [
+    # Kibana's own vectors (kuery_syntax_error.test.ts): query, 0-based offset, exact message
+    ("response:", 9, 'Expected "(", "{", value, whitespace but end of input found.'),
+    ("response:200 or ", 16, 'Expected "(", NOT, field name, value but end of input found.'),
+    ("response:(200 or )", 17, 'Expected "(", NOT, value but ")" found.'),
+    ("response:200 and not ", 21, 'Expected "(", field name, value but end of input found.'),
+    ("response:(200 and not )", 22, 'Expected "(", value but ")" found.'),
+    ('foo:"ba ', 4, 'Expected "(", "{", value, whitespace but """ found: unterminated quoted string.'),
+    ('foo:"ba "r"', 9, 'Expected AND, OR, end of input but "r" found.'),
+    ("foo:ba:r", 6, 'Expected AND, OR, end of input but ":" found.'),
+    ("foo > ", 6, "Expected literal, whitespace but end of input found."),
+    ("< 1000", 0, 'Expected "(", NOT, end of input, field name, value, whitespace but "<" found.'),
+]
+
+
+@pytest.mark.parametrize(("query", "offset", "message"), KIBANA_ROWS)
+def test_kibana_error_vectors(query: str, offset: int, message: str) -> None:
+    with pytest.raises(KqlSyntaxError) as caught:
+        parse(query)
+    assert (caught.value.offset, caught.value.message) == (offset, message)
+
+
 SYNTAX_ROWS: list[tuple[str, str, int, int, str]] = [
     # (id, query, line, column, message fragment) -- Kibana's own examples first
-    ("field with nothing after the colon", "response:", 1, 10, 'Expected "(", "{", value but end of input found.'),
     ("unescaped colon in a value", "foo:ba:r", 1, 7, 'Expected AND, OR, end of input but ":" found.'),
     ("unescaped colon in a Windows path", r"file.path:C:\Windows", 1, 12, '":" found'),
     ("unbalanced open parenthesis", "(a:b", 1, 5, 'Expected ")" but end of input found.'),
@@ -27,7 +48,7 @@ SYNTAX_ROWS: list[tuple[str, str, int, int, str]] = [
     ("not not is not allowed", "not not x", 1, 5, 'Expected "(", field name, value but "n" found.'),
     ("§6.3 not inside a word", "message:cannot be", 1, 12, 'Expected AND, OR, end of input but "n" found.'),
     ("negation after a colon needs parentheses", "f:not a", 1, 3, "found"),
-    ("range takes one literal, not a list", "a < (b)", 1, 5, 'Expected literal but "(" found.'),
+    ("range takes one literal, not a list", "a < (b)", 1, 5, 'Expected literal, whitespace but "(" found.'),
     ("range without a value", "a <", 1, 4, "literal"),
     ("empty parentheses", "()", 1, 2, '")" found'),
     ("empty value list", "f:()", 1, 4, '")" found'),
@@ -83,7 +104,7 @@ def test_caret_covers_the_offending_token() -> None:
 def test_expected_and_found_are_data() -> None:
     with pytest.raises(KqlSyntaxError) as caught:
         parse("response:")
-    assert caught.value.expected == frozenset({'"("', '"{"', "value"})
+    assert caught.value.expected == frozenset({'"("', '"{"', "value", "whitespace"})
     assert caught.value.found is None
 
 
