@@ -8,7 +8,7 @@ import pytest
 
 from job.kql import KqlSemanticError, KqlSyntaxError, parse, to_dsl
 from job.kql.lexer import MAX_DEPTH
-from tests.unit.kql.test_dsl import FIELDS
+from tests.unit.kql.builders import FIELDS
 
 KIBANA_ROWS: list[tuple[str, int, str]] = [
     # Kibana's own vectors (kuery_syntax_error.test.ts): query, 0-based offset, exact message
