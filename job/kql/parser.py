@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedInput, UnexpectedToken
 
 from job.kql.ast import MATCH_ALL, And, Is, Literal, Nested, Node, Not, Or, Range, RangeOp, Value
 from job.kql.errors import KqlSyntaxError
-from job.kql.lexer import BadToken, KqlLexer, LexError, ValueToken
+from job.kql.lexer import SPACE, BadToken, KqlLexer, LexError, ValueToken, tokenize
 
 # How Kibana names each token in "Expected ... but ... found." (QUOTED/UNQUOTED depend on context).
 _NAMES: dict[str, tuple[str, ...]] = {
@@ -133,43 +133,55 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", lexer=KqlLexer, transformer=_Build(), maybe_placeholders=False)
 
 
-def _expected_names(error: UnexpectedToken) -> frozenset[str]:
-    names: set[str] = set()
-    literal = False
-    # lark's ``expected`` holds the LALR state's lookaheads, which mix in other contexts; accepts()
-    # tries each terminal for real.
-    for terminal in error.interactive_parser.accepts():  # type: ignore[no-untyped-call]
-        if terminal in ("QUOTED", "UNQUOTED"):
-            literal = True
-        else:
-            names.update(_NAMES.get(terminal, (terminal,)))
-    previous = error.interactive_parser.parser_state.value_stack
-    before = previous[-1].type if previous and isinstance(previous[-1], Token) else None
-    # Kibana's PEG lists "whitespace" where an optional-whitespace rule of its own was tried: at the
-    # start and after ( { : and a range operator (not after AND/OR/NOT, which consume it themselves).
-    if not previous or before in _WHITESPACE_AFTER:
+def _state_before(query: str, offset: int) -> tuple[Any, Token | None]:
+    """The parser right after the last token before ``offset``, and that token.
+
+    LALR reduces on the failing token before noticing the error; Kibana's PEG reports what could
+    follow the previous token, so the expectations are taken from a replay up to that point.
+    """
+    state = _parser().parse_interactive("")
+    previous = None
+    for token in tokenize(query):
+        if int(token.start_pos or 0) >= offset:
+            break
+        state.feed_token(token)
+        previous = token
+    return state, previous
+
+
+def _expected_names(query: str, offset: int) -> frozenset[str]:
+    state, previous = _state_before(query, offset)
+    before = previous.type if previous is not None else None
+    accepted = state.accepts()
+    names = {name for terminal in accepted for name in _NAMES.get(terminal, ())}
+    # Kibana's named rules report where they start: OR/AND begin at whitespace that a quoted value
+    # or a closing bracket leaves before the offending character, so there they are not listed.
+    if before in ("QUOTED", "_RPAR", "_RBRACE") and offset > 0 and query[offset - 1] in SPACE:
+        names -= {"AND", "OR"}
+    # Kibana lists "whitespace" where one of its optional-whitespace rules was tried: at the start
+    # and after ( { : and a range operator (not after AND/OR/NOT, which consume it themselves).
+    if before is None or before in _WHITESPACE_AFTER:
         names.add("whitespace")
-    if literal:
+    if accepted & {"QUOTED", "UNQUOTED"}:
         if before == "RANGE":
             names.add("literal")
         else:
             names.add("value")
-            probe = error.interactive_parser.copy(deepcopy_values=False)  # type: ignore[no-untyped-call]
-            probe.feed_token(Token("UNQUOTED", "x"))
-            if "_COLON" in probe.accepts():
+            state.feed_token(Token("UNQUOTED", "x"))
+            if "_COLON" in state.accepts():
                 names.add("field name")
     return frozenset(names)
 
 
 def _syntax_error(query: str, error: UnexpectedToken) -> KqlSyntaxError:
     token = error.token
-    expected = _expected_names(error)
     if token.type == "$END":
         offset, found, width = len(query), None, 1
     else:
         offset = int(token.start_pos or 0)
         found = query[offset]
         width = max(1, len(str(token).rstrip()))
+    expected = _expected_names(query, offset)
     listed = ", ".join(sorted(expected))
     shown = f'"{found}"' if found is not None else "end of input"
     message = f"Expected {listed} but {shown} found."

@@ -1,10 +1,41 @@
-"""Short constructors for expected syntax trees and DSL in the KQL test tables."""
+"""Short constructors for expected syntax trees and DSL in the KQL test tables, and their field map."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from job.kql.ast import And, Is, Literal, Nested, Node, Not, Or, Range, RangeOp, Value, Wildcard
+
+# A data view covering every kind of field the tables need.
+FIELDS: dict[str, str] = {
+    "@timestamp": "date",
+    "event.created": "date_nanos",
+    "bytes": "long",
+    "extension": "text",
+    "extension.keyword": "keyword",
+    "machine.os": "text",
+    "machine.os.raw": "keyword",
+    "machine.os.keyword": "keyword",
+    "host.name": "keyword",
+    "process.name": "keyword",
+    "process.parent.name": "keyword",
+    "message": "text",
+    "source.ip": "ip",
+    "is_admin": "boolean",
+    "mixed": "keyword,text",
+    "stamp_or_kw": "date,keyword",
+    "both_dates": "date,date_nanos",
+    "const": "constant_keyword",
+    "wc": "wildcard",
+    "literal*star": "keyword",
+    "nestedField": "nested",
+    "nestedField.child": "keyword",
+    "nestedField.text": "text",
+    "nestedField.nestedChild": "nested",
+    "nestedField.nestedChild.doublyNestedChild": "keyword",
+    "obj": "object",
+    "obj.inner": "keyword",
+}
 
 
 def lit(value: str | bool | None) -> Literal:

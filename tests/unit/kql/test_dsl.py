@@ -10,37 +10,7 @@ from job.kql import lucene_to_dsl, parse, to_dsl
 from job.kql.ast import Wildcard
 from job.kql.dsl import DslOptions, build_dsl, query_string_pattern
 from job.kql.fields import DataView, FieldSpec
-from tests.unit.kql.builders import filter_, match, must_not, nested_dsl, phrase, sh, term
-
-FIELDS: dict[str, str] = {
-    "@timestamp": "date",
-    "event.created": "date_nanos",
-    "bytes": "long",
-    "extension": "text",
-    "extension.keyword": "keyword",
-    "machine.os": "text",
-    "machine.os.raw": "keyword",
-    "machine.os.keyword": "keyword",
-    "host.name": "keyword",
-    "process.name": "keyword",
-    "process.parent.name": "keyword",
-    "message": "text",
-    "source.ip": "ip",
-    "is_admin": "boolean",
-    "mixed": "keyword,text",
-    "stamp_or_kw": "date,keyword",
-    "both_dates": "date,date_nanos",
-    "const": "constant_keyword",
-    "wc": "wildcard",
-    "literal*star": "keyword",
-    "nestedField": "nested",
-    "nestedField.child": "keyword",
-    "nestedField.text": "text",
-    "nestedField.nestedChild": "nested",
-    "nestedField.nestedChild.doublyNestedChild": "keyword",
-    "obj": "object",
-    "obj.inner": "keyword",
-}
+from tests.unit.kql.builders import FIELDS, filter_, match, must_not, nested_dsl, phrase, sh, term
 
 TZ = "Zulu"
 

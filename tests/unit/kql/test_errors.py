@@ -8,7 +8,7 @@ import pytest
 
 from job.kql import KqlSemanticError, KqlSyntaxError, parse, to_dsl
 from job.kql.lexer import MAX_DEPTH
-from tests.unit.kql.test_dsl import FIELDS
+from tests.unit.kql.builders import FIELDS
 
 KIBANA_ROWS: list[tuple[str, int, str]] = [
     # Kibana's own vectors (kuery_syntax_error.test.ts): query, 0-based offset, exact message
@@ -36,10 +36,10 @@ SYNTAX_ROWS: list[tuple[str, str, int, int, str]] = [
     # (id, query, line, column, message fragment) -- Kibana's own examples first
     ("unescaped colon in a value", "foo:ba:r", 1, 7, 'Expected AND, OR, end of input but ":" found.'),
     ("unescaped colon in a Windows path", r"file.path:C:\Windows", 1, 12, '":" found'),
-    ("unbalanced open parenthesis", "(a:b", 1, 5, 'Expected ")" but end of input found.'),
+    ("unbalanced open parenthesis", "(a:b", 1, 5, 'Expected ")", AND, OR but end of input found.'),
     ("unbalanced close parenthesis", "a:b)", 1, 4, '")" found'),
     ("unclosed value list", "a:(b or c", 1, 10, "end of input found"),
-    ("unclosed nested group", "a:{ b:c", 1, 8, 'Expected "}" but end of input found.'),
+    ("unclosed nested group", "a:{ b:c", 1, 8, 'Expected "}", AND, OR but end of input found.'),
     ("unclosed quote", 'foo:"bar', 1, 5, "unterminated quoted string"),
     ("quote closed by an escaped quote", 'f:"a\\"', 1, 3, "unterminated quoted string"),
     ("§6.2 trailing and with a space", "a and ", 1, 7, 'Expected "(", NOT, field name, value but end of input found.'),

@@ -11,7 +11,7 @@ from job.kql import KqlSemanticError, KqlSyntaxError, parse, to_dsl
 from job.kql.ast import And, Is, Literal, Nested, Node, Not, Or, Range, Value, Wildcard
 from job.kql.lexer import JS_TRIM
 from job.kql.printer import to_kql
-from tests.unit.kql.test_dsl import FIELDS
+from tests.unit.kql.builders import FIELDS
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
