@@ -45,8 +45,12 @@ def _hit(n: int) -> dict[str, Any]:
             "endgame": {"metadata": {"type": "detection"}, "serial_event_id": n, "pid": n % 5000},
             "host": {"name": f"host-{n % 200}", "ip": [f"10.0.{n % 250}.{n % 200}"], "os": {"family": "windows"}},
             "user": {"name": f"user-{n % 50}", "domain": "CORP"},
-            "process": {"name": "procdump64.exe", "pid": n, "command_line": "procdump64.exe -ma lsass.exe out.dmp",
-                        "parent": {"name": "cmd.exe", "pid": n + 1}},
+            "process": {
+                "name": "procdump64.exe",
+                "pid": n,
+                "command_line": "procdump64.exe -ma lsass.exe out.dmp",
+                "parent": {"name": "cmd.exe", "pid": n + 1},
+            },
             "custom": {f"field_{i}": i for i in range(40)},
         },
     }
@@ -70,7 +74,10 @@ def main() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     size = sum(len(json.dumps(a)) for a in alerts) / len(alerts)
-    print(f"build_alert: {HITS} alerts in {best:.2f} s, best of 3 ({HITS / best:,.0f} alerts/s, "
-          f"{best / HITS * 1e6:.0f} us each)")
-    print(f"build_alert: {peak / 2**20:.1f} MiB peak to hold {len(kept)} alerts; "
-          f"mean alert {size / 1024:.1f} KiB as JSON")
+    print(
+        f"build_alert: {HITS} alerts in {best:.2f} s, best of 3 ({HITS / best:,.0f} alerts/s, "
+        f"{best / HITS * 1e6:.0f} us each)"
+    )
+    print(
+        f"build_alert: {peak / 2**20:.1f} MiB peak to hold {len(kept)} alerts; mean alert {size / 1024:.1f} KiB as JSON"
+    )

@@ -44,9 +44,7 @@ def _events(count: int, now: datetime) -> list[dict[str, object]]:
 def bench_one(es: Elasticsearch, count: int) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     events_index = f"endgame-{prefix}"
-    settings = load_settings(
-        alerts_index=f"{prefix}-alerts", executions_index=f"{prefix}-executions", alerts_max=count
-    )
+    settings = load_settings(alerts_index=f"{prefix}-alerts", executions_index=f"{prefix}-executions", alerts_max=count)
     now = datetime.now(UTC)
     es.indices.create(
         index=events_index,

@@ -62,7 +62,9 @@ def sample_events(now: datetime) -> list[dict[str, Any]]:
         endgame_event(now - timedelta(minutes=6), "cred_theft_event", "prevention"),
         endgame_event(now - timedelta(minutes=5), "ransomware_event", process={"name": "locker.exe"}),
         endgame_event(now - timedelta(minutes=5), "ransomware_event", "prevention", process={"name": "locker.exe"}),
-        endgame_event(now - timedelta(minutes=3), "file_classification_event", "prevention", file={"name": "inv.doc.exe"}),
+        endgame_event(
+            now - timedelta(minutes=3), "file_classification_event", "prevention", file={"name": "inv.doc.exe"}
+        ),
         endgame_event(now - timedelta(minutes=2), "exploit_event", process={"name": "winword.exe"}),
         endgame_event(now - timedelta(minutes=2), "token_manipulation_event"),
         endgame_event(now - timedelta(minutes=1), "behavior_protection_event", "prevention"),

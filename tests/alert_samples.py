@@ -14,7 +14,10 @@ SPACE_ID = "default"
 SEED_RULE_FIELDS: dict[str, Any] = {
     "rule_id": "571afc56-5ed9-465d-a2a9-045f099f6e7e",
     "name": "Credential Dumping - Detected - Elastic Endgame",
-    "description": "Elastic Endgame detected an attempt to dump credentials (for example from LSASS memory).",
+    "description": (
+        "Creates an alert for each Elastic Endgame alert reporting credential dumping "
+        "(cred_theft_event) that the endpoint detected but did not block."
+    ),
     "type": "query",
     "language": "kuery",
     "query": (
@@ -31,7 +34,6 @@ SEED_RULE_FIELDS: dict[str, Any] = {
     "version": 104,
     "author": ["Elastic"],
     "license": "Elastic License v2",
-    "timestamp_override": "event.ingested",
     "tags": [
         "Data Source: Elastic Endgame",
         "Use Case: Threat Detection",

@@ -52,10 +52,13 @@ ALERT_FIELDS: dict[str, str] = {
     "@timestamp": "date",
     "kibana.space_ids": "keyword",
     "kibana.version": "keyword",
-    **_group("kibana.alert", "keyword", "uuid status workflow_status workflow_tags workflow_assignee_ids "
-             "workflow_reason workflow_user severity building_block_type url case_ids maintenance_window_ids"),
-    **_group("kibana.alert", "date", "original_time start last_detected intended_timestamp "
-             "workflow_status_updated_at"),
+    **_group(
+        "kibana.alert",
+        "keyword",
+        "uuid status workflow_status workflow_tags workflow_assignee_ids "
+        "workflow_reason workflow_user severity building_block_type url case_ids maintenance_window_ids",
+    ),
+    **_group("kibana.alert", "date", "original_time start last_detected intended_timestamp workflow_status_updated_at"),
     "kibana.alert.reason": "keyword_text",
     "kibana.alert.risk_score": "float",
     "kibana.alert.depth": "long",
@@ -66,9 +69,13 @@ ALERT_FIELDS: dict[str, str] = {
     **_group("kibana.alert.original_event", "long", "duration sequence severity"),
     "kibana.alert.original_event.risk_score": "float",
     **_group("kibana.alert.original_data_stream", "keyword", "type dataset namespace"),
-    **_group("kibana.alert.rule", "keyword", "name rule_id uuid type category producer consumer rule_type_id "
-             "severity from to interval license author tags references false_positives timestamp_override "
-             "indices version created_by updated_by exception_item_ids building_block_type"),
+    **_group(
+        "kibana.alert.rule",
+        "keyword",
+        "name rule_id uuid type category producer consumer rule_type_id "
+        "severity from to interval license author tags references false_positives timestamp_override "
+        "indices version created_by updated_by exception_item_ids building_block_type",
+    ),
     "kibana.alert.rule.description": "text",
     **_group("kibana.alert.rule", "date", "created_at updated_at"),
     **_group("kibana.alert.rule", "long", "revision max_signals"),
@@ -110,9 +117,17 @@ ECS_FIELDS: dict[str, str] = {
     "file.path": "long_keyword",
     "file.size": "long",
     **_group("file.hash", "keyword", "md5 sha1 sha256 sha512"),
-    **{f"{side}.{name}": kind for side in ("source", "destination")
-       for name, kind in (("ip", "ip"), ("port", "long"), ("address", "keyword"), ("domain", "keyword"),
-                          ("bytes", "long"))},
+    **{
+        f"{side}.{name}": kind
+        for side in ("source", "destination")
+        for name, kind in (
+            ("ip", "ip"),
+            ("port", "long"),
+            ("address", "keyword"),
+            ("domain", "keyword"),
+            ("bytes", "long"),
+        )
+    },
     **_group("network", "keyword", "direction protocol transport type"),
     **_group("agent", "keyword", "id name type version ephemeral_id"),
     **_group("rule", "keyword", "id uuid name category ruleset version"),

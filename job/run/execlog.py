@@ -165,7 +165,7 @@ def last_searched_to(
             },
             sort=[{"window.searched_to": {"order": "desc"}}],
             size=1,
-            source=["window.searched_to"],
+            source_includes=["window.searched_to"],
             ignore_unavailable=True,
             allow_no_indices=True,
         )

@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 
 from elasticsearch import Elasticsearch
+
+from job.run import execlog
 from job.run.alert_template import (
     TEMPLATE_VERSION,
     alert_index_template,
@@ -14,8 +16,6 @@ from job.run.alert_template import (
     write_index_aliases,
     write_index_name,
 )
-
-from job.run import execlog
 from job.run.retry import RetryPolicy
 
 log = logging.getLogger(__name__)

@@ -89,7 +89,7 @@ def build_query(
 def build_sort(rule: Rule) -> list[dict[str, Any]]:
     """Timestamp ascending (then the fallback), then ``_shard_doc`` so equal timestamps never tie."""
     fields = timestamp_fields(rule)
-    sort = [
+    sort: list[dict[str, Any]] = [
         {name: {"order": "asc", "unmapped_type": "date", "numeric_type": "date_nanos"}}
         for name in (fields.primary, fields.fallback)
         if name is not None

@@ -32,8 +32,9 @@ def build_reason(source: Mapping[str, Any], *, severity: str, rule_name: str) ->
     user, host = value("user.name"), value("host.name")
 
     parts = [f"{category} event" if category else "event"]
-    if any(v is not None for v in (process, parent, file_name, source_ip, source_port, destination_ip,
-                                   destination_port)):
+    if any(
+        v is not None for v in (process, parent, file_name, source_ip, source_port, destination_ip, destination_port)
+    ):
         parts.append(" with")
     parts.extend(_piece(" process {},", process))
     parts.extend(_piece(" parent process {},", parent))

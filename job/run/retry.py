@@ -63,14 +63,15 @@ class RetryPolicy:
         return Retrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_seconds),
-            wait=wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait),
+            wait=wait_exponential_jitter(multiplier=self.initial_wait, max=self.max_wait, jitter=self.initial_wait),
             before_sleep=self._log,
             reraise=True,
         )
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential, capped, with jitter."""
-        return min(self.max_wait, self.initial_wait * 2 ** (attempt - 1)) + random.uniform(0, self.initial_wait)
+        exponential: float = self.initial_wait * 2.0 ** (attempt - 1)
+        return min(self.max_wait, exponential) + random.uniform(0, self.initial_wait)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Call ``fn`` until it succeeds, fails permanently, or the attempts/time run out."""

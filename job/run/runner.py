@@ -15,16 +15,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
+
 from job.fieldcaps import field_types_from_caps
 from job.kql import KqlSemanticError, KqlSyntaxError, lucene_to_dsl, to_dsl
 from job.rules.caps import effective_max_signals
 from job.rules.exceptions import build_exception_filter
-from job.run.alerts import build_alert
-from job.run.ids import alert_id
-
 from job.rules.model import Rule
 from job.run import execlog
+from job.run.alerts import build_alert
 from job.run.execlog import Execution
+from job.run.ids import alert_id
 from job.run.pager import PitPager
 from job.run.query import SORT_MISSING, build_query, build_sort, timestamp_fields
 from job.run.retry import RetryPolicy, describe

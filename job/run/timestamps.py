@@ -45,7 +45,13 @@ def normalize_timestamp(value: Any) -> str | None:
     micros = int((fraction or "0")[:6].ljust(6, "0"))
     try:
         moment = datetime(
-            int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0), micros,
+            int(year),
+            int(month or 1),
+            int(day or 1),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micros,
             tzinfo=_zone(offset),
         )
     except ValueError:

@@ -34,24 +34,57 @@ def _nested(depth: int) -> dict[str, Any]:
 # (host.name to find the alert by, or None; changes to the seed event's _source)
 AWKWARD: list[tuple[str | None, dict[str, Any]]] = [
     ("plain", {"host": {"name": "plain"}}),
-    ("strings-for-typed", {"host": {"name": "strings-for-typed", "ip": "not-an-ip"},
-                           "process": {"pid": "four", "name": "p"}, "event": {"created": "yesterday",
-                           "severity": "high"}, "source": {"ip": "local", "port": "http"}, "@timestamp": "garbage"}),
-    ("objects-for-keywords", {"host": {"name": "objects-for-keywords"}, "user": {"name": {"first": "a"}},
-                              "process": {"name": {"x": 1}, "command_line": ["ok", {"no": 1}]}}),
+    (
+        "strings-for-typed",
+        {
+            "host": {"name": "strings-for-typed", "ip": "not-an-ip"},
+            "process": {"pid": "four", "name": "p"},
+            "event": {"created": "yesterday", "severity": "high"},
+            "source": {"ip": "local", "port": "http"},
+            "@timestamp": "garbage",
+        },
+    ),
+    (
+        "objects-for-keywords",
+        {
+            "host": {"name": "objects-for-keywords"},
+            "user": {"name": {"first": "a"}},
+            "process": {"name": {"x": 1}, "command_line": ["ok", {"no": 1}]},
+        },
+    ),
     (None, {"host": {"name": {"first": "h"}}}),
     (None, {"host": "scalar-where-object-mapped"}),
     ("dotted", {"host": {}, "host.name": "dotted", "host.name.first": "x", "process.pid": {"a": 1}}),
-    ("many-fields", {"host": {"name": "many-fields"}, "custom": {f"f{i}": i for i in range(1000)},
-                     **{f"flat.f{i}": str(i) for i in range(1000)}}),
+    (
+        "many-fields",
+        {
+            "host": {"name": "many-fields"},
+            "custom": {f"f{i}": i for i in range(1000)},
+            **{f"flat.f{i}": str(i) for i in range(1000)},
+        },
+    ),
     ("conflict-a", {"host": {"name": "conflict-a"}, "custom_field": "text", "process": {"pid": 12}}),
     ("conflict-b", {"host": {"name": "conflict-b"}, "custom_field": {"nested": [1, "x"]}, "process": {"pid": "x"}}),
-    ("huge-values", {"host": {"name": "huge-values"}, "process": {"command_line": LONG, "name": LONG},
-                     "message": LONG, "user": {"name": LONG}}),
+    (
+        "huge-values",
+        {
+            "host": {"name": "huge-values"},
+            "process": {"command_line": LONG, "name": LONG},
+            "message": LONG,
+            "user": {"name": LONG},
+        },
+    ),
     ("deep", {"host": {"name": "deep"}, "d": _nested(30)}),
     ("ユニコード", {"host": {"name": "ユニコード"}, "user": {"name": "jürgen"}, "message": "😀"}),
-    ("forged", {"host": {"name": "forged"}, "kibana.alert.workflow_status": "closed",
-                "kibana": {"alert": {"rule": {"rule_id": "other"}}}, "signal": {"rule": {"id": "x"}}}),
+    (
+        "forged",
+        {
+            "host": {"name": "forged"},
+            "kibana.alert.workflow_status": "closed",
+            "kibana": {"alert": {"rule": {"rule_id": "other"}}},
+            "signal": {"rule": {"id": "x"}},
+        },
+    ),
     ("no-timestamp", {"host": {"name": "no-timestamp"}, "@timestamp": None}),
 ]
 

@@ -35,3 +35,14 @@ def test_the_documented_call_arguments() -> None:
     text = DOC.read_text(encoding="utf-8")
     assert f"built at `{NOW.isoformat(timespec='milliseconds').replace('+00:00', 'Z')}`" in text
     assert f"in run `{EXECUTION_UUID}` of space\n`{SPACE_ID}`" in text
+
+
+def test_the_documented_rule_is_the_shipped_rule_file() -> None:
+    """The doc leaves out the long investigation guide and setup note; everything else is the shipped file."""
+    from job.rules import load_rule
+
+    shipped = load_rule(DOC.parents[1] / "rule_defs" / "credential_access_endgame_cred_dumping_detected.toml")
+    documented = Rule.model_validate(_example("rule"))
+    assert shipped.model_copy(update={"note": None, "setup": None, "metadata": documented.metadata, "source": ""}) == (
+        documented
+    )

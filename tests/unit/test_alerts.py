@@ -63,10 +63,14 @@ def test_forged_alert_fields_never_reach_the_alert(forged: dict[str, Any]) -> No
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ({"event": {"action": "a", "category": ["c1", "c2"], "kind": "alert"}},
-         {"action": "a", "category": ["c1", "c2"], "kind": "alert"}),
-        ({"event.action": "a", "event.kind": "event", "event.outcome": "success"},
-         {"action": "a", "kind": "event", "outcome": "success"}),
+        (
+            {"event": {"action": "a", "category": ["c1", "c2"], "kind": "alert"}},
+            {"action": "a", "category": ["c1", "c2"], "kind": "alert"},
+        ),
+        (
+            {"event.action": "a", "event.kind": "event", "event.outcome": "success"},
+            {"action": "a", "kind": "event", "outcome": "success"},
+        ),
         ({"event": {"action": "a"}, "event.dataset": "d"}, {"action": "a", "dataset": "d"}),
         ({"event": {"x": {"y": 1}}}, {"x.y": 1}),
         ({"message": "no event fields"}, {}),
@@ -144,8 +148,9 @@ def test_arrays_and_unicode_survive() -> None:
     alert = _source_alert(source)
     for key, value in source.items():
         assert alert[key] == value
-    assert alert["kibana.alert.reason"].endswith("by jürgen, ådmin on サーバー created high alert "
-                                                 "Credential Dumping - Detected - Elastic Endgame.")
+    assert alert["kibana.alert.reason"].endswith(
+        "by jürgen, ådmin on サーバー created high alert Credential Dumping - Detected - Elastic Endgame."
+    )
     json.dumps(alert)  # plain JSON all the way down
 
 
@@ -210,7 +215,6 @@ def test_seed_rule_alert_field_by_field() -> None:
         "kibana.alert.rule.interval": "10m",
         "kibana.alert.rule.max_signals": 10000,
         "kibana.alert.rule.indices": ["endgame-*"],
-        "kibana.alert.rule.timestamp_override": "event.ingested",
         "kibana.alert.rule.license": "Elastic License v2",
         "kibana.alert.rule.author": ["Elastic"],
         "kibana.alert.rule.immutable": False,
@@ -282,10 +286,16 @@ def test_other_rule_types_are_refused() -> None:
 
 EXCEPTIONS = [
     {"item_id": "no-expiry", "entries": [{"field": "user.name", "type": "match", "value": "svc_backup"}]},
-    {"item_id": "expired", "expire_time": "2026-03-01T12:00:00Z",
-     "entries": [{"field": "host.name", "type": "match", "value": "a"}]},
-    {"item_id": "later", "expire_time": "2026-03-02T00:00:00Z",
-     "entries": [{"field": "host.name", "type": "match", "value": "b"}]},
+    {
+        "item_id": "expired",
+        "expire_time": "2026-03-01T12:00:00Z",
+        "entries": [{"field": "host.name", "type": "match", "value": "a"}],
+    },
+    {
+        "item_id": "later",
+        "expire_time": "2026-03-02T00:00:00Z",
+        "entries": [{"field": "host.name", "type": "match", "value": "b"}],
+    },
 ]
 EXCEPTION_LISTS = [{"id": "abc", "list_id": "trusted", "namespace_type": "single", "type": "detection"}]
 
@@ -320,6 +330,7 @@ def test_exception_expiry(expire_time: datetime | None, applies: bool) -> None:
 def test_free_form_rule_settings_cannot_break_the_alert() -> None:
     odd = [{"id": {"not": "a keyword"}, "list_id": "l", "namespace_type": "single", "type": "detection"}]
     alert = _alert(endgame_hit(), exceptions_list=odd)
-    assert alert["kibana.alert.rule.exceptions_list"] == [{"list_id": "l", "namespace_type": "single",
-                                                           "type": "detection"}]
+    assert alert["kibana.alert.rule.exceptions_list"] == [
+        {"list_id": "l", "namespace_type": "single", "type": "detection"}
+    ]
     assert alert["kibana.alert.rule.parameters"]["exceptions_list"] == odd  # flattened takes any object

@@ -23,8 +23,10 @@ PROPERTIES: dict[str, Any] = {
         # Kept: well-shaped values, malformed scalars (ignore_malformed), unmapped anything, nulls.
         ({"host": {"name": "a", "ip": "not-an-ip"}}, {"host": {"name": "a", "ip": "not-an-ip"}}),
         ({"host.name": "a", "n": "many"}, {"host.name": "a", "n": "many"}),
-        ({"unmapped": {"x": [1, {"y": 2}]}, "host": {"other": {"z": 1}}},
-         {"unmapped": {"x": [1, {"y": 2}]}, "host": {"other": {"z": 1}}}),
+        (
+            {"unmapped": {"x": [1, {"y": 2}]}, "host": {"other": {"z": 1}}},
+            {"unmapped": {"x": [1, {"y": 2}]}, "host": {"other": {"z": 1}}},
+        ),
         ({"host": None, "n": None, "host.name": None}, {"host": None, "n": None, "host.name": None}),
         ({"params": {"a": {"b": [1, "x"]}}, "obj": {"any": 1}}, {"params": {"a": {"b": [1, "x"]}}, "obj": {"any": 1}}),
         ({"host": [{"name": "a"}, {"name": "b"}]}, {"host": [{"name": "a"}, {"name": "b"}]}),

@@ -73,8 +73,12 @@ KIBANA_CASES = [
 # The examples our specification of the reason gives, verbatim.
 SPEC_CASES = [
     (
-        {"event": {"category": "process"}, "process": {"name": "cmd.exe"}, "user": {"name": "bob"},
-         "host": {"name": "host-1"}},
+        {
+            "event": {"category": "process"},
+            "process": {"name": "cmd.exe"},
+            "user": {"name": "bob"},
+            "host": {"name": "host-1"},
+        },
         "high",
         "My Rule",
         "process event with process cmd.exe, by bob on host-1 created high alert My Rule.",

@@ -52,8 +52,20 @@ def test_normalize_timestamp(value: Any, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["yesterday", "", "2026-13-01", "2026-02-30T00:00:00Z", "2026-03-01T25:00:00Z", "2026-03-01T12:00:00+25:00",
-     None, True, {"a": 1}, ["a", "b"], [], 10**20],
+    [
+        "yesterday",
+        "",
+        "2026-13-01",
+        "2026-02-30T00:00:00Z",
+        "2026-03-01T25:00:00Z",
+        "2026-03-01T12:00:00+25:00",
+        None,
+        True,
+        {"a": 1},
+        ["a", "b"],
+        [],
+        10**20,
+    ],
 )
 def test_normalize_timestamp_rejects_non_times(value: Any) -> None:
     assert normalize_timestamp(value) is None

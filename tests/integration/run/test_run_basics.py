@@ -81,21 +81,20 @@ def test_conflicting_field_types_across_source_indices_all_alert(job_env: JobEnv
             }
         },
     )
-    job_env.index_events(
-        [
-            cred_event(moment, source={"ip": "not-an-ip", "port": "https"}, process={"pid": "forty-two"}),
-            cred_event(moment, source="a plain string", process="also a string", host={"name": {"nested": "odd"}}),
-            cred_event(moment, user={"name": ["alice", "bob"]}, **{"@custom": {"x" * 200: 1}}),
-        ],
-        suffix="loose",
-        mapping={
-            "dynamic": True,
-            "properties": {
-                "@timestamp": {"type": "date"},
-                "event": {"properties": {"kind": {"type": "keyword"}, "action": {"type": "keyword"}}},
-            },
+    loose = {
+        "dynamic": True,
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "event": {"properties": {"kind": {"type": "keyword"}, "action": {"type": "keyword"}}},
         },
-    )
+    }
+    awkward = [
+        cred_event(moment, source={"ip": "not-an-ip", "port": "https"}, process={"pid": "forty-two"}),
+        cred_event(moment, source="a plain string", process="also a string", host={"name": {"nested": "odd"}}),
+        cred_event(moment, user={"name": ["alice", "bob"]}, **{"@custom": {"x" * 200: 1}}),
+    ]
+    for number, event in enumerate(awkward):  # one index each: they conflict with each other too
+        job_env.index_events([event], suffix=f"loose{number}", mapping=loose)
     assert job_env.run("--now", iso(NOW)) == 0
     assert len(job_env.alert_docs(rule_id)) == 4
     [execution] = job_env.executions_docs(rule_id)
