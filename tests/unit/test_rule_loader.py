@@ -161,13 +161,23 @@ def test_file_over_the_size_limit_is_refused_before_reading(tmp_path: Path) -> N
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file(tmp_path: Path) -> None:
+def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "secret.toml"
     path.write_text(BASE)
     path.chmod(0)
-    with pytest.raises(RuleError, match="cannot read: Permission denied"):
+    if os.geteuid() == 0:
+        # Root reads files whatever their mode: make the open fail the way it fails for everyone else.
+        real_open = Path.open
+
+        def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real_open(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "open", refuse)
+    with pytest.raises(RuleError) as caught:
         load_rule(path)
+    assert str(caught.value) == f"{path}: cannot read: Permission denied"
 
 
 def test_special_and_dangling_files_are_reported(tmp_path: Path) -> None:
