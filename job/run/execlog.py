@@ -177,4 +177,4 @@ def last_searched_to(
 def write(es: Elasticsearch, policy: RetryPolicy, index: str, execution: Execution) -> None:
     """Index the record (id = execution uuid, so a retried write cannot double it)."""
     document = execution.to_document()
-    policy.call(lambda: es.index(index=index, id=execution.uuid, document=document, refresh="wait_for"))
+    policy.call(lambda: es.index(index=index, id=execution.uuid, document=document, refresh=True))

@@ -10,6 +10,7 @@ import pytest
 from job.rules.model import Rule
 from job.run.query import build_query, build_sort, filter_clauses, timestamp_fields
 from job.run.window import Window
+from tests.alert_samples import seed_rule
 
 WINDOW = Window(datetime(2026, 1, 1, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 0, 15, tzinfo=UTC))
 RULE_DSL: dict[str, Any] = {"bool": {"filter": [{"match": {"a": "b"}}]}}
@@ -25,19 +26,7 @@ RANGE_TS = {
 
 
 def _rule(**overrides: object) -> Rule:
-    fields: dict[str, object] = {
-        "rule_id": "r1",
-        "name": "R",
-        "description": "d",
-        "type": "query",
-        "language": "kuery",
-        "query": "a:b",
-        "index": ["x-*"],
-        "severity": "low",
-        "risk_score": 21,
-    }
-    fields.update(overrides)
-    return Rule.model_validate(fields)
+    return seed_rule(**overrides)
 
 
 @pytest.mark.parametrize(

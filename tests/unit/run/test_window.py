@@ -17,26 +17,13 @@ from job.run.window import (
     plan_window,
     resolve_date_math,
 )
+from tests.alert_samples import seed_rule
 
 NOW = datetime(2026, 3, 15, 10, 37, 12, 345000, tzinfo=UTC)
 
 
 def _rule(**overrides: object) -> Rule:
-    fields: dict[str, object] = {
-        "rule_id": "r1",
-        "name": "R",
-        "description": "d",
-        "type": "query",
-        "language": "kuery",
-        "query": "a:b",
-        "index": ["x-*"],
-        "interval": "10m",
-        "from": "now-15m",
-        "severity": "high",
-        "risk_score": 73,
-    }
-    fields.update(overrides)
-    return Rule.model_validate(fields)
+    return seed_rule(**overrides)
 
 
 @pytest.mark.parametrize(
