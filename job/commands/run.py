@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,10 +15,11 @@ from job.errors import ConfigError
 from job.esclient import make_client
 from job.rules import load_rules
 from job.rules.model import Rule
+from job.rules.validation import check_rules
 from job.run.execlog import Execution
 from job.run.install import install
 from job.run.retry import RetryPolicy
-from job.run.runner import RunContext, run_rules
+from job.run.runner import RunContext, record_refused, run_rules
 from job.run.window import isoformat, parse_timestamp
 from job.settings import Settings
 
@@ -47,8 +49,16 @@ def parse_now(text: str | None) -> datetime:
         raise ConfigError(f"--now: {text!r} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
 
 
-def select_rules(settings: Settings, wanted: list[str]) -> tuple[list[Rule], list[str], list[str]]:
-    """The rules to run; one line per rule file that does not validate; one per rule skipped."""
+@dataclass
+class Selection:
+    runnable: list[Rule]
+    refused: list[tuple[Rule, list[str]]]  # rules that load but do not validate, with their problems
+    problems: list[str]  # every line of why a rule file cannot run
+    skipped: list[str]  # rules that are not meant to run here (other types, disabled)
+
+
+def select_rules(settings: Settings, wanted: list[str], now: datetime) -> Selection:
+    """The rules to run, and the ones that cannot run and why."""
     paths = [Path(item) for item in wanted if Path(item).exists()]
     ids = [item for item in wanted if not Path(item).exists()]
     loaded = load_rules([settings.rules_dir] if ids or not wanted else [])
@@ -67,15 +77,18 @@ def select_rules(settings: Settings, wanted: list[str]) -> tuple[list[Rule], lis
     if extra is not None:
         rules.extend(extra.rules)
         problems.extend(str(problem) for problem in extra.problems)
-    runnable, skipped = [], []
-    for rule in rules:
-        if not rule.supported:
-            skipped.append(f"{rule.source}: rule type {rule.type!r} is not supported by this job")
-        elif not rule.enabled:
-            skipped.append(f"{rule.source}: disabled")
-        else:
-            runnable.append(rule)
-    return runnable, problems, skipped
+    skipped = [
+        f"{rule.source}: rule type {rule.type!r} is not supported by this job" for rule in rules if not rule.supported
+    ]
+    skipped += [f"{rule.source}: disabled" for rule in rules if rule.supported and not rule.enabled]
+    candidates = [rule for rule in rules if rule.supported and rule.enabled]
+    invalid, _ = check_rules(candidates, alerts_max=settings.alerts_max, now=now)
+    problems.extend(str(error) for error in invalid)
+    refused = [(rule, [str(e) for e in invalid if e.path == rule.source]) for rule in candidates]
+    refused = [(rule, messages) for rule, messages in refused if messages]
+    refused_sources = {rule.source for rule, _ in refused}
+    runnable = [rule for rule in candidates if rule.source not in refused_sources]
+    return Selection(runnable, refused, problems, skipped)
 
 
 def summary(executions: list[Execution]) -> str:
@@ -92,18 +105,20 @@ def summary(executions: list[Execution]) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     now = parse_now(args.now)
-    rules, problems, skipped = select_rules(settings, args.rule)
-    for problem in problems:
+    selection = select_rules(settings, args.rule, now)
+    for problem in selection.problems:
         print(f"not run, does not validate: {problem}", file=sys.stderr)
-    for line in skipped:
+    for line in selection.skipped:
         print(f"skipped: {line}", file=sys.stderr)
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
             install(es, policy, settings.alerts_index, settings.executions_index)
-            executions = run_rules(RunContext(es=es, settings=settings, now=now, policy=policy), rules)
+            context = RunContext(es=es, settings=settings, now=now, policy=policy)
+            executions = [record_refused(context, rule, messages) for rule, messages in selection.refused]
+            executions += run_rules(context, selection.runnable)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     print(summary(executions))
-    failed = bool(problems) or any(ex.status == "failed" for ex in executions)
+    failed = bool(selection.problems) or any(ex.status == "failed" for ex in executions)
     return EXIT_RULE_FAILED if failed else EXIT_OK

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from job.errors import RuleError
-from job.rules import load_rules, validate_rule
-from job.rules.files import read_text
-from job.rules.positions import KeyPath, key_lines, line_of
+from job.rules import load_rules
+from job.rules.validation import check_rules
 from job.settings import Settings
 
 NAME = "validate"
@@ -24,21 +23,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="rule files or folders (walked recursively); default: DETECTION_RULES_DIR",
     )
-
-
-class _Lines:
-    """Line numbers of keys, per file, read once."""
-
-    def __init__(self) -> None:
-        self._cache: dict[str, dict[KeyPath, int]] = {}
-
-    def of(self, path: str, key: KeyPath) -> int | None:
-        if path not in self._cache:
-            try:
-                self._cache[path] = key_lines(read_text(Path(path)))
-            except RuleError:
-                self._cache[path] = {}
-        return line_of(self._cache[path], key)
 
 
 def _shorter(path: Path) -> Path:
@@ -56,14 +40,9 @@ def _sort_key(error: RuleError) -> tuple[str, int]:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     paths = [_shorter(path) for path in (args.paths or [settings.rules_dir])]
     result = load_rules(paths)
-    problems = list(result.problems)
-    warnings = list(result.warnings)
-    lines = _Lines()
-    now = datetime.now(UTC)
-    for rule in result.rules:
-        for finding in validate_rule(rule, alerts_max=settings.alerts_max, now=now):
-            error = RuleError(rule.source, finding.message, lines.of(rule.source, finding.key))
-            (problems if finding.error else warnings).append(error)
+    checked, warned = check_rules(result.rules, alerts_max=settings.alerts_max, now=datetime.now(UTC))
+    problems = [*result.problems, *checked]
+    warnings = [*result.warnings, *warned]
     for error in sorted(problems, key=_sort_key):
         print(error)
     for error in sorted(warnings, key=_sort_key):

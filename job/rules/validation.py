@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from job.errors import RuleError
 from job.kql import lucene_to_dsl, to_dsl
 from job.rules.caps import effective_max_signals
 from job.rules.exceptions import build_exception_filter
+from job.rules.files import read_text
 from job.rules.model import Rule
-from job.rules.positions import KeyPath
+from job.rules.positions import KeyPath, key_lines, line_of
 
 # Keys that change what Kibana alerts on or writes, and that this job does not apply.
 UNAPPLIED_KEYS = {
@@ -99,3 +103,30 @@ def validate_rule(rule: Rule, *, alerts_max: int, now: datetime) -> tuple[Findin
             )
         findings.append(Finding(key, message, error=False))
     return tuple(findings)
+
+
+class _Lines:
+    """Line numbers of keys, per file, read once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, dict[KeyPath, int]] = {}
+
+    def of(self, path: str, key: KeyPath) -> int | None:
+        if path not in self._cache:
+            try:
+                self._cache[path] = key_lines(read_text(Path(path)))
+            except RuleError:
+                self._cache[path] = {}
+        return line_of(self._cache[path], key)
+
+
+def check_rules(rules: Sequence[Rule], *, alerts_max: int, now: datetime) -> tuple[list[RuleError], list[RuleError]]:
+    """``validate_rule`` for every rule, as ``FILE:LINE`` errors: (problems, warnings)."""
+    problems: list[RuleError] = []
+    warnings: list[RuleError] = []
+    lines = _Lines()
+    for rule in rules:
+        for finding in validate_rule(rule, alerts_max=alerts_max, now=now):
+            error = RuleError(rule.source, finding.message, lines.of(rule.source, finding.key))
+            (problems if finding.error else warnings).append(error)
+    return problems, warnings

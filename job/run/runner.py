@@ -107,18 +107,38 @@ def _resume_point(rule: Rule, hit: dict[str, Any], window_start: datetime) -> da
     return window_start
 
 
-def run_rule(ctx: RunContext, rule: Rule) -> Execution:
-    """Run one rule and record its execution. Never raises for problems of this rule."""
-    settings = ctx.settings
-    execution = Execution(
+def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
+    return Execution(
         rule_id=rule.rule_id,
         rule_name=rule.name,
         rule_version=rule.version,
         rule_source=rule.source,
-        space_id=settings.space_id,
+        space_id=ctx.settings.space_id,
         uuid=str(uuid.uuid4()),
         start=ctx.clock(),
     )
+
+
+def _record(ctx: RunContext, rule: Rule, execution: Execution) -> Execution:
+    try:
+        execlog.write(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
+    except (ApiError, TransportError) as exc:
+        log.error("rule %s: could not write its execution record: %s", rule.rule_id, describe(exc))
+        execution.errors.append(f"could not write the execution record: {describe(exc)}")
+    return execution
+
+
+def record_refused(ctx: RunContext, rule: Rule, problems: Sequence[str]) -> Execution:
+    """A ``failed`` record for a rule that loads but does not validate, so monitoring sees it."""
+    execution = _new_execution(ctx, rule)
+    execution.errors.extend(f"Rule not run, it does not validate: {problem}" for problem in problems)
+    execution.end = execution.start
+    return _record(ctx, rule, execution)
+
+
+def run_rule(ctx: RunContext, rule: Rule) -> Execution:
+    """Run one rule and record its execution. Never raises for problems of this rule."""
+    execution = _new_execution(ctx, rule)
     writes = WriteStats()
     try:
         _search_and_write(ctx, rule, execution, writes)
@@ -140,12 +160,7 @@ def run_rule(ctx: RunContext, rule: Rule) -> Execution:
             duplicates_skipped=execution.metrics.get("duplicates_skipped", 0) + writes.duplicates,
             errors=writes.errors,
         )
-    try:
-        execlog.write(ctx.es, ctx.policy, settings.executions_index, execution)
-    except (ApiError, TransportError) as exc:
-        log.error("rule %s: could not write its execution record: %s", rule.rule_id, describe(exc))
-        execution.errors.append(f"could not write the execution record: {describe(exc)}")
-    return execution
+    return _record(ctx, rule, execution)
 
 
 def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, writes: WriteStats) -> None:

@@ -151,3 +151,22 @@ def test_one_broken_rule_does_not_stop_the_others(job_env: JobEnv) -> None:
     job_env.index_events([cred_event(NOW - timedelta(minutes=1))])
     assert job_env.run("--now", iso(NOW)) == 1
     assert len(job_env.alert_docs(good)) == 1
+
+
+def test_a_rule_that_does_not_validate_is_refused_and_the_others_run(
+    job_env: JobEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = job_env.write_rule(name="Good rule")
+    bad = job_env.write_rule(name="Bad rule", query="event.kind:(alert or")
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1))])
+    assert job_env.run("--now", iso(NOW)) == 1
+    err = capsys.readouterr().err
+    [line] = [text for text in err.splitlines() if bad in text]
+    assert line.startswith(f"not run, does not validate: {job_env.rules_dir / bad}.toml:")
+    assert "query line 1, column" in line
+    assert len(job_env.alert_docs(good)) == 1
+    assert job_env.alert_docs(bad) == []
+    [record] = job_env.executions_docs(bad)
+    assert record["execution"]["status"] == "failed"
+    assert record["execution"]["message"].startswith("Rule not run, it does not validate: ")
+    assert record["window"]["searched_to"] is None
