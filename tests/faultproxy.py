@@ -108,16 +108,6 @@ class FaultProxy:
         with self.state.lock:
             self.state.faults.append(Fault(re.compile(path_regex), 1, None, None, after, None, action))
 
-    def fail_search_context(self, *, after: int, times: int) -> None:
-        """Point-in-time searches answer 404 search_context_missing, as when the PIT expired."""
-        self.fail(
-            r"^/_search",
-            times=times,
-            status=404,
-            after=after,
-            respond=lambda _: (404, _error_body(404, "search_context_missing_exception")),
-        )
-
     def reject_bulk_items(
         self, *, times: int, status: int = 429, kind: str = "es_rejected_execution_exception"
     ) -> None:

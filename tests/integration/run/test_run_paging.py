@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from elasticsearch import Elasticsearch
 
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
@@ -27,6 +32,23 @@ def test_five_thousand_events_with_one_timestamp_are_all_alerted(job_env: JobEnv
     assert execution["metrics"]["alerts_created"] == 5000
 
 
+def _expire_then_forward(es: Elasticsearch, es_url: str) -> Callable[[bytes], tuple[int, bytes]]:
+    """Close the request's point in time for real, then let Elasticsearch answer the search."""
+
+    def respond(body: bytes) -> tuple[int, bytes]:
+        es.close_point_in_time(id=json.loads(body)["pit"]["id"])
+        request = urllib.request.Request(
+            f"{es_url}/_search", data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    return respond
+
+
 def test_an_expired_point_in_time_is_reopened_and_nothing_is_skipped(job_env: JobEnv, es_url: str) -> None:
     job_env.set(page_size="100")
     rule_id = job_env.write_rule()
@@ -34,8 +56,10 @@ def test_an_expired_point_in_time_is_reopened_and_nothing_is_skipped(job_env: Jo
     job_env.index_events([cred_event(moment, _id=f"e{i}") for i in range(450)])
     with FaultProxy(es_url) as proxy:
         job_env.set(es_hosts=proxy.url)
-        proxy.fail_search_context(after=2, times=1)
+        # The third page's point in time is gone when its search reaches Elasticsearch.
+        proxy.fail(r"^/_search", after=2, times=1, status=200, respond=_expire_then_forward(job_env.es, es_url))
         assert job_env.run("--now", iso(NOW)) == 0
         assert proxy.state.injected == 1
+        assert proxy.count(r"/_pit") == 3  # opened, reopened, closed
     alerted = {doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)}
     assert alerted == {f"e{i}" for i in range(450)}
