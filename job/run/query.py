@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +75,33 @@ def filter_clauses(rule: Rule) -> tuple[list[dict[str, Any]], list[dict[str, Any
     return positive, negative
 
 
+def own_alerts_clause(alerts_alias: str, rule_id: str) -> dict[str, Any]:
+    """Matches the alerts this rule wrote, and only inside the alert indices.
+
+    Kibana drops hits that have the rule among their ancestors, so a rule whose index patterns also
+    cover the alert index does not alert on its own alerts. We never trust ancestry read from a
+    document; limiting the clause to the alert indices means no event elsewhere can use it to hide.
+    """
+    return {
+        "bool": {
+            "filter": [
+                {"wildcard": {"_index": {"value": f"{alerts_alias}-*"}}},
+                {"term": {"kibana.alert.rule.rule_id": rule_id}},
+            ]
+        }
+    }
+
+
 def build_query(
-    rule: Rule, rule_dsl: dict[str, Any], window: Window, exception_clause: dict[str, Any] | None
+    rule: Rule,
+    rule_dsl: dict[str, Any],
+    window: Window,
+    exception_clause: dict[str, Any] | None,
+    excluded: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """``bool.filter = [rule query, range, filters]``, ``must_not = [negated filters, exceptions]``."""
+    """``bool.filter = [rule query, range, filters]``, ``must_not = [negated filters, exceptions, excluded]``."""
     positive, negative = filter_clauses(rule)
-    must_not = [*negative, *([exception_clause] if exception_clause else [])]
+    must_not = [*negative, *([exception_clause] if exception_clause else []), *excluded]
     query: dict[str, Any] = {"bool": {"filter": [rule_dsl, range_clause(timestamp_fields(rule), window), *positive]}}
     if must_not:
         query["bool"]["must_not"] = must_not

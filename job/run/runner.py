@@ -26,7 +26,7 @@ from job.run.alerts import build_alert
 from job.run.execlog import Execution
 from job.run.ids import alert_id
 from job.run.pager import PitPager
-from job.run.query import SORT_MISSING, build_query, build_sort, timestamp_fields
+from job.run.query import SORT_MISSING, build_query, build_sort, own_alerts_clause, timestamp_fields
 from job.run.retry import RetryPolicy, describe
 from job.run.window import gap_message, plan_window
 from job.run.writer import WriteStats, bulk_create, existing_ids
@@ -187,7 +187,8 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, writes:
     if expired:
         execution.metrics["exceptions_expired"] = [item.item_id for item in expired]
         log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(expired))
-    query = build_query(rule, rule_query_dsl(rule, field_types_from_caps(caps)), window, exception_clause)
+    own_alerts = own_alerts_clause(settings.alerts_index, rule.rule_id)
+    query = build_query(rule, rule_query_dsl(rule, field_types_from_caps(caps)), window, exception_clause, [own_alerts])
 
     pager = PitPager(es, policy, rule.index, query, build_sort(rule), settings.page_size)
     alias = settings.alerts_index

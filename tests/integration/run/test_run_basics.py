@@ -170,3 +170,28 @@ def test_a_rule_that_does_not_validate_is_refused_and_the_others_run(
     assert record["execution"]["status"] == "failed"
     assert record["execution"]["message"].startswith("Rule not run, it does not validate: ")
     assert record["window"]["searched_to"] is None
+
+
+def test_a_rule_that_reads_the_alert_index_never_alerts_on_its_own_alerts(job_env: JobEnv) -> None:
+    rule_id = job_env.write_rule(index=f"{job_env.prefix}-*", query="event.action:cred_theft_event")
+    job_env.index_events([cred_event(NOW - timedelta(minutes=2), _id="original")])
+    assert job_env.run("--now", iso(NOW)) == 0
+    # Alerts keep the event's fields (event.action) and fall inside the next window (@timestamp = now).
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert job_env.run("--now", iso(later)) == 0
+    alerts = job_env.alert_docs(rule_id)
+    assert [doc["kibana.alert.ancestors"][0]["id"] for doc in alerts] == ["original"]
+    # An event outside the alert index cannot borrow the clause to hide from the rule.
+    job_env.index_events(
+        [
+            cred_event(
+                later - timedelta(minutes=1),
+                _id="claims-to-be-an-alert",
+                kibana={"alert": {"rule": {"rule_id": rule_id}}},
+            )
+        ],
+        suffix="b",
+    )
+    assert job_env.run("--now", iso(later + timedelta(minutes=1))) == 0
+    ids = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
+    assert ids == ["claims-to-be-an-alert", "original"]

@@ -91,3 +91,19 @@ def test_sort_has_the_shard_doc_tiebreaker() -> None:
         "@timestamp",
         "_shard_doc",
     ]
+
+
+def test_excluded_clauses_follow_the_exceptions_in_must_not() -> None:
+    from job.run.query import own_alerts_clause
+
+    own = own_alerts_clause("detection-alerts-default", "r1")
+    assert own == {
+        "bool": {
+            "filter": [
+                {"wildcard": {"_index": {"value": "detection-alerts-default-*"}}},
+                {"term": {"kibana.alert.rule.rule_id": "r1"}},
+            ]
+        }
+    }
+    exception = {"exists": {"field": "x"}}
+    assert build_query(_rule(), RULE_DSL, WINDOW, exception, [own])["bool"]["must_not"] == [exception, own]
