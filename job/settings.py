@@ -19,7 +19,11 @@ from job.durations import parse_duration
 from job.errors import ConfigError
 
 ENV_PREFIX = "DETECTION_"
-SHIPPED_RULES_DIR = Path(__file__).resolve().parent.parent / "rule_defs"
+# A checkout reads rule_defs/ beside job/; an installed wheel carries the same files as job/rule_defs.
+_CHECKOUT_RULES_DIR = Path(__file__).resolve().parent.parent / "rule_defs"
+SHIPPED_RULES_DIR = (
+    _CHECKOUT_RULES_DIR if _CHECKOUT_RULES_DIR.is_dir() else Path(__file__).resolve().parent / "rule_defs"
+)
 
 
 class Settings(BaseSettings):
