@@ -121,6 +121,11 @@ def _walk(
         return
     for entry in entries:
         path = Path(entry.path)
+        if entry.name.startswith("."):
+            # Hidden entries are not rules: editors' and git's files, and the ``..data`` /
+            # ``..<timestamp>`` folders of a Kubernetes ConfigMap volume, whose files the
+            # visible links already name.
+            continue
         if _is_dir(entry):
             if entry.name == EXCEPTIONS_DIR:
                 found.exception_dirs.append(path)
@@ -139,4 +144,4 @@ def _is_dir(entry: os.DirEntry[str]) -> bool:
 
 def toml_files(directory: Path) -> Iterator[Path]:
     """The ``*.toml`` files directly in ``directory``, sorted."""
-    yield from sorted(p for p in directory.iterdir() if p.suffix == ".toml")
+    yield from sorted(p for p in directory.iterdir() if p.suffix == ".toml" and not p.name.startswith("."))

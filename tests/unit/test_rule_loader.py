@@ -305,3 +305,16 @@ def test_any_value_anywhere_gives_rule_errors_only(changes: list[tuple[tuple[Any
         rule_from_data(document, source="x.toml", lines={}, strict=strict, exception_lists={})
     except RuleFileError as exc:
         assert exc.problems and all(str(p).startswith("x.toml") for p in exc.problems)
+
+
+def test_a_configmap_volume_loads_each_rule_once(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as links into a hidden, timestamped folder; hidden entries are skipped."""
+    real = tmp_path / "..2026_11_27_21_00_00.000000001"
+    real.mkdir()
+    (real / "rule.toml").write_text(BASE)
+    (tmp_path / "..data").symlink_to(real.name)
+    (tmp_path / "rule.toml").symlink_to("..data/rule.toml")
+    (tmp_path / ".rule.toml.swp").write_text("editor junk")
+    result = load_rules([tmp_path])
+    assert result.problems == ()
+    assert [Path(rule.source).name for rule in result.rules] == ["rule.toml"]
