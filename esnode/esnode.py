@@ -91,11 +91,14 @@ def build() -> None:
         if shutil.which(tool) is None:
             raise NodeError(f"{tool} not found on PATH: the local node needs a JDK 17 and Maven")
     TARGET.mkdir(exist_ok=True)
-    subprocess.run(
-        ["mvn", "-B", "-q", "dependency:build-classpath", f"-Dmdep.outputFile={CLASSPATH_FILE}"],
+    resolved = subprocess.run(
+        ["mvn", "-B", "-q", "-Dstyle.color=never", "dependency:build-classpath", f"-Dmdep.outputFile={CLASSPATH_FILE}"],
         cwd=HERE,
-        check=True,
+        capture_output=True,
+        text=True,
     )
+    if resolved.returncode != 0:
+        raise NodeError(f"Maven could not resolve the Elasticsearch jars:\n{resolved.stdout}{resolved.stderr}")
     if CLASSES.exists():
         shutil.rmtree(CLASSES)
     CLASSES.mkdir(parents=True)
