@@ -7,6 +7,7 @@ runs. Everything that decides *what* to search or write is a pure function elsew
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -49,7 +50,7 @@ def no_index_message(patterns: Sequence[str]) -> str:
 
 def missing_timestamp_message(field_name: str, indices: Sequence[str], override: bool) -> str:
     what = f'timestamp override field "{field_name}"' if override else f'timestamp field "{field_name}"'
-    return f"The following indices are missing the {what}: {sorted(indices)!r}"
+    return f"The following indices are missing the {what}: {json.dumps(sorted(indices))}"
 
 
 @dataclass

@@ -195,3 +195,20 @@ def test_a_rule_that_reads_the_alert_index_never_alerts_on_its_own_alerts(job_en
     assert job_env.run("--now", iso(later + timedelta(minutes=1))) == 0
     ids = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
     assert ids == ["claims-to-be-an-alert", "original"]
+
+
+def test_indices_without_the_timestamp_field_are_named_in_a_warning(job_env: JobEnv) -> None:
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id="has-time")])
+    job_env.index_events(
+        [{"event": {"kind": "alert", "action": "cred_theft_event"}}],
+        suffix="untimed",
+        mapping={"properties": {"event": {"properties": {"kind": {"type": "keyword"}}}}},
+    )
+    assert job_env.run("--now", iso(NOW)) == 0
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["execution"]["status"] == "partial failure"
+    assert execution["execution"]["warnings"] == [
+        f'The following indices are missing the timestamp field "@timestamp": ["{job_env.events_index("untimed")}"]'
+    ]
+    assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["has-time"]
