@@ -212,3 +212,36 @@ def test_indices_without_the_timestamp_field_are_named_in_a_warning(job_env: Job
         f'The following indices are missing the timestamp field "@timestamp": ["{job_env.events_index("untimed")}"]'
     ]
     assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["has-time"]
+
+
+def test_timestamp_override_with_the_timestamp_fallback(job_env: JobEnv) -> None:
+    rule_id = job_env.write_rule(extra='timestamp_override = "event.ingested"')
+    inside, outside = NOW - timedelta(minutes=3), NOW - timedelta(hours=3)
+    mapping = {
+        "properties": {
+            "@timestamp": {"type": "date"},
+            "event": {
+                "properties": {"kind": {"type": "keyword"}, "action": {"type": "keyword"}, "ingested": {"type": "date"}}
+            },
+        }
+    }
+
+    def event(doc_id: str, timestamp: datetime, ingested: datetime | None) -> dict[str, object]:
+        fields: dict[str, object] = {"kind": "alert", "action": "cred_theft_event"}
+        if ingested is not None:
+            fields["ingested"] = iso(ingested)
+        return cred_event(timestamp, _id=doc_id, event=fields)
+
+    job_env.index_events(
+        [
+            event("late-arrival", outside, inside),  # happened long ago, ingested now: the override decides
+            event("no-ingested", inside, None),  # no override field: @timestamp decides
+            event("ingested-long-ago", inside, outside),  # the override is outside the window
+        ],
+        mapping=mapping,
+    )
+    assert job_env.run("--now", iso(NOW)) == 0
+    alerted = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
+    assert alerted == ["late-arrival", "no-ingested"]
+    late = next(doc for doc in job_env.alert_docs(rule_id) if doc["kibana.alert.ancestors"][0]["id"] == "late-arrival")
+    assert late["kibana.alert.original_time"] == iso(outside)  # always the event's @timestamp
