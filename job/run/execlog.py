@@ -56,6 +56,7 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "total_search_duration_ms": {"type": "long"},
                 "total_indexing_duration_ms": {"type": "long"},
                 "pages": {"type": "long"},
+                "pit_reopened": {"type": "long"},
                 "hits": {"type": "long"},
                 "alerts_created": {"type": "long"},
                 "duplicates_skipped": {"type": "long"},

@@ -220,6 +220,7 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, writes:
     execution.metrics.update(
         pages=pager.stats.pages,
         hits=pager.stats.hits,
+        pit_reopened=pager.stats.pit_reopened,
         total_search_duration_ms=round(pager.stats.search_ms),
         duplicates_skipped=duplicates,
     )

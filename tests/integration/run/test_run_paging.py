@@ -63,3 +63,5 @@ def test_an_expired_point_in_time_is_reopened_and_nothing_is_skipped(job_env: Jo
         assert proxy.count(r"/_pit") == 3  # opened, reopened, closed
     alerted = {doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)}
     assert alerted == {f"e{i}" for i in range(450)}
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["metrics"]["pit_reopened"] == 1
