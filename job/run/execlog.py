@@ -138,8 +138,13 @@ class Execution:
 
 
 def ensure_index(es: Elasticsearch, policy: RetryPolicy, index: str) -> None:
-    """Create the executions index with its mapping if it does not exist (safe to race)."""
+    """Create the executions index with its mapping, or add fields a newer version maps (safe to race)."""
     if policy.call(lambda: es.indices.exists(index=index)):
+        policy.call(
+            lambda: es.options(ignore_status=400).indices.put_mapping(
+                index=index, properties=EXECUTIONS_MAPPING["properties"]
+            )
+        )
         return
     policy.call(
         lambda: es.options(ignore_status=400).indices.create(
