@@ -95,3 +95,13 @@ def test_schedule_runs_every_interval_until_stopped(job_env: JobEnv) -> None:
     assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["scheduled"]
     assert {run["execution"]["status"] for run in runs} == {"succeeded"}
     assert [run["metrics"]["alerts_created"] for run in runs][:3] == [1, 0, 0]
+
+
+def test_setup_adds_new_fields_to_an_existing_execution_log(job_env: JobEnv) -> None:
+    job_env.es.indices.create(
+        index=job_env.executions, mappings={"dynamic": False, "properties": {"rule": {"properties": {}}}}
+    )
+    assert cli_main(["setup"]) == 0
+    mapping = job_env.es.indices.get_mapping(index=job_env.executions)[job_env.executions]["mappings"]
+    assert mapping["properties"]["metrics"]["properties"]["pit_reopened"] == {"type": "long"}
+    assert mapping["properties"]["window"]["properties"]["searched_to"] == {"type": "date"}
