@@ -19,11 +19,3 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"invalid duration {text!r}: must be greater than zero")
     return timedelta(seconds=value * _UNIT_SECONDS[match.group(2)])
 
-
-def format_duration(delta: timedelta) -> str:
-    """The shortest ``<n><unit>`` spelling of a whole number of seconds (``600s`` → ``10m``)."""
-    seconds = int(delta.total_seconds())
-    for unit in ("d", "h", "m"):
-        if seconds % _UNIT_SECONDS[unit] == 0 and seconds >= _UNIT_SECONDS[unit]:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
-    return f"{seconds}s"
