@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -12,6 +11,7 @@ from types import ModuleType
 from job import __version__
 from job.commands import COMMANDS
 from job.errors import ConfigError, ElasticsearchUnavailable
+from job.logs import configure_logging
 from job.settings import load_settings
 
 EXIT_CONFIG = 2
@@ -42,22 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # The transport logs every request, and every failed node, on its own; the job's retry
-    # policy reports what matters in one line.
-    logging.getLogger("elastic_transport").setLevel(logging.ERROR)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings)
         result: int = args.module.run(args, settings)
         return result
     except (ConfigError, ElasticsearchUnavailable) as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.durations import parse_duration
 from job.errors import ConfigError
+from job.rollover import DEFAULT_ROLLOVER, RolloverConditions, parse_rollover
 
 ENV_PREFIX = "DETECTION_"
 # A checkout reads rule_defs/ beside job/; an installed wheel carries the same files as job/rule_defs.
@@ -65,6 +66,14 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error)$")
 
+    # Operations: log format, metrics, health endpoints, alert-index lifecycle
+    log_format: Literal["ecs", "text"] | None = None  # None: text on a terminal, ECS JSON otherwise
+    pushgateway_url: SecretStr | None = None  # may carry credentials (https://user:password@host)
+    http_port: int | None = Field(default=None, ge=1, le=65535)
+    http_host: str = Field(default="0.0.0.0", min_length=1)
+    alerts_rollover: Annotated[RolloverConditions, NoDecode] = DEFAULT_ROLLOVER
+    alerts_retention: Annotated[timedelta | None, NoDecode] = None
+
     @field_validator("es_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
@@ -88,6 +97,32 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("log_format", "http_port", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
+
+    @field_validator("alerts_retention", mode="before")
+    @classmethod
+    def _parse_retention(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_duration(value) if value.strip() else None
+        return value
+
+    @field_validator("alerts_rollover", mode="before")
+    @classmethod
+    def _parse_rollover(cls, value: Any) -> Any:
+        return parse_rollover(value) if isinstance(value, str) else value
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _check_pushgateway(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")  # not echoed: it may carry credentials
+        return value
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -19,6 +19,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job.fieldcaps import field_types_from_caps
 from job.kql import KqlSemanticError, KqlSyntaxError, lucene_to_dsl, to_dsl
+from job.logs import rule_context
 from job.rules.caps import effective_max_signals
 from job.rules.exceptions import build_exception_filter
 from job.rules.model import Rule
@@ -140,28 +141,29 @@ def record_refused(ctx: RunContext, rule: Rule, problems: Sequence[str]) -> Exec
 def run_rule(ctx: RunContext, rule: Rule) -> Execution:
     """Run one rule and record its execution. Never raises for problems of this rule."""
     execution = _new_execution(ctx, rule)
-    writes = WriteStats()
-    try:
-        _search_and_write(ctx, rule, execution, writes)
-    except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
-        if isinstance(exc, KqlSyntaxError | KqlSemanticError):
-            reason = str(exc).splitlines()[0]
-        elif isinstance(exc, ApiError | TransportError):
-            reason = describe(exc)
-        else:
-            log.exception("rule %s: unexpected error", rule.rule_id)
-            reason = f"{type(exc).__name__}: {exc}"
-        execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
-        execution.searched_to = None
-    finally:
-        execution.end = ctx.clock()
-        execution.metrics.update(
-            total_indexing_duration_ms=round(writes.indexing_ms),
-            alerts_created=writes.created,
-            duplicates_skipped=execution.metrics.get("duplicates_skipped", 0) + writes.duplicates,
-            errors=writes.errors,
-        )
-    return _record(ctx, rule, execution)
+    with rule_context(rule.rule_id, rule.name, execution.uuid):
+        writes = WriteStats()
+        try:
+            _search_and_write(ctx, rule, execution, writes)
+        except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
+            if isinstance(exc, KqlSyntaxError | KqlSemanticError):
+                reason = str(exc).splitlines()[0]
+            elif isinstance(exc, ApiError | TransportError):
+                reason = describe(exc)
+            else:
+                log.exception("rule %s: unexpected error", rule.rule_id)
+                reason = f"{type(exc).__name__}: {exc}"
+            execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
+            execution.searched_to = None
+        finally:
+            execution.end = ctx.clock()
+            execution.metrics.update(
+                total_indexing_duration_ms=round(writes.indexing_ms),
+                alerts_created=writes.created,
+                duplicates_skipped=execution.metrics.get("duplicates_skipped", 0) + writes.duplicates,
+                errors=writes.errors,
+            )
+        return _record(ctx, rule, execution)
 
 
 def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, writes: WriteStats) -> None:
