@@ -1,0 +1,166 @@
+"""The alert indices' lifecycle without ILM: rollover by conditions, retention by deleting old backing indices.
+
+Only core APIs (``_rollover``, ``_alias``, a search, index delete), so it works on every cluster,
+including ones without ILM. The alias ``<alias>`` writes to ``<alias>-000001``, then ``-000002``
+after a rollover, and so on; dedupe reads the alias, so it spans every backing index.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from job.rollover import RolloverConditions
+from job.run.retry import RetryPolicy, describe
+from job.run.window import isoformat
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LifecycleResult:
+    rolled_over_to: str | None = None  # the new write index, when a rollover happened
+    deleted: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def rollover_conditions(conditions: RolloverConditions) -> dict[str, str | int]:
+    """The ``conditions`` of the ``_rollover`` request; an empty write index is never rolled over."""
+    body = dict(conditions)
+    body.setdefault("min_docs", 1)
+    return body
+
+
+def rollover(es: Elasticsearch, policy: RetryPolicy, alias: str, conditions: RolloverConditions) -> str | None:
+    """Roll ``alias`` over to a new backing index when a condition is met; the new index's name, or None."""
+    if not conditions:
+        return None
+    response = policy.call(
+        lambda: es.options(ignore_status=400).indices.rollover(alias=alias, conditions=rollover_conditions(conditions))
+    )
+    if response.meta.status == 400:
+        error = response.body.get("error", {}) if isinstance(response.body, Mapping) else {}
+        if error.get("type") == "resource_already_exists_exception":
+            return None  # another process rolled over at the same moment
+        raise ApiError(message=str(error.get("reason", "rollover refused")), meta=response.meta, body=response.body)
+    if not response.get("rolled_over"):
+        return None
+    new_index = str(response["new_index"])
+    met = sorted(name for name, hit in response.get("conditions", {}).items() if hit)
+    log.info("alert alias %s rolled over from %s to %s (%s)", alias, response["old_index"], new_index, ", ".join(met))
+    return new_index
+
+
+def _backing_indices(es: Elasticsearch, policy: RetryPolicy, alias: str) -> tuple[list[str], str | None]:
+    """The alias's indices that the job created (``<alias>-NNNNNN``), and its write index."""
+    response = policy.call(lambda: es.options(ignore_status=404).indices.get_alias(name=alias))
+    if response.meta.status == 404:
+        return [], None
+    members: dict[str, Any] = dict(response.body)
+    flagged = [name for name, meta in members.items() if meta["aliases"][alias].get("is_write_index")]
+    write = flagged[0] if flagged else (next(iter(members)) if len(members) == 1 else None)
+    ours = re.compile(rf"^{re.escape(alias)}-[0-9]+$")
+    return sorted(name for name in members if ours.match(name)), write
+
+
+def due_for_deletion(
+    newest: Mapping[str, datetime | None], created: Mapping[str, datetime], cutoff: datetime
+) -> list[str]:
+    """Indices whose newest alert (or, when empty, whose creation) is before ``cutoff``."""
+    return sorted(name for name, moment in newest.items() if (moment or created[name]) < cutoff)
+
+
+def expired_indices(
+    es: Elasticsearch, policy: RetryPolicy, alias: str, retention: timedelta, now: datetime
+) -> list[str]:
+    """The backing indices whose newest alert is older than ``retention``; never the write index."""
+    indices, write = _backing_indices(es, policy, alias)
+    if write is None:
+        if indices:
+            log.warning("alert alias %s has no write index; retention skipped", alias)
+        return []
+    candidates = [name for name in indices if name != write]
+    if not candidates:
+        return []
+    response = policy.call(
+        lambda: es.search(
+            index=",".join(candidates),
+            size=0,
+            aggs={
+                "indices": {
+                    "terms": {"field": "_index", "size": len(candidates)},
+                    "aggs": {"newest": {"max": {"field": "@timestamp"}}},
+                }
+            },
+            ignore_unavailable=True,
+        )
+    )
+    newest: dict[str, datetime | None] = dict.fromkeys(candidates)
+    for bucket in response["aggregations"]["indices"]["buckets"]:
+        value = bucket["newest"].get("value")
+        if bucket["key"] in newest and value is not None:
+            newest[bucket["key"]] = datetime.fromtimestamp(value / 1000, tz=UTC)
+    settings = policy.call(
+        lambda: es.indices.get_settings(index=",".join(candidates), name="index.creation_date", flat_settings=True)
+    )
+    created = {
+        name: datetime.fromtimestamp(int(body["settings"]["index.creation_date"]) / 1000, tz=UTC)
+        for name, body in settings.items()
+    }
+    newest = {name: moment for name, moment in newest.items() if name in created}
+    return due_for_deletion(newest, created, now - retention)
+
+
+def apply_retention(
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    alias: str,
+    retention: timedelta | None,
+    now: datetime,
+    deleted: list[str],
+) -> None:
+    """Delete the backing indices past ``retention`` (None: keep forever), adding their names to ``deleted``."""
+    if retention is None:
+        return
+    for name in expired_indices(es, policy, alias, retention, now):
+        policy.call(lambda name=name: es.options(ignore_status=404).indices.delete(index=name))  # type: ignore[misc]
+        log.info(
+            "deleted alert index %s: its newest alert is older than %s (before %s)",
+            name,
+            retention,
+            isoformat(now - retention),
+        )
+        deleted.append(name)
+
+
+def maintain(
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    alias: str,
+    conditions: RolloverConditions,
+    retention: timedelta | None,
+    now: datetime | None = None,
+) -> LifecycleResult:
+    """Rollover, then retention. Errors are returned (and logged), never raised: detection goes on."""
+    result = LifecycleResult()
+    try:
+        result.rolled_over_to = rollover(es, policy, alias, conditions)
+    except (ApiError, TransportError) as exc:
+        result.errors.append(_failed("rollover", exc))
+    try:
+        apply_retention(es, policy, alias, retention, now or datetime.now(UTC), result.deleted)
+    except (ApiError, TransportError) as exc:
+        result.errors.append(_failed("retention", exc))
+    return result
+
+
+def _failed(step: str, exc: ApiError | TransportError) -> str:
+    message = f"alert index {step} failed: {describe(exc)}"
+    log.error("%s", message)
+    return message
