@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
@@ -13,11 +14,14 @@ from elasticsearch import ApiError, TransportError
 from job.commands.check import unavailable
 from job.errors import ConfigError
 from job.esclient import make_client
+from job.logs import rule_context
+from job.metrics import RuleMetrics, push
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.rules.validation import check_rules
 from job.run.execlog import Execution
 from job.run.install import install
+from job.run.lifecycle import maintain
 from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, record_refused, run_rules
 from job.run.window import isoformat, parse_timestamp
@@ -27,6 +31,8 @@ NAME = "run"
 HELP = "run the rules once: search each rule's window and write alerts"
 
 EXIT_OK, EXIT_RULE_FAILED = 0, 1
+
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,8 +110,17 @@ def summary(executions: list[Execution]) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    now = parse_now(args.now)
-    selection = select_rules(settings, args.rule, now)
+    metrics = RuleMetrics()
+    try:
+        return run_pass(settings, args.rule, parse_now(args.now), metrics)
+    finally:
+        if settings.pushgateway_url is not None and metrics.rule_ids():
+            push(metrics, settings.pushgateway_url.get_secret_value(), settings.space_id)
+
+
+def run_pass(settings: Settings, wanted: list[str], now: datetime, metrics: RuleMetrics) -> int:
+    """One pass over the rules (all of them, or the ``wanted`` ids and files); the exit code."""
+    selection = select_rules(settings, wanted, now)
     for problem in selection.problems:
         print(f"not run, does not validate: {problem}", file=sys.stderr)
     for line in selection.skipped:
@@ -114,11 +129,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with make_client(settings) as es:
             install(es, policy, settings.alerts_index, settings.executions_index)
+            maintain(es, policy, settings.alerts_index, settings.alerts_rollover, settings.alerts_retention)
             context = RunContext(es=es, settings=settings, now=now, policy=policy)
             executions = [record_refused(context, rule, messages) for rule, messages in selection.refused]
             executions += run_rules(context, selection.runnable)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
+    intervals = {rule.rule_id: rule.interval_delta for rule in selection.runnable}
+    intervals.update((rule.rule_id, rule.interval_delta) for rule, _ in selection.refused)
+    for execution in executions:
+        report(execution, metrics, intervals.get(execution.rule_id))
     print(summary(executions))
     failed = bool(selection.problems) or any(ex.status == "failed" for ex in executions)
     return EXIT_RULE_FAILED if failed else EXIT_OK
+
+
+def report(execution: Execution, metrics: RuleMetrics, interval: timedelta | None) -> None:
+    """One log line and the metrics of a finished execution: every warning and error reaches both."""
+    metrics.observe(execution.to_document(), interval)
+    level = {"succeeded": logging.INFO, "partial failure": logging.WARNING}.get(execution.status, logging.ERROR)
+    with rule_context(execution.rule_id, execution.rule_name, execution.uuid):
+        log.log(
+            level,
+            "rule execution %s: %d alerts created, %d duplicates skipped%s",
+            execution.status,
+            execution.metrics.get("alerts_created", 0),
+            execution.metrics.get("duplicates_skipped", 0),
+            "".join(f"; {message}" for message in [*execution.errors, *execution.warnings]),
+        )

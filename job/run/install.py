@@ -27,13 +27,22 @@ class InstallResult:
     write_index: str  # "created" or "exists"
 
 
+def installed_template_version(es: Elasticsearch, policy: RetryPolicy, alias: str) -> int | None:
+    """The version of the alert index template installed for ``alias`` (None: not installed, 0: no version)."""
+    name = template_name(alias)
+    existing = policy.call(lambda: es.options(ignore_status=404).indices.get_index_template(name=name))
+    templates = existing.body.get("index_templates", []) if existing.meta.status == 200 else []
+    version = templates[0]["index_template"].get("version") if templates else None
+    if not templates:
+        return None
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
 def install(es: Elasticsearch, policy: RetryPolicy, alias: str, executions_index: str) -> InstallResult:
     """Make sure alerts can be written to ``alias`` and executions to ``executions_index``."""
     name = template_name(alias)
     body = alert_index_template(alias)
-    existing = policy.call(lambda: es.options(ignore_status=404).indices.get_index_template(name=name))
-    templates = existing.body.get("index_templates", []) if existing.meta.status == 200 else []
-    installed_version = templates[0]["index_template"].get("version") if templates else None
+    installed_version = installed_template_version(es, policy, alias)
     if installed_version == TEMPLATE_VERSION:
         template_state = "current"
     else:
