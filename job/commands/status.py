@@ -1,0 +1,182 @@
+"""``detection-job status [--json]``: is detection healthy? Every rule with its last execution.
+
+Exit 1 when a rule's last completed execution failed, when its last success is older than two
+intervals (stale), or when a rule file does not load; usable as a Kubernetes or Nagios check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from elasticsearch import ApiError, TransportError
+
+from job.commands.check import unavailable
+from job.esclient import make_client
+from job.rules import Rule, load_rules
+from job.run.history import NEVER_RAN, RuleHistory, rule_histories
+from job.run.retry import RetryPolicy
+from job.run.window import isoformat, parse_timestamp
+from job.settings import Settings
+from job.table import Column, human_duration, render
+
+NAME = "status"
+HELP = "every rule's last execution; exit 1 when one failed or is stale (no success for 2 intervals)"
+
+STALE_INTERVALS = 2
+EXIT_OK, EXIT_UNHEALTHY = 0, 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleStatus:
+    rule: Rule
+    history: RuleHistory
+    health: str  # ok, failed, stale, never ran, running, disabled, unsupported
+
+    @property
+    def healthy(self) -> bool:
+        return self.health not in ("failed", "stale")
+
+
+def assess(rule: Rule, history: RuleHistory, now: datetime) -> str:
+    """The rule's health, judged by its last *completed* execution (a ``running`` one has no outcome yet)."""
+    if not rule.supported:
+        return "unsupported"
+    if not rule.enabled:
+        return "disabled"
+    if history.completed is None:
+        return "running" if history.latest is not None else "never ran"
+    if history.completed.get("execution", {}).get("status") == "failed":
+        return "failed"
+    if history.last_success is None or history.last_success < now - STALE_INTERVALS * rule.interval_delta:
+        return "stale"
+    return "ok"
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return parse_timestamp(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    began, ended = _time(start), _time(end)
+    return (ended - began).total_seconds() if began and ended else None
+
+
+def describe_execution(document: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``status`` shows of one execution record."""
+    if document is None:
+        return None
+    execution, window, metrics = (document.get(key) or {} for key in ("execution", "window", "metrics"))
+    warnings = execution.get("warnings")
+    return {
+        "uuid": execution.get("uuid"),
+        "status": execution.get("status"),
+        "start": execution.get("start"),
+        "end": execution.get("end"),
+        "window": {"from": window.get("from"), "to": window.get("to")},
+        "alerts_created": metrics.get("alerts_created"),
+        "duration_s": _seconds(execution.get("start"), execution.get("end")),
+        "gap_s": metrics.get("execution_gap_duration_s", 0),
+        "warnings": len(warnings) if isinstance(warnings, list) else 0,
+        "message": execution.get("message"),
+    }
+
+
+def as_json(status: RuleStatus) -> dict[str, Any]:
+    history = status.history
+    latest = history.latest or {}
+    running = latest if (latest.get("execution") or {}).get("status") == "running" else None
+    return {
+        "rule_id": status.rule.rule_id,
+        "name": status.rule.name,
+        "interval_s": status.rule.interval_delta.total_seconds(),
+        "health": status.health,
+        "healthy": status.healthy,
+        "last_execution": describe_execution(history.completed),
+        "running": describe_execution(running),
+        "last_success": isoformat(history.last_success) if history.last_success else None,
+    }
+
+
+COLUMNS = (
+    Column("health", 11),
+    Column("status", 16),
+    Column("last run", 20),
+    Column("window", 51),
+    Column("alerts", 8, right=True),
+    Column("duration", 8, right=True),
+    Column("gap", 8, right=True),
+    Column("warn", 4, right=True),
+    Column("last success", 20),
+    Column("rule", 80),
+)
+
+
+def _short_time(value: Any) -> str:
+    moment = _time(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "-"
+
+
+def table_row(view: dict[str, Any]) -> list[object]:
+    last, running = view["last_execution"], view["running"]
+    status = "running" if running else (last["status"] if last else "-")
+    window = f"{_short_time(last['window']['from'])} .. {_short_time(last['window']['to'])}" if last else "-"
+    return [
+        view["health"],
+        status,
+        _short_time((running or last or {}).get("start")),
+        window if last and last["window"]["from"] else "-",
+        last["alerts_created"] if last else "-",
+        human_duration(last["duration_s"]) if last and last["duration_s"] is not None else "-",
+        human_duration(last["gap_s"]) if last else "-",
+        last["warnings"] if last else "-",
+        _short_time(view["last_success"]),
+        f"{view['name']} ({view['rule_id']})",
+    ]
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    loaded = load_rules([settings.rules_dir])
+    now = datetime.now(UTC)
+    try:
+        with make_client(settings) as es:
+            histories = rule_histories(
+                es,
+                RetryPolicy.from_settings(settings),
+                settings.executions_index,
+                sorted({rule.rule_id for rule in loaded.rules}),
+                settings.space_id,
+            )
+    except (ApiError, TransportError) as exc:
+        raise unavailable(settings, exc) from None
+    statuses = [
+        RuleStatus(rule, history, assess(rule, history, now))
+        for rule in sorted(loaded.rules, key=lambda rule: (rule.name, rule.rule_id))
+        for history in [histories.get(rule.rule_id, NEVER_RAN)]
+    ]
+    views = [as_json(status) for status in statuses]
+    problems = [str(problem) for problem in loaded.problems]
+    healthy = not problems and all(status.healthy for status in statuses)
+    if args.json:
+        print(json.dumps({"healthy": healthy, "checked_at": isoformat(now), "rules": views, "problems": problems}))
+    else:
+        print(render(COLUMNS, [table_row(view) for view in views]))
+        counts: dict[str, int] = {}
+        for status in statuses:
+            counts[status.health] = counts.get(status.health, 0) + 1
+        summary = ", ".join(f"{count} {health}" for health, count in sorted(counts.items()))
+        print(f"{len(statuses)} rules: {summary or 'none'}; {len(problems)} rule files do not load")
+        for problem in problems:
+            print(f"does not load: {problem}", file=sys.stderr)
+    return EXIT_OK if healthy else EXIT_UNHEALTHY
