@@ -46,8 +46,10 @@ def rollover(es: Elasticsearch, policy: RetryPolicy, alias: str, conditions: Rol
     )
     if response.meta.status == 400:
         error = response.body.get("error", {}) if isinstance(response.body, Mapping) else {}
-        if error.get("type") == "resource_already_exists_exception":
-            return None  # another process rolled over at the same moment
+        if error.get("type") == "resource_already_exists_exception" and error.get("index"):
+            _, write = _backing_indices(es, policy, alias)
+            if write == error["index"]:
+                return None  # another process rolled over to that index at the same moment
         raise ApiError(message=str(error.get("reason", "rollover refused")), meta=response.meta, body=response.body)
     if not response.get("rolled_over"):
         return None
