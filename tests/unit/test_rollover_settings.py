@@ -114,3 +114,13 @@ def test_the_pushgateway_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("DETECTION_PUSHGATEWAY_URL", "https://user:secret-CANARY@gateway:9091")
     settings = load_settings()
     assert "CANARY" not in repr(settings) and "CANARY" not in str(settings)
+
+
+def test_every_setting_is_in_the_readme_configuration_table() -> None:
+    from job.settings import Settings
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Operations")]
+    missing = [name for name in Settings.model_fields if f"`DETECTION_{name.upper()}`" not in table]
+    assert missing == []
