@@ -16,6 +16,11 @@ TOOLS := $(CURDIR)/.tools
 HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
 PROMTOOL := $(TOOLS)/promtool-$(PROMTOOL_VERSION)/promtool
 GO_INSTALL := GOTOOLCHAIN=local go install
+# What helm's own release build stamps in: its version, and the Kubernetes version that `helm
+# template` and `helm lint` assume without --kube-version (1.36: its client-go is v0.36; unset, it
+# would be 1.20, below the chart's kubeVersion).
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=1 -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=36)
 
 help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
@@ -53,7 +58,7 @@ test: $(STAMP) lint es-build chart-check
 
 $(HELM):
 	@echo "building helm $(HELM_VERSION) from the Go module proxy (once; several minutes)"
-	GOBIN=$(@D) $(GO_INSTALL) helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	GOBIN=$(@D) $(GO_INSTALL) -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 $(PROMTOOL):
 	@echo "building promtool $(PROMTOOL_VERSION) from the Go module proxy (once; several minutes)"

@@ -193,6 +193,14 @@ def test_the_default_is_a_restricted_cronjob_every_ten_minutes() -> None:
     assert env["DETECTION_ES_VERIFY_CERTS"] == "true"
 
 
+def test_plain_helm_template_renders_a_restricted_cronjob() -> None:
+    """``helm template helm/detection-job``, no flag: what a user types first."""
+    output = render.helm("template", str(CHART)).stdout
+    docs = [doc for doc in yaml.safe_load_all(output) if doc]
+    [cronjob] = [doc for doc in docs if doc["kind"] == "CronJob"]
+    assert restricted_violations(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]) == []
+
+
 def test_the_shortest_shipped_rule_interval_is_the_default_schedule() -> None:
     """The default schedule runs as often as the most frequent shipped rule needs."""
     import tomllib
