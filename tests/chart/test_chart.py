@@ -258,6 +258,18 @@ def test_shards_render_an_indexed_job() -> None:
     assert (spec["timeZone"], spec["suspend"], spec["schedule"]) == ("Europe/Paris", True, "*/5 * * * *")
 
 
+@pytest.mark.parametrize(
+    ("schedule", "deadline", "refused"),
+    [("*/5 * * * *", 300, True), ("*/5 * * * *", 299, False), ("*/15 * * * *", 540, False), ("0 * * * *", 4000, False)],
+)
+def test_a_run_must_end_before_the_next_is_due(schedule: str, deadline: int, refused: bool) -> None:
+    overrides = {"cronjob": {"schedule": schedule, "activeDeadlineSeconds": deadline}}
+    result = render.helm("template", "x", str(CHART), *render.values_args([], overrides), check=False)
+    assert (result.returncode != 0) == refused, result.stderr
+    if refused:
+        assert "must be below the schedule's interval" in result.stderr
+
+
 def test_shards_need_cronjob_mode() -> None:
     result = render.helm(
         "template", "x", str(CHART), *render.values_args(["deployment.yaml"], {"shards": 2}), check=False
