@@ -32,7 +32,8 @@ class Image:
     user: str
 
 
-def _instructions(text: str) -> list[tuple[str, str]]:
+def instructions(text: str) -> list[tuple[str, str]]:
+    """The Dockerfile's instructions as (KEYWORD, rest), continuation lines joined, comments dropped."""
     joined = text.replace("\\\n", " ")
     found = []
     for line in joined.splitlines():
@@ -44,12 +45,12 @@ def _instructions(text: str) -> list[tuple[str, str]]:
 
 
 def read_image(dockerfile: Path = DOCKERFILE) -> Image:
-    instructions = _instructions(dockerfile.read_text())
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    steps = instructions(dockerfile.read_text())
+    last_from = max(i for i, (keyword, _) in enumerate(steps) if keyword == "FROM")
     entrypoint: list[str] = []
     env: dict[str, str] = {}
     workdir, user = "/", "root"
-    for keyword, rest in instructions[last_from:]:
+    for keyword, rest in steps[last_from:]:
         if keyword == "ENTRYPOINT":
             entrypoint = json.loads(rest)
         elif keyword == "ENV":
