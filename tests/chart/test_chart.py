@@ -270,12 +270,17 @@ def test_a_run_must_end_before_the_next_is_due(schedule: str, deadline: int, ref
         assert "must be below the schedule's interval" in result.stderr
 
 
-def test_shards_need_cronjob_mode() -> None:
-    result = render.helm(
-        "template", "x", str(CHART), *render.values_args(["deployment.yaml"], {"shards": 2}), check=False
-    )
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"shards": 2}, "shards > 1 needs mode: cronjob"),
+        ({"terminationGracePeriodSeconds": 20}, "terminationGracePeriodSeconds must be above deployment.shutdownGrace"),
+    ],
+)
+def test_deployment_mode_refuses(overrides: dict[str, Any], message: str) -> None:
+    result = render.helm("template", "x", str(CHART), *render.values_args(["deployment.yaml"], overrides), check=False)
     assert result.returncode != 0
-    assert "shards > 1 needs mode: cronjob" in result.stderr
+    assert message in result.stderr
 
 
 def test_deployment_mode_serves_probes_and_metrics() -> None:
@@ -293,7 +298,8 @@ def test_deployment_mode_serves_probes_and_metrics() -> None:
     assert env["DETECTION_HTTP_PORT"] == "9102"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert int(env["DETECTION_SHUTDOWN_GRACE"]) < pod["terminationGracePeriodSeconds"]
+    assert env["DETECTION_SHUTDOWN_GRACE"] == "20s"
+    assert pod["terminationGracePeriodSeconds"] > 20
     service = manifests.one("Service")
     assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
     assert service["spec"]["selector"] == spec["selector"]["matchLabels"]
@@ -378,6 +384,7 @@ INVALID: list[tuple[str, str | dict[str, Any], str]] = [
     ("log-format", {"config": {"logFormat": "json"}}, "/config/logFormat"),
     ("env-value-and-valueFrom", {"extraEnv": [{"name": "A", "value": "1", "valueFrom": {}}]}, "/extraEnv/0"),
     ("schedule", {"cronjob": {"schedule": "every 10 minutes"}}, "/cronjob/schedule"),
+    ("run-timeout", {"config": {"runTimeout": "1h30m"}}, "/config/runTimeout"),
 ]
 
 

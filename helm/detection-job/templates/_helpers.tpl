@@ -187,7 +187,7 @@ Environment of the job's container. Argument: (list $ "runtime"|"setup").
 - name: DETECTION_HTTP_PORT
   value: {{ $v.deployment.httpPort | quote }}
 - name: DETECTION_SHUTDOWN_GRACE
-  value: {{ $v.deployment.shutdownGrace | quote }}
+  value: {{ printf "%ds" (int $v.deployment.shutdownGrace) | quote }}
 {{- else }}
 {{- if gt (int $v.shards) 1 }}
 - name: DETECTION_SHARDS
