@@ -4,7 +4,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help venv es-up es-down es-build test unit lint demo bench clean
+.PHONY: help venv es-up es-down es-build test unit lint demo bench clean chart-tools chart-check
+
+# The chart checks run the real helm and promtool, built once from the Go module proxy into
+# .tools/ (ignored by git; a new version pin builds into a new folder). The Prometheus module's
+# v0.316.0 is Prometheus 3.16.0; remove_all_sd leaves out the service-discovery plugins (cloud
+# SDKs), which promtool's rule checks do not use: fewer modules to download and packages to compile.
+HELM_VERSION := v3.21.4
+PROMTOOL_VERSION := v0.316.0
+TOOLS := $(CURDIR)/.tools
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+PROMTOOL := $(TOOLS)/promtool-$(PROMTOOL_VERSION)/promtool
+GO_INSTALL := GOTOOLCHAIN=local go install
+# What helm's own release build stamps in: its version, and the Kubernetes version that `helm
+# template` and `helm lint` assume without --kube-version (1.36: its client-go is v0.36; unset, it
+# would be 1.20, below the chart's kubeVersion).
+HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	$(foreach pkg,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(pkg).k8sVersionMajor=1 -X helm.sh/helm/v3/$(pkg).k8sVersionMinor=36)
 
 help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
@@ -12,6 +28,7 @@ help:
 	@echo "make es-up    start the local node in the background; prints its URL last"
 	@echo "make es-down  stop the local node"
 	@echo "make bench    speed and memory benchmarks"
+	@echo "make chart-check  helm lint/template, Kubernetes 1.30 schemas, promtool, the rendered pods run"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +53,21 @@ lint: $(STAMP)
 
 # The test session starts its own node (fresh data in a temporary folder) unless
 # DETECTION_ES_HOSTS points at a cluster, and stops it at the end.
-test: $(STAMP) lint es-build
-	$(VENV)/bin/pytest
+test: $(STAMP) lint es-build chart-check
+	$(VENV)/bin/pytest --ignore=tests/chart
+
+$(HELM):
+	@echo "building helm $(HELM_VERSION) from the Go module proxy (once; several minutes)"
+	GOBIN=$(@D) $(GO_INSTALL) -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+$(PROMTOOL):
+	@echo "building promtool $(PROMTOOL_VERSION) from the Go module proxy (once; several minutes)"
+	GOBIN=$(@D) $(GO_INSTALL) -tags remove_all_sd github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+
+chart-tools: $(HELM) $(PROMTOOL)
+
+chart-check: $(STAMP) chart-tools es-build
+	CHART_HELM=$(HELM) CHART_PROMTOOL=$(PROMTOOL) $(VENV)/bin/pytest tests/chart
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
@@ -49,4 +79,4 @@ bench: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench
 
 clean: es-down
-	rm -rf $(VENV) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis .tools

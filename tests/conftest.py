@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,3 +54,28 @@ def es_env(es_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point the job's settings at the test cluster."""
     monkeypatch.setenv("DETECTION_ES_HOSTS", es_url)
     return es_url
+
+
+@pytest.fixture
+def scratch_index(es: Elasticsearch) -> Iterator[Callable[[str], str]]:
+    """Makes event indices named ``PREFIX-<random>`` (strings mapped as keywords), deleted afterwards.
+
+    For tests whose rules search a fixed index pattern (``endgame-*``, or one written in a values file).
+    """
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        es.indices.create(
+            index=name,
+            mappings={
+                "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
+                "properties": {"@timestamp": {"type": "date"}},
+            },
+        )
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        es.indices.delete(index=name)
