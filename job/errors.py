@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from job.redact import one_line
+
 
 class JobError(Exception):
     """Root of the errors the job raises on purpose."""
@@ -33,5 +35,6 @@ class RuleError(JobError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.message}"
+        # One line, whatever a file name or a value quoted in the message holds (newlines, bidi controls).
+        where = f"{one_line(self.path)}:{self.line}" if self.line is not None else one_line(self.path)
+        return f"{where}: {one_line(self.message)}"
