@@ -16,7 +16,7 @@ from job.rules.exception_lists import load_exception_lists
 from job.rules.files import EXCEPTIONS_DIR, collect, read_toml
 from job.rules.model import TYPE_KEYS, ExceptionList, Rule
 from job.rules.positions import KeyPath, key_lines
-from job.rules.problems import at, validation_problems
+from job.rules.problems import at, failure, validation_problems
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,17 @@ def rule_from_data(
 
 
 def _read(
+    path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
+) -> tuple[Rule, tuple[RuleError, ...], dict[KeyPath, int]]:
+    try:
+        return _read_file(path, strict, exception_lists)
+    except RuleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader is that file's problem
+        raise failure(str(path), exc) from None
+
+
+def _read_file(
     path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
 ) -> tuple[Rule, tuple[RuleError, ...], dict[KeyPath, int]]:
     text, data = read_toml(path)
