@@ -11,6 +11,7 @@ from pathlib import Path
 from elasticsearch import ApiError, TransportError
 
 from job.commands.check import unavailable
+from job.durations import shown
 from job.errors import ConfigError
 from job.esclient import make_client
 from job.rules import load_rules
@@ -20,7 +21,7 @@ from job.run.execlog import Execution
 from job.run.install import install
 from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, record_refused, run_rules
-from job.run.window import isoformat, parse_timestamp
+from job.run.window import isoformat, now_problem, parse_timestamp
 from job.settings import Settings
 
 NAME = "run"
@@ -44,9 +45,13 @@ def parse_now(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
     try:
-        return parse_timestamp(text)
+        moment = parse_timestamp(text)
     except ValueError:
-        raise ConfigError(f"--now: {text!r} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
+        raise ConfigError(f"--now: {shown(text)} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
+    problem = now_problem(moment)
+    if problem is not None:
+        raise ConfigError(f"--now: {shown(text)} {problem}")
+    return moment
 
 
 @dataclass
