@@ -11,13 +11,14 @@ Skipped lines: action connectors and the final summary line (``exported_count``)
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
 
+from job.jsonlimits import JsonProblem
+from job.jsonlimits import loads as bounded_json
 from job.rules.model import RuleType
 
 KIBANA_ONLY_KEYS = frozenset(
@@ -52,6 +53,10 @@ _ITEM_BOOKKEEPING = frozenset(
 )
 _CONTAINER_KEYS = ("list_id", "name", "description", "type", "namespace_type", "tags", "os_types")
 _RULE_TYPES = frozenset(get_args(RuleType))
+# One rule of Kibana's export is a few kilobytes; a rule file may hold at most 1 MB.
+MAX_LINE_CHARS = 4 * 1024 * 1024
+# File names stay far below the 255 bytes file systems allow, whatever the rule's name.
+MAX_STEM_CHARS = 100
 
 
 @dataclass
@@ -80,14 +85,22 @@ def _kind(obj: Mapping[str, Any]) -> str:
 
 
 def parse_export(text: str) -> Export:
-    """Split an export into rules, exception-list containers and items; note what is skipped."""
+    """Split an export into rules, exception-list containers and items; note what is skipped.
+
+    Each line is parsed on its own, bounded (``MAX_LINE_CHARS``, ``job.jsonlimits``): a bad line is a
+    problem of that line and the others still count. Lines end at ``\n`` only: JSON text may hold
+    U+2028 and other characters that ``str.splitlines`` would break at.
+    """
     export = Export()
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_CHARS:
+            export.problems.append((number, f"line is {len(line)} characters, over the limit of {MAX_LINE_CHARS}"))
+            continue
         try:
-            obj = json.loads(line)
-        except ValueError as exc:
+            obj = bounded_json(line)
+        except JsonProblem as exc:
             export.problems.append((number, f"not a JSON object: {exc}"))
             continue
         if not isinstance(obj, dict):
@@ -142,13 +155,15 @@ def rule_document(obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _uses_value_list(item: Mapping[str, Any]) -> bool:
-    entries = list(item.get("entries") or [])
+    found = item.get("entries")
+    entries = list(found) if isinstance(found, list) else []
     while entries:
         entry = entries.pop()
         if isinstance(entry, Mapping):
             if entry.get("type") == "list":
                 return True
-            entries.extend(entry.get("entries") or [])
+            inner = entry.get("entries")
+            entries.extend(inner if isinstance(inner, list) else [])
     return False
 
 
@@ -175,10 +190,10 @@ def exception_list_documents(export: Export) -> tuple[dict[str, dict[str, Any]],
 
 def rule_filename(name: str) -> str:
     """The file name of a rule, as detection-rules derives it from the name (snake_case, ``.toml``)."""
-    stem = re.sub(r"[^_a-z0-9]+", "_", name.strip().lower()).strip("_")
+    stem = re.sub(r"[^_a-z0-9]+", "_", name.strip().lower()).strip("_")[:MAX_STEM_CHARS].rstrip("_")
     return (stem or "rule") + ".toml"
 
 
 def list_filename(list_id: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", list_id).strip("._")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", list_id).strip("._")[:MAX_STEM_CHARS].rstrip("._")
     return (stem or "list") + ".toml"
