@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from job.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def make_client(settings: Settings) -> Elasticsearch:
@@ -24,11 +28,25 @@ def make_client(settings: Settings) -> Elasticsearch:
     }
     if settings.es_ca_certs is not None:
         options["ca_certs"] = str(settings.es_ca_certs)
+    if settings.es_client_cert is not None:
+        options["client_cert"] = str(settings.es_client_cert)
+    if settings.es_client_key is not None:
+        options["client_key"] = str(settings.es_client_key)
     if settings.es_api_key is not None:
         options["api_key"] = settings.es_api_key.get_secret_value()
     elif settings.es_username is not None:
         password = settings.es_password.get_secret_value() if settings.es_password else ""
         options["basic_auth"] = (settings.es_username, password)
     if not settings.es_verify_certs:
+        # One warning per process instead of urllib3's one per request.
         options["ssl_show_warn"] = False
+        _warn_unverified()
     return Elasticsearch(**options)
+
+
+@functools.cache
+def _warn_unverified() -> None:
+    log.warning(
+        "DETECTION_ES_VERIFY_CERTS is false: the cluster's TLS certificate is not verified, so anyone on the "
+        "network path can read and change the traffic, credentials included"
+    )
