@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from job.errors import RuleError
+from job.redact import one_line
 from job.rules.exception_lists import load_exception_lists
-from job.rules.files import EXCEPTIONS_DIR, read_text
+from job.rules.files import EXCEPTIONS_DIR
 from job.rules.kibana_import import exception_list_documents, list_filename, parse_export, rule_document, rule_filename
 from job.rules.loader import RuleFileError, read_rule, rule_from_data
 from job.rules.model import ExceptionList
 from job.rules.problems import failure
 from job.rules.writer import exception_list_to_toml, rule_to_toml
+from job.safefile import FileProblem, read_bounded
 from job.settings import Settings
 
 NAME = "import"
@@ -155,17 +157,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out: Path = args.out or settings.rules_dir
     report = _Report(str(args.file))
     try:
-        export = parse_export(read_text(args.file, limit=MAX_EXPORT_BYTES, what="rule exports"))
-        out.mkdir(parents=True, exist_ok=True)
-    except (RuleError, OSError) as exc:
-        print(exc if isinstance(exc, RuleError) else f"{out}: cannot create folder: {exc}", file=sys.stderr)
+        export = parse_export(read_bounded(args.file, MAX_EXPORT_BYTES, what="rule exports"))
+    except FileProblem as exc:
+        print(RuleError(str(args.file), str(exc)), file=sys.stderr)
         return 1
-    for number, message in export.problems:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(one_line(f"{out}: cannot create folder: {exc.strerror or exc}"), file=sys.stderr)
+        return 1
+    export_lists, list_warnings = exception_list_documents(export)  # adds the problems of bad items
+    for number, message in sorted(export.problems):
         report.problem(number, message)
     for number, message in export.skipped:
         report.warning(number, message)
     written: set[Path] = set()
-    export_lists, list_warnings = exception_list_documents(export)
     for number, message in list_warnings:
         report.warning(number, message)
     _import_lists(export_lists, out, args, report, written)

@@ -12,14 +12,18 @@ Skipped lines: action connectors and the final summary line (``exported_count``)
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
 
+from pydantic import ValidationError
+
+from job.durations import shown
 from job.jsonlimits import JsonProblem
 from job.jsonlimits import loads as bounded_json
-from job.rules.model import RuleType
+from job.rules.model import ExceptionItem, RuleType
+from job.rules.problems import validation_problems
 
 KIBANA_ONLY_KEYS = frozenset(
     {
@@ -84,19 +88,36 @@ def _kind(obj: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def parse_export(text: str) -> Export:
+def _lines(data: str | bytes) -> Iterator[tuple[int, str | None, str | None]]:
+    """(number, text, problem) per line; bytes are decoded line by line, so one bad line spoils only itself."""
+    too_long = f"over the limit of {MAX_LINE_CHARS} characters"
+    if isinstance(data, str):
+        for number, line in enumerate(data.split("\n"), start=1):
+            yield (number, None, f"line is {too_long}") if len(line) > MAX_LINE_CHARS else (number, line, None)
+        return
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if len(raw) > MAX_LINE_CHARS:
+            yield number, None, f"line is {too_long}"
+            continue
+        try:
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield number, None, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+
+
+def parse_export(data: str | bytes) -> Export:
     """Split an export into rules, exception-list containers and items; note what is skipped.
 
-    Each line is parsed on its own, bounded (``MAX_LINE_CHARS``, ``job.jsonlimits``): a bad line is a
-    problem of that line and the others still count. Lines end at ``\n`` only: JSON text may hold
-    U+2028 and other characters that ``str.splitlines`` would break at.
+    Each line is decoded and parsed on its own, bounded (``MAX_LINE_CHARS``, ``job.jsonlimits``): a bad
+    line is a problem of that line and the others still count. Lines end at ``\n`` only: JSON text may
+    hold U+2028 and other characters that ``str.splitlines`` would break at.
     """
     export = Export()
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
+    for number, line, problem in _lines(data):
+        if problem is not None or line is None:
+            export.problems.append((number, problem or "unreadable"))
             continue
-        if len(line) > MAX_LINE_CHARS:
-            export.problems.append((number, f"line is {len(line)} characters, over the limit of {MAX_LINE_CHARS}"))
+        if not line.strip():
             continue
         try:
             obj = bounded_json(line)
@@ -167,8 +188,23 @@ def _uses_value_list(item: Mapping[str, Any]) -> bool:
     return False
 
 
+def _item_problem(item: dict[str, Any]) -> str | None:
+    """Why an exception item would not load, in one line, or None."""
+    try:
+        ExceptionItem.model_validate(item)
+    except ValidationError as exc:
+        found = validation_problems(exc, item, lambda loc: loc)
+        detail = found[0][1] if found else "invalid"
+        return f"exception item {shown(str(item.get('item_id')))}: {detail}; skipped"
+    return None
+
+
 def exception_list_documents(export: Export) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str]]]:
-    """Exception lists of the export (list_id → ``ExceptionList`` input) and warnings per line."""
+    """Exception lists of the export (list_id → ``ExceptionList`` input) and warnings per line.
+
+    An item that does not load is a problem of its line (added to ``export.problems``); the other
+    items of its list are still imported.
+    """
     lists: dict[str, dict[str, Any]] = {}
     warnings: list[tuple[int, str]] = []
     for list_id, (_, container) in export.containers.items():
@@ -183,8 +219,13 @@ def exception_list_documents(export: Export) -> tuple[dict[str, dict[str, Any]],
             )
             warnings.append((number, message))
             continue
+        cleaned = _clean({k: v for k, v in item.items() if k not in _ITEM_BOOKKEEPING})
+        problem = _item_problem(cleaned)
+        if problem is not None:
+            export.problems.append((number, problem))
+            continue
         target = lists.setdefault(list_id, {"list_id": list_id, "items": []})
-        target["items"].append(_clean({k: v for k, v in item.items() if k not in _ITEM_BOOKKEEPING}))
+        target["items"].append(cleaned)
     return lists, warnings
 
 

@@ -14,12 +14,15 @@ from job.rules.positions import KeyPath, PathPart, line_of
 
 # Maps a location in the model's input to the key path in the TOML document.
 LocMapper = Callable[[KeyPath], KeyPath]
+_MAX_KEY_CHARS = 60
 
 
 def dotted(path: Sequence[PathPart]) -> str:
     """``("rule", "threat", 0, "tactic")`` → ``rule.threat[0].tactic``."""
     text = ""
     for part in path:
+        if isinstance(part, str) and len(part) > _MAX_KEY_CHARS:  # a key can be as long as the file
+            part = f"{part[:_MAX_KEY_CHARS]}...({len(part)} characters)"
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 
