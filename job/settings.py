@@ -162,22 +162,6 @@ class Settings(BaseSettings):
     def _credentials_out_of_urls(cls, data: Any) -> Any:
         return _move_url_credentials(data) if isinstance(data, dict) else data
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _plain_text(cls, value: Any, info: Any) -> Any:
-        text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if not isinstance(text, str):
-            return value
-        if len(text) > MAX_VALUE_CHARS:
-            raise ValueError(f"longer than {MAX_VALUE_CHARS} characters")
-        if "\x00" in text:
-            raise ValueError("contains a NUL character")
-        if not text.strip():
-            if info.field_name in _OPTIONAL:
-                return None
-            raise ValueError("empty")
-        return value
-
     @field_validator("es_hosts", mode="before")
     @classmethod
     def _hosts_from_text(cls, value: Any) -> Any:
@@ -248,6 +232,23 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any, info: Any) -> Any:
+        # Defined after the other "before" validators so that it runs first (pydantic runs them in reverse).
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        if len(text) > MAX_VALUE_CHARS:
+            raise ValueError(f"longer than {MAX_VALUE_CHARS} characters")
+        if "\x00" in text:
+            raise ValueError("contains a NUL character")
+        if not text.strip():
+            if info.field_name in _OPTIONAL:
+                return None
+            raise ValueError("empty")
+        return value
 
     @model_validator(mode="after")
     def _check_together(self) -> Settings:

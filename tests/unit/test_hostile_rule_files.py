@@ -28,10 +28,10 @@ HOSTILE_ID = "00000000-0000-0000-0000-0000000000ff"
 TIME_GUARD_S = 30
 
 
-def hostile_rule(extra_rule_keys: str = "", *, after: str = "", name: str = "\"Hostile\"") -> str:
+def hostile_rule(extra_rule_keys: str = "", *, after: str = "", name: str = '"Hostile"') -> str:
     """The good rule with another id, with keys added to [rule] and text appended after it."""
     text = BASE.replace(GOOD_ID, HOSTILE_ID).replace('name = "Test rule"', f"name = {name}")
-    text = text.replace("type = \"query\"\n", f"type = \"query\"\n{extra_rule_keys}\n", 1)
+    text = text.replace('type = "query"\n', f'type = "query"\n{extra_rule_keys}\n', 1)
     return text + after
 
 
@@ -72,8 +72,11 @@ CASES = [
     Case("array_of_tables_header", _text(lambda: "[[a" + ".b" * 3000 + "]]\n"), "nested more than 64 levels", 1),
     Case("dotted_key", _text(lambda: "\n\na" + ".a" * 5000 + " = 1\n"), "nested more than 64 levels", 3),
     Case("deep_filters", _text(lambda: hostile_rule(f"filters = {nested(70)}")), "nested more than 64 levels"),
-    Case("bomb_in_exception_entries", _text(lambda: hostile_rule(after="[[rule.exceptions]]\nitem_id = " + "[" * 9999)),
-         "nested more than 64 levels"),  # fmt: skip
+    Case(
+        "bomb_in_exception_entries",
+        _text(lambda: hostile_rule(after="[[rule.exceptions]]\nitem_id = " + "[" * 9999)),
+        "nested more than 64 levels",
+    ),
     # Just inside the bound: loads (filters are kept as written).
     Case("filters_60_deep", _text(lambda: hostile_rule(f"filters = {nested(60)}"))),
     # Brackets that are text, not nesting: load.
@@ -82,7 +85,7 @@ CASES = [
     Case("brackets_in_comments", _text(lambda: hostile_rule("# " + "[" * 100_000))),
     # Size: strings and keys as large as a file may be.
     Case("huge_string", _text(lambda: hostile_rule(f'note = "{"x" * (MAX_FILE_BYTES - 2000)}"'))),
-    Case("huge_key", _text(lambda: hostile_rule(f'{"k" * 200_000} = 1')), "unknown key"),
+    Case("huge_key", _text(lambda: hostile_rule(f"{'k' * 200_000} = 1")), "unknown key"),
     Case("over_the_size_limit", _text(lambda: hostile_rule(f'note = "{"x" * MAX_FILE_BYTES}"')), "over the limit"),
     Case("five_thousand_digit_integer", _swap("risk_score = 47", "risk_score = " + "9" * 5000), "invalid TOML"),
     # Durations and date math beyond what a rule may ask for.

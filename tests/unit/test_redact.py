@@ -18,7 +18,10 @@ CANARY = "CANARY-pw-7f3a"
         ("http://user:secret@host:9200", "http://user:***@host:9200"),
         ("https://user:secret@host", "https://user:***@host"),
         ("https://user:p@ss@host/path", "https://user:***@host/path"),
-        ("cannot reach http://u:a@h1:1, https://v:b@h2:2/x?y", "cannot reach http://u:***@h1:1, https://v:***@h2:2/x?y"),
+        (
+            "cannot reach http://u:a@h1:1, https://v:b@h2:2/x?y",
+            "cannot reach http://u:***@h1:1, https://v:***@h2:2/x?y",
+        ),
         ("http://user@host:9200", "http://user@host:9200"),  # no password to hide
         ("http://host:9200/a@b", "http://host:9200/a@b"),  # an @ in the path is not userinfo
         ("see 'http://u:s@h' and \"https://u:s@h\"", "see 'http://u:***@h' and \"https://u:***@h\""),
