@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+LOWEST := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed-stamp
 
-.PHONY: help venv es-up es-down es-build test unit lint demo bench clean
+.PHONY: help venv es-up es-down es-build test test-lowest unit lint demo bench clean
 
 help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
@@ -38,6 +40,19 @@ lint: $(STAMP)
 # DETECTION_ES_HOSTS points at a cluster, and stops it at the end.
 test: $(STAMP) lint es-build
 	$(VENV)/bin/pytest
+	@$(MAKE) --no-print-directory test-lowest
+
+# The lowest versions pyproject.toml allows for our direct dependencies, in a virtualenv of their own:
+# the unit tests and short runs against a node of their own. A floor set too low fails here.
+$(LOWEST_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(LOWEST)
+	$(VENV)/bin/uv venv --quiet --seed --python $(PYTHON) $(LOWEST)
+	$(VENV)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[dev]'
+	@touch $@
+
+test-lowest: $(LOWEST_STAMP) es-build
+	$(LOWEST)/bin/python -m pip list --format=freeze 2>/dev/null | grep -iE '^(elasticsearch|apscheduler|tenacity|pydantic|pydantic-settings|lark|tomli-w)==' | tr '\n' ' '; echo
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration/run/test_run_basics.py tests/integration/test_check_command.py
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
@@ -49,4 +64,4 @@ bench: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench
 
 clean: es-down
-	rm -rf $(VENV) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis
