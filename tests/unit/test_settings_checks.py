@@ -342,3 +342,9 @@ def test_verified_tls_warns_nothing(monkeypatch: pytest.MonkeyPatch, caplog: pyt
     with caplog.at_level(logging.WARNING):
         make_client(load_settings()).close()
     assert caplog.records == []
+
+
+def test_every_setting_is_in_the_readme_table() -> None:
+    readme = (Path(__file__).resolve().parent.parent.parent / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`DETECTION_{name.upper()}`" not in readme]
+    assert missing == []
