@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+LOWEST := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed-stamp
 
-.PHONY: help venv es-up es-down es-build test unit lint demo bench clean chart-tools chart-check
+.PHONY: help venv es-up es-down es-build test unit lint demo bench clean chart-tools chart-check test-lowest
 
 # The chart checks run the real helm and promtool, built once from the Go module proxy into
 # .tools/ (ignored by git; a new version pin builds into a new folder). The Prometheus module's
@@ -55,6 +57,7 @@ lint: $(STAMP)
 # DETECTION_ES_HOSTS points at a cluster, and stops it at the end.
 test: $(STAMP) lint es-build chart-check
 	$(VENV)/bin/pytest --ignore=tests/chart
+	@$(MAKE) --no-print-directory test-lowest
 
 $(HELM):
 	@echo "building helm $(HELM_VERSION) from the Go module proxy (once; several minutes)"
@@ -69,6 +72,18 @@ chart-tools: $(HELM) $(PROMTOOL)
 chart-check: $(STAMP) chart-tools es-build
 	CHART_HELM=$(HELM) CHART_PROMTOOL=$(PROMTOOL) $(VENV)/bin/pytest tests/chart
 
+# The lowest versions pyproject.toml allows for our direct dependencies, in a virtualenv of their own:
+# the unit tests and short runs against a node of their own. A floor set too low fails here.
+$(LOWEST_STAMP): pyproject.toml $(STAMP)
+	rm -rf $(LOWEST)
+	$(VENV)/bin/uv venv --quiet --seed --python $(PYTHON) $(LOWEST)
+	$(VENV)/bin/uv pip install --quiet --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[dev]'
+	@touch $@
+
+test-lowest: $(LOWEST_STAMP) es-build
+	$(LOWEST)/bin/python -m pip list --format=freeze 2>/dev/null | grep -iE '^(elasticsearch|apscheduler|tenacity|pydantic|pydantic[-_]settings|lark|tomli[-_]w)==' | tr '\n' ' '; echo
+	$(LOWEST)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration/run/test_run_basics.py tests/integration/test_check_command.py
+
 unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
@@ -79,4 +94,4 @@ bench: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench
 
 clean: es-down
-	rm -rf $(VENV) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis .tools
+	rm -rf $(VENV) $(LOWEST) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis .tools

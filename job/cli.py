@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -12,9 +13,13 @@ from job import __version__
 from job.commands import COMMANDS
 from job.errors import ConfigError, ElasticsearchUnavailable
 from job.logs import configure_logging
-from job.settings import load_settings
+from job.redact import one_line, redact
+from job.settings import load_settings, secret_values
 
 EXIT_CONFIG = 2
+EXIT_UNEXPECTED = 1
+
+log = logging.getLogger(__name__)
 
 
 def _command_modules() -> list[ModuleType]:
@@ -44,14 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    secrets: tuple[str, ...] = ()
     try:
         settings = load_settings()
+        secrets = secret_values(settings)
         configure_logging(settings)
         result: int = args.module.run(args, settings)
         return result
     except (ConfigError, ElasticsearchUnavailable) as exc:
-        print(f"detection-job: {exc}", file=sys.stderr)
+        print(f"detection-job: {one_line(redact(str(exc), secrets))}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print("detection-job: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the user, the traceback in the debug log
+        log.debug("unexpected error", exc_info=True)
+        message = one_line(redact(f"{type(exc).__name__}: {exc}", secrets))
+        print(f"detection-job: unexpected error: {message}", file=sys.stderr)
+        return EXIT_UNEXPECTED

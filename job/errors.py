@@ -10,6 +10,10 @@
 
 from __future__ import annotations
 
+from job.redact import one_line
+
+MAX_MESSAGE_CHARS = 2000
+
 
 class JobError(Exception):
     """Root of the errors the job raises on purpose."""
@@ -33,5 +37,9 @@ class RuleError(JobError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.message}"
+        # One line, whatever a file name or a value quoted in the message holds (newlines, bidi controls).
+        where = f"{one_line(self.path)}:{self.line}" if self.line is not None else one_line(self.path)
+        message = self.message
+        if len(message) > MAX_MESSAGE_CHARS:  # a message quoting a value as long as the file
+            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message)} characters)"
+        return f"{where}: {one_line(message)}"

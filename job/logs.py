@@ -9,7 +9,6 @@ other's context.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import sys
@@ -18,17 +17,17 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Literal
-from urllib.parse import urlsplit
 
 import ecs_logging
 
-from job.settings import Settings
+from job.redact import MASK, RedactingFilter
+from job.settings import Settings, secret_values
 from job.table import printable
 
 LogFormat = Literal["ecs", "text"]
 
 RULE_ID, RULE_NAME, EXECUTION_UUID = "rule.id", "rule.name", "kibana.alert.rule.execution.uuid"
-REDACTED = "[REDACTED]"
+REDACTED = MASK  # the same mask as every other redacted text
 # Shorter values are not scrubbed: replacing every "a" in every line would hide everything and reveal the value.
 MIN_SECRET_LENGTH = 4
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -111,28 +110,6 @@ class RedactingFormatter(logging.Formatter):
         return line
 
 
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret the settings hold, in the forms it may take on the wire (basic auth is base64)."""
-    values: list[str] = []
-    if settings.es_api_key is not None:
-        values.append(settings.es_api_key.get_secret_value())
-    if settings.es_password is not None:
-        password = settings.es_password.get_secret_value()
-        values.append(password)
-        values.append(base64.b64encode(f"{settings.es_username or ''}:{password}".encode()).decode("ascii"))
-    urls = list(settings.es_hosts)
-    if settings.pushgateway_url is not None:
-        urls.append(settings.pushgateway_url.get_secret_value())
-    for url in urls:
-        try:
-            url_password = urlsplit(url).password
-        except ValueError:
-            continue
-        if url_password:
-            values.append(url_password)
-    return values
-
-
 def default_format(stdout: IO[str]) -> LogFormat:
     """``text`` for a person at a terminal, ``ecs`` for everything else (containers, files, pipes)."""
     try:
@@ -155,7 +132,10 @@ def configure_logging(settings: Settings, stream: IO[str] | None = None) -> logg
     log_format = settings.log_format or default_format(sys.stdout)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name("detection-job")
-    handler.setFormatter(RedactingFormatter(make_formatter(log_format), secret_values(settings)))
+    secrets = secret_values(settings)
+    handler.setFormatter(RedactingFormatter(make_formatter(log_format), secrets))
+    # Passwords of URLs in messages and exception texts (the formatter masks the configured secrets).
+    handler.addFilter(RedactingFilter(secrets))
     handler.addFilter(RuleContextFilter())
     root = logging.getLogger()
     for existing in list(root.handlers):

@@ -3,21 +3,33 @@
 Kubernetes mounts secrets as files; point ``DETECTION_SECRETS_DIR`` at the folder and name the
 files after the variables in lower case (``detection_es_api_key``). Secret values are
 ``SecretStr``: they never appear in ``repr()``, logs or error messages.
+
+Everything is checked here, before anything connects: URLs (scheme, host, port), index names against
+Elasticsearch's rules, durations against ``job.durations.MAX_DURATION``, TLS files readable and of the
+right kind. A bad value is a ``ConfigError`` naming the variable, never quoting a value that may be
+secret. Credentials written in a URL (``https://user:password@host``) are moved into
+``es_username`` / ``es_password``, so that no URL the job holds, prints or logs carries a password.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.durations import parse_duration
 from job.errors import ConfigError
+from job.indexnames import AliasName, IndexName
+from job.redact import one_line, redact
 from job.rollover import DEFAULT_ROLLOVER, RolloverConditions, parse_rollover
+from job.safefile import FileProblem, decode_utf8, read_bounded
+from job.tlsfiles import check_ca_bundle, check_client_certificate, check_client_key, check_key_pair
 
 ENV_PREFIX = "DETECTION_"
 # A checkout reads rule_defs/ beside job/; an installed wheel carries the same files as job/rule_defs.
@@ -25,6 +37,96 @@ _CHECKOUT_RULES_DIR = Path(__file__).resolve().parent.parent / "rule_defs"
 SHIPPED_RULES_DIR = (
     _CHECKOUT_RULES_DIR if _CHECKOUT_RULES_DIR.is_dir() else Path(__file__).resolve().parent / "rule_defs"
 )
+# No setting needs more; a longer value is a mistake (or an attack on the memory).
+MAX_VALUE_CHARS = 65536
+# .env and the files of the secrets folder.
+MAX_SETTINGS_FILE_BYTES = 1024 * 1024
+# Settings with no default: an empty value means "not set" (as a template that renders VAR="" means).
+_OPTIONAL = (
+    "es_api_key",
+    "es_username",
+    "es_password",
+    "es_ca_certs",
+    "es_client_cert",
+    "es_client_key",
+    "log_format",
+    "pushgateway_url",
+    "http_port",
+    "alerts_retention",
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def parse_host(url: str, position: int) -> tuple[str, str | None, str | None]:
+    """``(URL without credentials, user, password)`` of one ``DETECTION_ES_HOSTS`` entry.
+
+    A URL without a port gets its scheme's (80, 443) written out, as the client needs one. Errors never
+    quote the URL: it may hold a password.
+    """
+    where = f"entry {position}"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise ValueError(f"{where} contains spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        hostname, port = parts.hostname, parts.port
+    except ValueError:
+        raise ValueError(f"{where} is not a valid URL (a port from 1 to 65535, an IPv6 host in [...])") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise ValueError(f"{where} is not an http:// or https:// URL")
+    if not hostname:
+        raise ValueError(f"{where} has no host")
+    if port == 0:
+        raise ValueError(f"{where}: the port must be a number from 1 to 65535")
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        raise ValueError(f"{where}: a URL of the cluster takes no query (?) or fragment (#)")
+    host = parts.netloc.rpartition("@")[2]
+    if port is None:
+        host = f"{host}:{_DEFAULT_PORTS[scheme]}"
+    clean = f"{scheme}://{host}{parts.path.rstrip('/')}"
+    user = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return clean, user, password
+
+
+def _split_hosts(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _secret_text(value: Any) -> str | None:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return value if isinstance(value, str) and value else None
+
+
+def _move_url_credentials(data: dict[str, Any]) -> dict[str, Any]:
+    """Credentials from the host URLs into ``es_username`` / ``es_password``, when that is unambiguous.
+
+    When it is not (two URLs with different credentials, a URL whose credentials differ from the
+    settings', or an API key besides), the URLs are left as they are and the ``es_hosts`` check
+    reports the conflict.
+    """
+    raw = data.get("es_hosts")
+    urls = _split_hosts(raw) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list | tuple) else ()
+    found: set[tuple[str, str]] = set()
+    cleaned = []
+    for position, url in enumerate(urls, start=1):
+        if not isinstance(url, str):
+            return data
+        try:
+            clean, user, password = parse_host(url, position)
+        except ValueError:
+            return data
+        if user is not None:
+            found.add((user, password or ""))
+        cleaned.append(clean)
+    if len(found) != 1 or _secret_text(data.get("es_api_key")) is not None:
+        return data
+    user, password = found.pop()
+    configured_user, configured_password = data.get("es_username"), _secret_text(data.get("es_password"))
+    if configured_user not in (None, "", user) or configured_password not in (None, password):
+        return data
+    return {**data, "es_hosts": tuple(cleaned), "es_username": user, "es_password": password}
 
 
 class Settings(BaseSettings):
@@ -45,24 +147,26 @@ class Settings(BaseSettings):
     es_username: str | None = None
     es_password: SecretStr | None = None
     es_ca_certs: Path | None = None
+    es_client_cert: Path | None = None
+    es_client_key: Path | None = None
     es_verify_certs: bool = True
-    es_request_timeout: float = Field(default=30.0, gt=0, le=3600)
+    es_request_timeout: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
 
     # Rules
     rules_dir: Path = SHIPPED_RULES_DIR
     alerts_max: int = Field(default=1000, ge=1, le=100_000)
 
     # Run
-    alerts_index: str = Field(default="detection-alerts-default", min_length=1)
-    executions_index: str = Field(default="detection-executions-default", min_length=1)
-    space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
+    alerts_index: AliasName = "detection-alerts-default"
+    executions_index: IndexName = "detection-executions-default"
+    space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$", max_length=255)
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     schedule_interval: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
 
     # Retries of transient Elasticsearch errors (connection, timeout, 429, 502/503/504)
     retry_attempts: int = Field(default=6, ge=1, le=100)
-    retry_max_seconds: float = Field(default=120.0, gt=0)
+    retry_max_seconds: float = Field(default=120.0, gt=0, le=86400, allow_inf_nan=False)
 
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error)$")
 
@@ -74,11 +178,16 @@ class Settings(BaseSettings):
     alerts_rollover: Annotated[RolloverConditions, NoDecode] = DEFAULT_ROLLOVER
     alerts_retention: Annotated[timedelta | None, NoDecode] = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _credentials_out_of_urls(cls, data: Any) -> Any:
+        return _move_url_credentials(data) if isinstance(data, dict) else data
+
     @field_validator("es_hosts", mode="before")
     @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
+    def _hosts_from_text(cls, value: Any) -> Any:
         if isinstance(value, str):
-            hosts = tuple(part.strip() for part in value.split(",") if part.strip())
+            hosts = _split_hosts(value)
             if not hosts:
                 raise ValueError("expected one or more URLs separated by commas")
             return hosts
@@ -87,10 +196,57 @@ class Settings(BaseSettings):
     @field_validator("es_hosts")
     @classmethod
     def _check_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for position, host in enumerate(value, start=1):
-            # The URL itself is not echoed: it may carry credentials.
-            if not host.startswith(("http://", "https://")):
-                raise ValueError(f"entry {position} is not an http:// or https:// URL")
+        if not value:
+            raise ValueError("expected one or more URLs separated by commas")
+        parsed = [parse_host(url, position) for position, url in enumerate(value, start=1)]
+        hosts = []
+        for position, (clean, user, _) in enumerate(parsed, start=1):
+            if user is not None:  # left in place by _credentials_out_of_urls: they conflict
+                raise ValueError(
+                    f"entry {position} has a user and password that differ from another entry's, from "
+                    f"{ENV_PREFIX}ES_USERNAME / {ENV_PREFIX}ES_PASSWORD, or come with {ENV_PREFIX}ES_API_KEY: "
+                    "give the credentials once"
+                )
+            hosts.append(clean)
+        return tuple(hosts)
+
+    @field_validator("es_api_key")
+    @classmethod
+    def _check_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # Sent as an HTTP header: printable ASCII only (a stray newline would break the header).
+        if value is not None:
+            key = value.get_secret_value().strip()
+            if not all(0x21 <= ord(char) <= 0x7E for char in key):
+                raise ValueError("an API key is printable ASCII without spaces (the encoded key Elasticsearch returns)")
+            return SecretStr(key)
+        return value
+
+    @field_validator("es_username")
+    @classmethod
+    def _check_username(cls, value: str | None) -> str | None:
+        if value is not None and (":" in value or any(ord(char) < 0x20 or ord(char) == 0x7F for char in value)):
+            raise ValueError("a user name for basic authentication cannot contain ':' or control characters")
+        return value
+
+    @field_validator("es_ca_certs")
+    @classmethod
+    def _check_ca(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_ca_bundle(value)
+        return value
+
+    @field_validator("es_client_cert")
+    @classmethod
+    def _check_client_cert(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_client_certificate(value)
+        return value
+
+    @field_validator("es_client_key")
+    @classmethod
+    def _check_client_key(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_client_key(value)
         return value
 
     @field_validator("max_catchup", "schedule_interval", mode="before")
@@ -124,21 +280,119 @@ class Settings(BaseSettings):
             raise ValueError("expected an http:// or https:// URL")  # not echoed: it may carry credentials
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_text(cls, value: Any, info: Any) -> Any:
+        # Defined after the other "before" validators so that it runs first (pydantic runs them in reverse).
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        if len(text) > MAX_VALUE_CHARS:
+            raise ValueError(f"longer than {MAX_VALUE_CHARS} characters")
+        if "\x00" in text:
+            raise ValueError("contains a NUL character")
+        if not text.strip():
+            if info.field_name in _OPTIONAL:
+                return None
+            raise ValueError("empty")
+        return value
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Settings:
+        # Errors without a field: the message starts with the variable it is about.
+        if self.es_client_key is not None and self.es_client_cert is None:
+            raise ValueError(f"{ENV_PREFIX}ES_CLIENT_KEY: set {ENV_PREFIX}ES_CLIENT_CERT too (the key's certificate)")
+        if self.es_client_cert is not None:
+            try:
+                check_key_pair(self.es_client_cert, self.es_client_key)
+            except ValueError as exc:
+                variable = "ES_CLIENT_KEY" if self.es_client_key is not None else "ES_CLIENT_CERT"
+                raise ValueError(f"{ENV_PREFIX}{variable}: {exc}") from None
+        tls_files = [name for name in ("es_ca_certs", "es_client_cert", "es_client_key") if getattr(self, name)]
+        plain = [position for position, url in enumerate(self.es_hosts, start=1) if url.startswith("http://")]
+        if tls_files and plain:
+            raise ValueError(
+                f"{ENV_PREFIX}{tls_files[0].upper()}: TLS files need https:// URLs, and entry {plain[0]} of "
+                f"{ENV_PREFIX}ES_HOSTS is http://"
+            )
+        if self.executions_index == self.alerts_index:
+            raise ValueError(f"{ENV_PREFIX}EXECUTIONS_INDEX: must differ from {ENV_PREFIX}ALERTS_INDEX")
+        if self.executions_index.startswith(self.alerts_index + "-"):
+            raise ValueError(
+                f"{ENV_PREFIX}EXECUTIONS_INDEX: {self.executions_index!r} would match the pattern of the alert "
+                f"indices ({self.alerts_index}-*) and get their template; choose a name outside it"
+            )
+        return self
+
+
+def secret_values(settings: Settings) -> tuple[str, ...]:
+    """Every secret the settings hold, in the forms it may take on the wire (basic auth is base64), for
+    ``job.redact`` and the log formatters to mask wherever they might appear."""
+    values: list[str] = []
+    if settings.es_api_key is not None:
+        values.append(settings.es_api_key.get_secret_value())
+    if settings.es_password is not None:
+        password = settings.es_password.get_secret_value()
+        values.append(password)
+        values.append(base64.b64encode(f"{settings.es_username or ''}:{password}".encode()).decode("ascii"))
+    if settings.pushgateway_url is not None:
+        try:
+            url_password = urlsplit(settings.pushgateway_url.get_secret_value()).password
+        except ValueError:
+            url_password = None
+        if url_password:
+            values.append(url_password)
+    return tuple(value for value in values if value)
+
 
 def _variable(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + str(loc[0]).upper() if loc else ENV_PREFIX + "*"
+
+
+def _message(error: Any) -> str:
+    message = str(error.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    if not error["loc"] and message.startswith(ENV_PREFIX):
+        return message
+    return f"{_variable(error['loc'])}: {message[:1].lower() + message[1:]}"
+
+
+def _check_settings_file(path: Path, variable: str) -> None:
+    """A ``.env`` or secret file must be a small regular UTF-8 file (a FIFO would block the start)."""
+    try:
+        decode_utf8(read_bounded(path, MAX_SETTINGS_FILE_BYTES, what="settings files"))
+    except FileProblem as exc:
+        raise ConfigError(f"{variable}: {one_line(str(path))}: {exc}") from None
+
+
+def _check_settings_files(secrets_dir: str | None) -> None:
+    if os.path.lexists(".env"):
+        _check_settings_file(Path(".env"), ".env")
+    if not secrets_dir:
+        return
+    names = {f"{ENV_PREFIX}{name}".lower(): name for name in Settings.model_fields}
+    try:
+        entries = sorted(os.scandir(secrets_dir), key=lambda entry: entry.name)
+    except OSError as exc:
+        raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: cannot read it: {exc.strerror or exc}") from None
+    for entry in entries:
+        field = names.get(entry.name.lower())
+        if field is not None:
+            _check_settings_file(Path(entry.path), f"{ENV_PREFIX}{field.upper()} (secret file)")
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; raise ``ConfigError`` naming the variable of the first bad value."""
     secrets_dir = os.environ.get(ENV_PREFIX + "SECRETS_DIR")
     if secrets_dir and not Path(secrets_dir).is_dir():
-        raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: {secrets_dir!r} is not a directory")
+        raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: {one_line(secrets_dir)!r} is not a directory")
+    _check_settings_files(secrets_dir)
     try:
         if secrets_dir:
             return Settings(_secrets_dir=secrets_dir, **overrides)
         return Settings(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        message = str(first.get("msg", "invalid value"))
-        raise ConfigError(f"{_variable(first['loc'])}: {message}") from None
+        raise ConfigError(one_line(redact(_message(exc.errors()[0])))) from None
+    except (OSError, UnicodeError, ValueError) as exc:  # a settings source that cannot be read
+        raise ConfigError(f"{ENV_PREFIX}*: the settings cannot be read: {one_line(redact(str(exc)))}") from None

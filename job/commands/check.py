@@ -8,6 +8,8 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job.errors import ElasticsearchUnavailable
 from job.esclient import make_client
+from job.eserrors import describe
+from job.redact import redact
 from job.settings import Settings
 
 NAME = "check"
@@ -33,13 +35,9 @@ def describe_cluster(es: Elasticsearch) -> tuple[str, str, str]:
 
 
 def unavailable(settings: Settings, exc: Exception) -> ElasticsearchUnavailable:
-    """One line saying which cluster failed and why (never the credentials)."""
-    hosts = ", ".join(settings.es_hosts)
-    if isinstance(exc, ApiError):
-        reason = f"HTTP {exc.meta.status} {exc.error}"
-    else:
-        reason = type(exc).__name__ + (f": {exc.message}" if isinstance(exc, TransportError) else "")
-    return ElasticsearchUnavailable(f"cannot use Elasticsearch at {hosts}: {reason}")
+    """One line saying which cluster failed and why, with Elasticsearch's reason (never the credentials)."""
+    hosts = redact(", ".join(settings.es_hosts))
+    return ElasticsearchUnavailable(f"cannot use Elasticsearch at {hosts}: {describe(exc)}")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

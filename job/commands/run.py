@@ -12,6 +12,7 @@ from pathlib import Path
 from elasticsearch import ApiError, TransportError
 
 from job.commands.check import unavailable
+from job.durations import shown
 from job.errors import ConfigError
 from job.esclient import make_client
 from job.logs import rule_context
@@ -24,7 +25,7 @@ from job.run.install import install
 from job.run.lifecycle import maintain
 from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, record_refused, run_rules
-from job.run.window import isoformat, parse_timestamp
+from job.run.window import isoformat, now_problem, parse_timestamp
 from job.settings import Settings
 
 NAME = "run"
@@ -50,9 +51,13 @@ def parse_now(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
     try:
-        return parse_timestamp(text)
+        moment = parse_timestamp(text)
     except ValueError:
-        raise ConfigError(f"--now: {text!r} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
+        raise ConfigError(f"--now: {shown(text)} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
+    problem = now_problem(moment)
+    if problem is not None:
+        raise ConfigError(f"--now: {shown(text)} {problem}")
+    return moment
 
 
 @dataclass

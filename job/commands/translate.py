@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from job.fieldcaps import field_types_from_caps
+from job.jsonlimits import JsonProblem
+from job.jsonlimits import loads as bounded_json
 from job.kql import KqlSemanticError, KqlSyntaxError, to_dsl
+from job.redact import one_line
+from job.safefile import FileProblem, decode_utf8, read_bounded
 from job.settings import Settings
 
 NAME = "translate"
@@ -18,6 +22,8 @@ HELP = "print the Elasticsearch query DSL Kibana builds for a KQL query"
 
 EXIT_QUERY = 1
 EXIT_FIELDS = 2
+# A saved _field_caps response of a large cluster runs to tens of megabytes.
+MAX_FIELDS_BYTES = 256 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,12 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_fields(path: Path) -> dict[str, str]:
-    """The field map in ``path``: a name -> type object, or a ``_field_caps`` response. ValueError if neither."""
+    """The field map in ``path``: a name -> type object, or a ``_field_caps`` response. ValueError if neither.
+
+    Read like any file we do not control: bounded in size and nesting, never blocking on a FIFO.
+    """
     try:
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ValueError(f"cannot read it: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data: Any = bounded_json(decode_utf8(read_bounded(path, MAX_FIELDS_BYTES, what="field maps")))
+    except FileProblem as exc:
+        raise ValueError(str(exc)) from None
+    except JsonProblem as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, Mapping):
         raise ValueError("expected a JSON object of field name -> type")
@@ -55,7 +64,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             fields = load_fields(args.fields_json)
         except ValueError as exc:
-            print(f"detection-job: {args.fields_json}: {exc}", file=sys.stderr)
+            print(f"detection-job: {one_line(f'{args.fields_json}: {exc}')}", file=sys.stderr)
             return EXIT_FIELDS
     try:
         dsl = to_dsl(args.query, fields)

@@ -9,7 +9,6 @@ fields themselves, they only tell which fields sit under a nested path.
 from __future__ import annotations
 
 import dataclasses as dc
-import re
 from collections.abc import Mapping
 from functools import cached_property
 
@@ -46,6 +45,28 @@ def _types(spec: str) -> tuple[str, ...]:
 def _utf16_key(name: str) -> bytes:
     # Kibana sorts field names as JavaScript strings, by UTF-16 code units.
     return name.encode("utf-16-be", "surrogatepass")
+
+
+def glob_match(parts: tuple[str, ...], name: str) -> bool:
+    """Whether ``name`` matches the literal ``parts`` joined by ``*`` (``*`` matching any text, even empty).
+
+    Without backtracking: the first part must start the name and the last end it; each part between is
+    taken at its leftmost place after the previous one. Taking the leftmost place never loses a match,
+    since what follows only has to fit in what is left, and the earliest end leaves the most. So the time
+    is linear in the name and the pattern, where a regex ``a.*a.*a...b`` is exponential.
+    """
+    if len(parts) == 1:
+        return name == parts[0]
+    first, last = parts[0], parts[-1]
+    if len(name) < len(first) + len(last) or not name.startswith(first) or not name.endswith(last):
+        return False
+    position, end = len(first), len(name) - len(last)
+    for part in parts[1:-1]:
+        found = name.find(part, position, end)
+        if found == -1:
+            return False
+        position = found + len(part)
+    return True
 
 
 class DataView:
@@ -93,10 +114,9 @@ class DataView:
 
     def matching(self, parts: tuple[str, ...]) -> list[FieldSpec]:
         """Fields whose names match the wildcard pattern (``*`` matches anything), in data-view order."""
-        pattern = re.compile(".*".join(re.escape(part) for part in parts), re.DOTALL)
         found = []
         for name in self._sorted_names:
-            if pattern.fullmatch(name):
+            if glob_match(parts, name):
                 spec = self.get(name)
                 if spec is not None:
                     found.append(spec)

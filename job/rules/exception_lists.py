@@ -29,7 +29,7 @@ from job.errors import RuleError
 from job.rules.files import read_toml, toml_files
 from job.rules.model import ExceptionList
 from job.rules.positions import KeyPath, key_lines
-from job.rules.problems import at, validation_problems
+from job.rules.problems import at, failure, validation_problems
 
 # Keys of a detection-rules container or item that belong to Kibana's bookkeeping, not to the list.
 _KIBANA_KEYS = frozenset(
@@ -102,11 +102,17 @@ def _validate(
 
 
 def load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
-    """The lists of one file, and the problems that kept lists or items from loading."""
+    """The lists of one file, and the problems that kept lists or items from loading (never raises)."""
     try:
-        text, data = read_toml(path)
+        return _load_list_file(path)
     except RuleError as exc:
         return [], [exc]
+    except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader is that file's problem
+        return [], [failure(str(path), exc)]
+
+
+def _load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
+    text, data = read_toml(path)
     lines = key_lines(text)
     shape = "exceptions" in data
     problem = _shape_problem(data) if shape else None
@@ -128,7 +134,12 @@ def load_exception_lists(directories: Iterable[Path]) -> tuple[dict[str, Excepti
     origin: dict[str, Path] = {}
     problems: list[RuleError] = []
     for directory in directories:
-        for path in toml_files(directory):
+        try:
+            paths = list(toml_files(directory))
+        except OSError as exc:
+            problems.append(RuleError(str(directory), f"cannot read directory: {exc.strerror or exc}"))
+            continue
+        for path in paths:
             found, file_problems = load_list_file(path)
             problems.extend(file_problems)
             for exception_list in found:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from job.errors import RuleError
+from job.redact import one_line
+from job.rules.depth import toml_depth_problem
+from job.safefile import FileProblem, read_bounded
 
 # Real rule files are a few kilobytes; the largest detection-rules file is about 40 KB.
 MAX_FILE_BYTES = 1024 * 1024
@@ -20,32 +22,29 @@ _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
 
 
-def read_text(path: Path, *, limit: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of ``path``; ``RuleError`` if it is missing, not a file, too large or unreadable."""
+def read_text(path: Path, *, limit: int = MAX_FILE_BYTES, what: str = "rule files") -> str:
+    """The UTF-8 text of ``path`` (a leading byte order mark dropped); ``RuleError`` if it is missing, not a
+    regular file (a FIFO never blocks), too large, unreadable or not UTF-8."""
     try:
-        info = path.stat()
-    except OSError as exc:
-        raise RuleError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise RuleError(str(path), "cannot read: not a regular file")
-    if info.st_size > limit:
-        raise RuleError(str(path), f"file is {info.st_size} bytes, over the limit of {limit} bytes for rule files")
+        data = read_bounded(path, limit, what=what)
+    except FileProblem as exc:
+        raise RuleError(str(path), str(exc)) from None
     try:
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
-    except OSError as exc:
-        raise RuleError(str(path), f"cannot read: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise RuleError(str(path), f"file is over the limit of {limit} bytes for rule files")
-    try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise RuleError(str(path), f"not UTF-8 text (byte {exc.start})", line) from None
 
 
 def parse_toml(path: Path, text: str) -> dict[str, Any]:
-    """Parse TOML; a syntax error becomes ``RuleError`` with tomllib's line and column."""
+    """Parse TOML; a syntax error becomes ``RuleError`` with tomllib's line and column.
+
+    The nesting is bounded first (``job.rules.depth``), so that no file can exhaust the recursion limit
+    of the parser or of anything that walks the document afterwards.
+    """
+    too_deep = toml_depth_problem(text)
+    if too_deep is not None:
+        raise RuleError(str(path), too_deep[1], too_deep[0])
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -58,6 +57,8 @@ def parse_toml(path: Path, text: str) -> dict[str, Any]:
             detail = _TOML_END.sub("", message)
             raise RuleError(str(path), f"invalid TOML: {detail} (at end of file)", text.count("\n") + 1) from None
         raise RuleError(str(path), f"invalid TOML: {message}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # e.g. an integer of 5,000 digits
+        raise RuleError(str(path), f"invalid TOML: {one_line(str(exc)) or type(exc).__name__}") from None
 
 
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:

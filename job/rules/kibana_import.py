@@ -11,14 +11,19 @@ Skipped lines: action connectors and the final summary line (``exported_count``)
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, get_args
 
-from job.rules.model import RuleType
+from pydantic import ValidationError
+
+from job.durations import shown
+from job.jsonlimits import JsonProblem
+from job.jsonlimits import loads as bounded_json
+from job.rules.model import ExceptionItem, RuleType
+from job.rules.problems import validation_problems
 
 KIBANA_ONLY_KEYS = frozenset(
     {
@@ -52,6 +57,10 @@ _ITEM_BOOKKEEPING = frozenset(
 )
 _CONTAINER_KEYS = ("list_id", "name", "description", "type", "namespace_type", "tags", "os_types")
 _RULE_TYPES = frozenset(get_args(RuleType))
+# One rule of Kibana's export is a few kilobytes; a rule file may hold at most 1 MB.
+MAX_LINE_CHARS = 4 * 1024 * 1024
+# File names stay far below the 255 bytes file systems allow, whatever the rule's name.
+MAX_STEM_CHARS = 100
 
 
 @dataclass
@@ -79,15 +88,40 @@ def _kind(obj: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def parse_export(text: str) -> Export:
-    """Split an export into rules, exception-list containers and items; note what is skipped."""
+def _lines(data: str | bytes) -> Iterator[tuple[int, str | None, str | None]]:
+    """(number, text, problem) per line; bytes are decoded line by line, so one bad line spoils only itself."""
+    too_long = f"over the limit of {MAX_LINE_CHARS} characters"
+    if isinstance(data, str):
+        for number, line in enumerate(data.split("\n"), start=1):
+            yield (number, None, f"line is {too_long}") if len(line) > MAX_LINE_CHARS else (number, line, None)
+        return
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if len(raw) > MAX_LINE_CHARS:
+            yield number, None, f"line is {too_long}"
+            continue
+        try:
+            yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield number, None, f"not UTF-8 text (byte {exc.start + 1} of the line)"
+
+
+def parse_export(data: str | bytes) -> Export:
+    """Split an export into rules, exception-list containers and items; note what is skipped.
+
+    Each line is decoded and parsed on its own, bounded (``MAX_LINE_CHARS``, ``job.jsonlimits``): a bad
+    line is a problem of that line and the others still count. Lines end at ``\n`` only: JSON text may
+    hold U+2028 and other characters that ``str.splitlines`` would break at.
+    """
     export = Export()
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line, problem in _lines(data):
+        if problem is not None or line is None:
+            export.problems.append((number, problem or "unreadable"))
+            continue
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except ValueError as exc:
+            obj = bounded_json(line)
+        except JsonProblem as exc:
             export.problems.append((number, f"not a JSON object: {exc}"))
             continue
         if not isinstance(obj, dict):
@@ -142,18 +176,35 @@ def rule_document(obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _uses_value_list(item: Mapping[str, Any]) -> bool:
-    entries = list(item.get("entries") or [])
+    found = item.get("entries")
+    entries = list(found) if isinstance(found, list) else []
     while entries:
         entry = entries.pop()
         if isinstance(entry, Mapping):
             if entry.get("type") == "list":
                 return True
-            entries.extend(entry.get("entries") or [])
+            inner = entry.get("entries")
+            entries.extend(inner if isinstance(inner, list) else [])
     return False
 
 
+def _item_problem(item: dict[str, Any]) -> str | None:
+    """Why an exception item would not load, in one line, or None."""
+    try:
+        ExceptionItem.model_validate(item)
+    except ValidationError as exc:
+        found = validation_problems(exc, item, lambda loc: loc)
+        detail = found[0][1] if found else "invalid"
+        return f"exception item {shown(str(item.get('item_id')))}: {detail}; skipped"
+    return None
+
+
 def exception_list_documents(export: Export) -> tuple[dict[str, dict[str, Any]], list[tuple[int, str]]]:
-    """Exception lists of the export (list_id → ``ExceptionList`` input) and warnings per line."""
+    """Exception lists of the export (list_id → ``ExceptionList`` input) and warnings per line.
+
+    An item that does not load is a problem of its line (added to ``export.problems``); the other
+    items of its list are still imported.
+    """
     lists: dict[str, dict[str, Any]] = {}
     warnings: list[tuple[int, str]] = []
     for list_id, (_, container) in export.containers.items():
@@ -168,17 +219,22 @@ def exception_list_documents(export: Export) -> tuple[dict[str, dict[str, Any]],
             )
             warnings.append((number, message))
             continue
+        cleaned = _clean({k: v for k, v in item.items() if k not in _ITEM_BOOKKEEPING})
+        problem = _item_problem(cleaned)
+        if problem is not None:
+            export.problems.append((number, problem))
+            continue
         target = lists.setdefault(list_id, {"list_id": list_id, "items": []})
-        target["items"].append(_clean({k: v for k, v in item.items() if k not in _ITEM_BOOKKEEPING}))
+        target["items"].append(cleaned)
     return lists, warnings
 
 
 def rule_filename(name: str) -> str:
     """The file name of a rule, as detection-rules derives it from the name (snake_case, ``.toml``)."""
-    stem = re.sub(r"[^_a-z0-9]+", "_", name.strip().lower()).strip("_")
+    stem = re.sub(r"[^_a-z0-9]+", "_", name.strip().lower()).strip("_")[:MAX_STEM_CHARS].rstrip("_")
     return (stem or "rule") + ".toml"
 
 
 def list_filename(list_id: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", list_id).strip("._")
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", list_id).strip("._")[:MAX_STEM_CHARS].rstrip("._")
     return (stem or "list") + ".toml"

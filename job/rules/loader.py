@@ -16,7 +16,7 @@ from job.rules.exception_lists import load_exception_lists
 from job.rules.files import EXCEPTIONS_DIR, collect, read_toml
 from job.rules.model import TYPE_KEYS, ExceptionList, Rule
 from job.rules.positions import KeyPath, key_lines
-from job.rules.problems import at, validation_problems
+from job.rules.problems import at, dotted, failure, validation_problems
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def _model_input(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Ke
     problems: list[tuple[KeyPath, str, bool]] = []
     for key in data:
         if key not in _TABLES:
-            problems.append(((key,), f"{key}: unknown top-level key (expected [metadata], [rule], [transform])", True))
+            message = f"{dotted((key,))}: unknown top-level key (expected [metadata], [rule], [transform])"
+            problems.append(((key,), message, True))
     rule = data.get("rule")
     if not isinstance(rule, dict):
         problem = (
@@ -66,7 +67,7 @@ def _model_input(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Ke
         return {}, problems
     body = dict(rule)
     for key in _NOT_RULE_KEYS & set(rule):
-        problems.append((("rule", key), f"rule.{key}: unknown key", True))
+        problems.append((("rule", key), f"{dotted(('rule', key))}: unknown key", True))
         del body[key]
     for table in ("metadata", "transform"):
         if table in data:
@@ -157,6 +158,17 @@ def rule_from_data(
 
 
 def _read(
+    path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
+) -> tuple[Rule, tuple[RuleError, ...], dict[KeyPath, int]]:
+    try:
+        return _read_file(path, strict, exception_lists)
+    except RuleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader is that file's problem
+        raise failure(str(path), exc) from None
+
+
+def _read_file(
     path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
 ) -> tuple[Rule, tuple[RuleError, ...], dict[KeyPath, int]]:
     text, data = read_toml(path)

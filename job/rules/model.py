@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from job.durations import parse_duration
+from job.durations import MAX_DURATION, date_math_reach, parse_duration, shown
 
 Severity = Literal["low", "medium", "high", "critical"]
 RuleType = Literal["query", "saved_query", "eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"]
@@ -275,7 +275,12 @@ class Rule(Frozen):
     @classmethod
     def _check_date_math(cls, value: str) -> str:
         if not _DATE_MATH.match(value):
-            raise ValueError(f"expected date math relative to now (e.g. now-15m, now), got {value!r}")
+            raise ValueError(f"expected date math relative to now (e.g. now-15m, now), got {shown(value)}")
+        if date_math_reach(value) > MAX_DURATION.total_seconds():
+            raise ValueError(
+                f"date math {shown(value)} reaches more than {MAX_DURATION.days} days from now "
+                "(counting a month as 30 days and a year as 365)"
+            )
         return value
 
     @field_validator("query")

@@ -78,7 +78,9 @@ class _Scanner:
             found = line.find(delimiter, i)
             if found == -1:
                 return len(line)
-            backslashes = len(line[:found]) - len(line[:found].rstrip("\\"))
+            backslashes = 0
+            while found - backslashes > 0 and line[found - backslashes - 1] == "\\":
+                backslashes += 1
             if delimiter == '"""' and backslashes % 2 == 1:  # an escaped quote
                 i = found + 1
                 continue
@@ -107,19 +109,22 @@ class _Document:
     def record(self, path: KeyPath, number: int) -> None:
         self.lines.setdefault(path, number)
 
-    def resolve(self, parts: Sequence[str]) -> KeyPath:
-        """A dotted header name, with each array of tables replaced by its current (last) table."""
+    def resolve(self, parts: Sequence[str]) -> list[KeyPath]:
+        """Each prefix of a dotted header name, with each array of tables replaced by its current (last) table."""
         path: KeyPath = ()
+        prefixes = []
         for part in parts:
             path = (*path, part)
             if path in self.arrays:
                 path = (*path, self.arrays[path])
-        return path
+            prefixes.append(path)
+        return prefixes
 
     def array_header(self, parts: Sequence[str], number: int) -> None:
-        for end in range(1, len(parts)):
-            self.record(self.resolve(parts[:end]), number)
-        array = (*self.resolve(parts[:-1]), parts[-1])
+        prefixes = self.resolve(parts[:-1])
+        for prefix in prefixes:
+            self.record(prefix, number)
+        array = (*(prefixes[-1] if prefixes else ()), parts[-1])
         index = self.arrays.get(array, -1) + 1
         self.arrays[array] = index
         self.table = (*array, index)
@@ -127,9 +132,10 @@ class _Document:
         self.record(self.table, number)
 
     def table_header(self, parts: Sequence[str], number: int) -> None:
-        for end in range(1, len(parts) + 1):  # [a.b.c] also defines a and a.b
-            self.record(self.resolve(parts[:end]), number)
-        self.table = self.resolve(parts)
+        prefixes = self.resolve(parts)
+        for prefix in prefixes:  # [a.b.c] also defines a and a.b
+            self.record(prefix, number)
+        self.table = prefixes[-1] if prefixes else ()
 
     def key(self, parts: Sequence[str], number: int) -> None:
         for end in range(1, len(parts) + 1):
@@ -140,7 +146,8 @@ def key_lines(text: str) -> dict[KeyPath, int]:
     """Map every table header and key of ``text`` to its 1-based line (first occurrence wins)."""
     doc = _Document()
     scanner = _Scanner()
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only, as tomllib counts them (str.splitlines would also break at U+2028, U+0085...).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not scanner.at_top():
             scanner.consume(line)
             continue

@@ -8,17 +8,21 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from job.durations import shown
 from job.errors import RuleError
 from job.rules.positions import KeyPath, PathPart, line_of
 
 # Maps a location in the model's input to the key path in the TOML document.
 LocMapper = Callable[[KeyPath], KeyPath]
+_MAX_KEY_CHARS = 60
 
 
 def dotted(path: Sequence[PathPart]) -> str:
     """``("rule", "threat", 0, "tactic")`` → ``rule.threat[0].tactic``."""
     text = ""
     for part in path:
+        if isinstance(part, str) and len(part) > _MAX_KEY_CHARS:  # a key can be as long as the file
+            part = f"{part[:_MAX_KEY_CHARS]}...({len(part)} characters)"
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 
@@ -57,8 +61,15 @@ def _text(error: ErrorDetails) -> str:
         return message
     message = message[:1].lower() + message[1:]
     if "input" in error and not isinstance(error["input"], dict | list):
-        message += f" (got {error['input']!r})"
+        message += f" (got {shown(error['input']) if isinstance(error['input'], str) else _short_repr(error['input'])})"
     return message
+
+
+def _short_repr(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:  # repr of a huge integer is slow and long
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def validation_problems(exc: ValidationError, data: Any, to_toml: LocMapper) -> list[tuple[KeyPath, str, bool]]:
@@ -84,3 +95,10 @@ def validation_problems(exc: ValidationError, data: Any, to_toml: LocMapper) -> 
 def at(path: str, lines: Mapping[KeyPath, int], key: Sequence[PathPart], message: str) -> RuleError:
     """A ``RuleError`` on the line of ``key`` (or of its closest enclosing table)."""
     return RuleError(path, message, line_of(lines, key))
+
+
+def failure(path: str, exc: BaseException) -> RuleError:
+    """A ``RuleError`` for an unexpected exception while loading ``path`` (a recursion, an overflow...): one line."""
+    detail = str(exc)
+    detail = detail if len(detail) <= 200 else detail[:200] + "..."
+    return RuleError(path, f"cannot load: {type(exc).__name__}" + (f": {detail}" if detail else ""))

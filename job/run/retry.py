@@ -22,6 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from job.eserrors import describe as describe  # one line per error, with Elasticsearch's reason
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,3 @@ class RetryPolicy:
         """Call ``fn`` until it succeeds, fails permanently, or the attempts/time run out."""
         result: T = self.retrying()(fn)
         return result
-
-
-def describe(exc: BaseException | None) -> str:
-    """One line about an Elasticsearch error, without request bodies or credentials."""
-    if exc is None:
-        return "unknown error"
-    if isinstance(exc, ApiError):
-        return f"HTTP {exc.meta.status} {exc.error}"
-    return f"{type(exc).__name__}: {exc}"

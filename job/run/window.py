@@ -74,6 +74,18 @@ def _round_down(moment: datetime, unit: str) -> datetime:
 
 
 _SUB_MICROSECOND = re.compile(r"(\.\d{6})\d+")
+# The run's clock (``--now``) lies within these bounds: far from what datetime can represent (years 1 to
+# 9999) even after a year of look-back and a year of catch-up (job.durations.MAX_DURATION each), and inside
+# what Elasticsearch's millisecond dates and our epoch-based sort values expect.
+EARLIEST_NOW = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_NOW = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def now_problem(moment: datetime) -> str | None:
+    """Why ``moment`` cannot be a run's clock, or None."""
+    if not EARLIEST_NOW <= moment < LATEST_NOW:
+        return f"must lie between {EARLIEST_NOW:%Y-%m-%d} and {LATEST_NOW:%Y-%m-%d} (UTC)"
+    return None
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -82,14 +94,24 @@ def parse_timestamp(text: str) -> datetime:
     Digits below the microsecond are cut (rounded down), so the result never lies after the input.
     """
     moment = datetime.fromisoformat(_SUB_MICROSECOND.sub(r"\1", text.strip()).replace("Z", "+00:00"))
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 lies before the first representable moment in UTC
+        raise ValueError(f"timestamp {text.strip()[:40]!r} lies outside the years 1 to 9999 in UTC") from None
 
 
 def resolve_date_math(expression: str, now: datetime) -> datetime:
     """Resolve Elasticsearch/Kibana date math (``now-15m``, ``now/d``, ``2026-01-01||+1d``) in UTC.
 
-    Raises ``ValueError`` for anything else.
+    Raises ``ValueError`` for anything else, and for results outside the years 1 to 9999.
     """
+    try:
+        return _resolve_date_math(expression, now)
+    except OverflowError:
+        raise ValueError(f"date math {expression[:40]!r} reaches beyond the years 1 to 9999") from None
+
+
+def _resolve_date_math(expression: str, now: datetime) -> datetime:
     text = expression.strip()
     if text.startswith("now"):
         anchor, ops = now.astimezone(UTC), text[3:]

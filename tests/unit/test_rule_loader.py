@@ -167,14 +167,14 @@ def test_unreadable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     path.chmod(0)
     if os.geteuid() == 0:
         # Root reads files whatever their mode: make the open fail the way it fails for everyone else.
-        real_open = Path.open
+        real_open = os.open
 
-        def refuse(self: Path, *args: Any, **kwargs: Any) -> Any:
-            if self == path:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_open(self, *args, **kwargs)
+        def refuse(target: Any, *args: Any, **kwargs: Any) -> Any:
+            if Path(target) == path:
+                raise PermissionError(13, "Permission denied", str(target))
+            return real_open(target, *args, **kwargs)
 
-        monkeypatch.setattr(Path, "open", refuse)
+        monkeypatch.setattr(os, "open", refuse)
     with pytest.raises(RuleError) as caught:
         load_rule(path)
     assert str(caught.value) == f"{path}: cannot read: Permission denied"

@@ -64,7 +64,7 @@ def test_missing_fields_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = tmp_path / "nope.json"
     result = _translate("a:b", "--fields-json", str(missing))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"detection-job: {missing}: cannot read it: No such file or directory"]
+    assert result.stderr.splitlines() == [f"detection-job: {missing}: cannot read: No such file or directory"]
 
 
 def test_invalid_fields_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
