@@ -82,6 +82,7 @@ def test_unverified_tls_works_and_warns_once(tls_proxy: TlsProxy) -> None:
         DETECTION_ES_VERIFY_CERTS="false",
         DETECTION_ES_CLIENT_CERT=str(TLS / "client.pem"),
         DETECTION_ES_CLIENT_KEY=str(TLS / "client.key"),
+        DETECTION_LOG_FORMAT="text",
     )
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "DETECTION_ES_VERIFY_CERTS is false" in line]
