@@ -95,8 +95,8 @@ def summary(executions: list[Execution]) -> str:
     lines = [f"{'status':<16} {'alerts':>6} {'dups':>6}  {'window':<51} rule"]
     for ex in executions:
         window = f"{isoformat(ex.window.start)} .. {isoformat(ex.window.end)}" if ex.window else "-"
-        created = ex.metrics.get("alerts_created", 0)
-        dups = ex.metrics.get("duplicates_skipped", 0)
+        created = ex.metrics.alerts_created
+        dups = ex.metrics.duplicates_skipped
         lines.append(f"{ex.status:<16} {created:>6} {dups:>6}  {window:<51} {ex.rule_name}")
         if ex.status != "succeeded":
             lines.extend(f"    {message}" for message in [*ex.errors, *ex.warnings])

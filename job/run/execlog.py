@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
+from job.run.metrics import RunMetrics, metrics_mapping
 from job.run.retry import RetryPolicy
 from job.run.window import Gap, Window, isoformat, parse_timestamp
 
@@ -51,22 +52,7 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "searched_to": {"type": "date"},
             }
         },
-        "metrics": {
-            "properties": {
-                "total_search_duration_ms": {"type": "long"},
-                "total_indexing_duration_ms": {"type": "long"},
-                "pages": {"type": "long"},
-                "pit_reopened": {"type": "long"},
-                "hits": {"type": "long"},
-                "alerts_created": {"type": "long"},
-                "duplicates_skipped": {"type": "long"},
-                "errors": {"type": "long"},
-                "max_alerts": {"type": "long"},
-                "execution_gap_duration_s": {"type": "long"},
-                "gap_range": {"type": "date_range"},
-                "exceptions_expired": {"type": "keyword"},
-            }
-        },
+        "metrics": metrics_mapping(),
     },
 }
 
@@ -88,7 +74,7 @@ class Execution:
     gap: Gap | None = None
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: RunMetrics = field(default_factory=RunMetrics)
 
     @property
     def status(self) -> Status:
@@ -104,10 +90,6 @@ class Execution:
         return ", ".join(self.warnings) if self.warnings else SUCCESS_MESSAGE
 
     def to_document(self) -> dict[str, Any]:
-        metrics = dict(self.metrics)
-        if self.gap is not None:
-            metrics["execution_gap_duration_s"] = round(self.gap.duration.total_seconds())
-            metrics["gap_range"] = {"gte": isoformat(self.gap.start), "lte": isoformat(self.gap.end)}
         end = self.end or self.start
         return {
             "@timestamp": isoformat(end),
@@ -133,7 +115,7 @@ class Execution:
                 "to": isoformat(self.window.end) if self.window else None,
                 "searched_to": isoformat(self.searched_to) if self.searched_to else None,
             },
-            "metrics": metrics,
+            "metrics": self.metrics.to_document(),
         }
 
 
