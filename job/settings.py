@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     schedule_interval: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
+    # The lease of one rule run: a run stops searching before it ends, and a ``running`` record older
+    # than this is taken as abandoned by the next run.
+    run_timeout: Annotated[timedelta, NoDecode] = timedelta(minutes=9)
 
     # Retries of transient Elasticsearch errors (connection, timeout, 429, 502/503/504)
     retry_attempts: int = Field(default=6, ge=1, le=100)
@@ -84,7 +87,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {position} is not an http:// or https:// URL")
         return value
 
-    @field_validator("max_catchup", "schedule_interval", mode="before")
+    @field_validator("max_catchup", "schedule_interval", "run_timeout", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

@@ -31,6 +31,7 @@ class Fault:
     after: int = 0  # let this many matching requests through first
     respond: Responder | None = None  # build the answer from the request body
     action: Callable[[], None] | None = None  # run when the fault fires, before answering
+    forward_first: bool = False  # with an action: forward the request, then run the action, never answer
 
 
 def _error_body(status: int, kind: str = "injected_fault") -> bytes:
@@ -103,10 +104,21 @@ class FaultProxy:
         with self.state.lock:
             self.state.faults.append(Fault(re.compile(path_regex), times, status, method, after, respond))
 
-    def on_request(self, path_regex: str, *, after: int, action: Callable[[], None]) -> None:
-        """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped."""
+    def on_request(
+        self,
+        path_regex: str,
+        *,
+        after: int,
+        action: Callable[[], None],
+        method: str | None = None,
+        forward_first: bool = False,
+    ) -> None:
+        """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped
+        (``forward_first``: Elasticsearch gets it, the client never gets the answer)."""
         with self.state.lock:
-            self.state.faults.append(Fault(re.compile(path_regex), 1, None, None, after, None, action))
+            self.state.faults.append(
+                Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first)
+            )
 
     def reject_bulk_items(
         self, *, times: int, status: int = 429, kind: str = "es_rejected_execution_exception"
@@ -140,6 +152,8 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 fault = state.take_fault(self.command, self.path)
+                if fault is not None and fault.forward_first:
+                    self._upstream_response(body)
                 if fault is not None and fault.action is not None:
                     fault.action()
                 if fault is not None and fault.status is None:
@@ -158,20 +172,23 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                status, response_headers, data = self._upstream_response(body)
+                self.send_response(status)
+                for key, value in response_headers:
+                    if key.lower() not in _HOP_HEADERS:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _upstream_response(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes]:
                 connection = http.client.HTTPConnection(*upstream, timeout=120)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
                     connection.request(self.command, self.path, body=body, headers=headers)
                     response = connection.getresponse()
-                    data = response.read()
-                    self.send_response(response.status)
-                    for key, value in response.getheaders():
-                        if key.lower() not in _HOP_HEADERS:
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
+                    return response.status, response.getheaders(), response.read()
                 finally:
                     connection.close()
 

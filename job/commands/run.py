@@ -19,7 +19,7 @@ from job.rules.validation import check_rules
 from job.run.execlog import Execution
 from job.run.install import install
 from job.run.retry import RetryPolicy
-from job.run.runner import RunContext, record_refused, run_rules
+from job.run.runner import RunContext, run_rules
 from job.run.window import isoformat, parse_timestamp
 from job.settings import Settings
 
@@ -115,8 +115,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         with make_client(settings) as es:
             install(es, policy, settings.alerts_index, settings.executions_index)
             context = RunContext(es=es, settings=settings, now=now, policy=policy)
-            executions = [record_refused(context, rule, messages) for rule, messages in selection.refused]
-            executions += run_rules(context, selection.runnable)
+            executions = run_rules(context, selection.runnable, refused=selection.refused)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     print(summary(executions))

@@ -20,6 +20,7 @@ from job.run.pager import PitPager
 from job.run.plan import RunPlan, SearchPlan
 from job.run.query import SORT_MISSING, timestamp_fields
 from job.run.retry import RetryPolicy
+from job.run.window import isoformat
 from job.run.writer import WriteStats, bulk_create, existing_ids
 from job.settings import Settings
 
@@ -35,6 +36,13 @@ class Outcome:
 
     searched_to: datetime
     warnings: list[str] = field(default_factory=list)
+
+
+def stopped_message(resume: datetime) -> str:
+    return (
+        "The run stopped searching before its lease (DETECTION_RUN_TIMEOUT) ran out; "
+        f"the next run continues from {isoformat(resume)}"
+    )
 
 
 def resume_point(rule: Rule, hit: dict[str, Any], window_start: datetime) -> datetime:
@@ -56,9 +64,14 @@ def execute(
     execution_uuid: str,
     clock: Callable[[], datetime],
     metrics: RunMetrics,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> Outcome:
     """Search ``plan.window`` with ``search`` and write the alerts; ``metrics`` is filled as it goes, also
-    when an error ends the run early."""
+    when an error ends the run early.
+
+    ``should_stop`` is asked after each full page; when it says yes (the run's lease is running out), the
+    run ends there and the next run continues from the last timestamp it handled.
+    """
     if search.query is None:  # no index matches: nothing to search, the window is done
         return Outcome(searched_to=plan.window.end)
     pager = PitPager(es, policy, rule.index, search.query, search.sort, settings.page_size)
@@ -78,9 +91,7 @@ def execute(
                 documents = [
                     (
                         doc_id,
-                        build_alert(
-                            rule, hit, now=built_at, execution_uuid=execution_uuid, space_id=settings.space_id
-                        ),
+                        build_alert(rule, hit, now=built_at, execution_uuid=execution_uuid, space_id=settings.space_id),
                     )
                     for doc_id, hit in batch
                 ]
@@ -88,6 +99,10 @@ def execute(
             if new:
                 outcome.searched_to = resume_point(rule, new[0][1], plan.window.start)
                 outcome.warnings.append(MAX_ALERTS_WARNING)
+                break
+            if len(page) >= settings.page_size and should_stop():
+                outcome.searched_to = resume_point(rule, page[-1], plan.window.start)
+                outcome.warnings.append(stopped_message(outcome.searched_to))
                 break
         if writes.created or writes.duplicates:
             policy.call(lambda: es.indices.refresh(index=alias))
@@ -101,7 +116,5 @@ def execute(
         metrics.duplicates_skipped = duplicates + writes.duplicates
         metrics.errors = writes.errors
     if writes.errors:
-        outcome.warnings.append(
-            f"{writes.errors} alerts could not be written: " + "; ".join(writes.error_samples[:3])
-        )
+        outcome.warnings.append(f"{writes.errors} alerts could not be written: " + "; ".join(writes.error_samples[:3]))
     return outcome

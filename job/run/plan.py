@@ -18,6 +18,7 @@ from job.kql import lucene_to_dsl, to_dsl
 from job.rules.caps import effective_max_signals
 from job.rules.exceptions import build_exception_filter
 from job.rules.model import Rule
+from job.run.history import RuleHistory
 from job.run.query import build_query, build_sort, own_alerts_clause, timestamp_fields
 from job.run.window import Gap, Window, gap_message, plan_window
 
@@ -46,12 +47,16 @@ class RunPlan:
     warnings: tuple[str, ...]  # the cap and gap warnings, in Kibana's order
 
 
-def plan_run(
-    rule: Rule, now: datetime, searched_to: datetime | None, *, max_catchup: timedelta, alerts_max: int
-) -> RunPlan:
-    """The window and cap of a run started at ``now``, given how far earlier runs searched."""
+def plan_run(rule: Rule, now: datetime, history: RuleHistory, *, max_catchup: timedelta, alerts_max: int) -> RunPlan:
+    """The window and cap of a run started at ``now``, given what the execution log says about the rule.
+
+    The window starts where the last completed run stopped (minus the look-back), or earlier where a
+    run that never completed left a range no completed run covered (:attr:`RuleHistory.uncovered_from`);
+    a ``running`` record is never taken as searched, so concurrent runs can overlap but never shrink
+    each other's windows.
+    """
     cap, cap_warning = effective_max_signals(rule, alerts_max)
-    window, gap = plan_window(rule, now, searched_to, max_catchup)
+    window, gap = plan_window(rule, now, history.searched_to, max_catchup, history.uncovered_from)
     warnings = [message for message in (cap_warning, gap_message(gap) if gap else None) if message]
     return RunPlan(window=window, gap=gap, cap=cap, warnings=tuple(warnings))
 
@@ -85,9 +90,7 @@ def _missing_timestamp_warning(rule: Rule, caps: Mapping[str, Any]) -> str | Non
     return None
 
 
-def plan_search(
-    rule: Rule, window: Window, caps: Mapping[str, Any], *, alerts_alias: str, now: datetime
-) -> SearchPlan:
+def plan_search(rule: Rule, window: Window, caps: Mapping[str, Any], *, alerts_alias: str, now: datetime) -> SearchPlan:
     """The query and sort of the run, from the ``_field_caps`` response of the rule's index patterns.
 
     Raises the KQL errors of a query that does not translate.

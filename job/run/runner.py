@@ -1,9 +1,13 @@
-"""One pass over the rules: for each rule, plan its run, execute it, and record it.
+"""One pass over the rules: for each rule, plan its run, record it, execute it, and record the end.
 
 Each rule runs on its own: an error in one becomes that rule's ``failed`` status and the next rule
-runs. The three steps live in their own modules: :mod:`job.run.plan` (window, cap and query; pure),
+runs. The steps live in their own modules: :mod:`job.run.plan` (window, cap and query; pure),
 :mod:`job.run.execute` (page, dedupe, write) and :mod:`job.run.record` (the execution record); this
 module wires them together and turns errors into statuses.
+
+Order of one rule's run: read the execution log (once for the whole pass), mark the rule's abandoned
+``running`` records ``failed``, plan the window, write the ``running`` record (nothing is searched
+unless it is stored), plan the search, execute, write the final record.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job.kql import KqlSemanticError, KqlSyntaxError
 from job.rules.model import Rule
-from job.run import execlog
+from job.run import lease, record
 from job.run.execlog import Execution
 from job.run.execute import execute
-from job.run.plan import plan_run, plan_search
-from job.run.record import write_final
+from job.run.history import RuleHistory, read_histories
+from job.run.plan import RunPlan, plan_run, plan_search
 from job.run.retry import RetryPolicy, describe
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# A run stops paging once this share of its lease (DETECTION_RUN_TIMEOUT) has passed, leaving time to
+# write its alerts and its record before the lease runs out.
+STOP_SEARCHING_AT = 0.9
 
 
 @dataclass
@@ -40,6 +48,7 @@ class RunContext:
     policy: RetryPolicy
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    runner: lease.Runner = field(default_factory=lease.this_runner)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
         """``_field_caps`` of the rule's index patterns, fetched once per pass."""
@@ -56,8 +65,24 @@ class RunContext:
             self.field_caps_cache[indices] = dict(response.body)
         return self.field_caps_cache[indices]
 
+    def histories(self, rules: Sequence[Rule]) -> dict[str, RuleHistory] | None:
+        """The execution-log history of every rule of the pass (one request), or None if it cannot be read
+        (each rule then tries on its own and fails with the reason)."""
+        try:
+            return read_histories(
+                self.es,
+                self.policy,
+                self.settings.executions_index,
+                [rule.rule_id for rule in rules],
+                self.settings.space_id,
+            )
+        except (ApiError, TransportError) as exc:
+            log.error("could not read the execution log: %s", describe(exc))
+            return None
+
 
 def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
+    start = ctx.clock()
     return Execution(
         rule_id=rule.rule_id,
         rule_name=rule.name,
@@ -65,16 +90,30 @@ def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
         rule_source=rule.source,
         space_id=ctx.settings.space_id,
         uuid=str(uuid.uuid4()),
-        start=ctx.clock(),
+        start=start,
+        lease_expires=start + ctx.settings.run_timeout,
+        runner=ctx.runner,
     )
 
 
-def record_refused(ctx: RunContext, rule: Rule, problems: Sequence[str]) -> Execution:
-    """A ``failed`` record for a rule that loads but does not validate, so monitoring sees it."""
+def _plan(ctx: RunContext, rule: Rule, history: RuleHistory) -> RunPlan:
+    return plan_run(rule, ctx.now, history, max_catchup=ctx.settings.max_catchup, alerts_max=ctx.settings.alerts_max)
+
+
+def record_refused(
+    ctx: RunContext, rule: Rule, problems: Sequence[str], history: RuleHistory | None = None
+) -> Execution:
+    """A ``failed`` record for a rule that loads but does not validate, so monitoring sees it. It carries
+    the window the rule should have searched (when its date math allows one), so that the rule's first
+    good run searches it."""
     execution = _new_execution(ctx, rule)
     execution.errors.extend(f"Rule not run, it does not validate: {problem}" for problem in problems)
+    try:
+        execution.window = _plan(ctx, rule, history or RuleHistory()).window
+    except Exception:  # noqa: BLE001 - the rule may be refused for its very window
+        execution.window = None
     execution.end = execution.start
-    return write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
+    return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
 
 
 def _error_reason(rule: Rule, exc: Exception) -> str:
@@ -89,48 +128,98 @@ def _error_reason(rule: Rule, exc: Exception) -> str:
     return reason
 
 
-def run_rule(ctx: RunContext, rule: Rule) -> Execution:
-    """Run one rule and record its execution. Never raises for problems of this rule."""
+def _mark_abandoned(ctx: RunContext, rule: Rule, history: RuleHistory, by: str) -> None:
+    """Turn the rule's ``running`` records whose run can no longer finish into ``failed`` ones."""
+    now = ctx.clock()
+    for running in history.running:
+        if not lease.abandoned(
+            execution_uuid=running.uuid,
+            lease_expires=running.lease_expires,
+            runner=running.runner,
+            me=ctx.runner,
+            now=now,
+        ):
+            continue
+        if record.mark_interrupted(ctx.es, ctx.policy, ctx.settings.executions_index, running, by=by, now=now):
+            log.warning("rule %s: run %s ended without a record of its end; marked failed", rule.rule_id, running.uuid)
+
+
+def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None) -> None:
     settings = ctx.settings
+    if history is None:
+        history = read_histories(ctx.es, ctx.policy, settings.executions_index, [rule.rule_id], settings.space_id).get(
+            rule.rule_id, RuleHistory()
+        )
+    _mark_abandoned(ctx, rule, history, execution.uuid)
+    plan = _plan(ctx, rule, history)
+    execution.window, execution.gap = plan.window, plan.gap
+    execution.metrics.max_alerts = plan.cap
+    if plan.gap is not None:
+        execution.metrics.record_gap(plan.gap)
+    execution.warnings.extend(plan.warnings)
+
+    record.write_ahead(ctx.es, ctx.policy, settings.executions_index, execution)
+    lease.started(execution.uuid)
+
+    search = plan_search(
+        rule, plan.window, ctx.field_caps(tuple(rule.index)), alerts_alias=settings.alerts_index, now=ctx.now
+    )
+    execution.warnings.extend(search.warnings)
+    execution.metrics.exceptions_expired = list(search.exceptions_expired)
+    if search.exceptions_expired:
+        log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
+    stop_at = execution.start + settings.run_timeout * STOP_SEARCHING_AT
+    outcome = execute(
+        ctx.es,
+        ctx.policy,
+        settings,
+        rule,
+        plan,
+        search,
+        execution_uuid=execution.uuid,
+        clock=ctx.clock,
+        metrics=execution.metrics,
+        should_stop=lambda: ctx.clock() >= stop_at,
+    )
+    execution.warnings.extend(outcome.warnings)
+    execution.searched_to = outcome.searched_to
+
+
+def run_rule(ctx: RunContext, rule: Rule, history: RuleHistory | None = None) -> Execution:
+    """Run one rule and record its execution. Never raises for problems of this rule.
+
+    ``history`` is the rule's execution-log history read for the whole pass; None reads it here.
+    """
     execution = _new_execution(ctx, rule)
     try:
-        searched_to = execlog.last_searched_to(
-            ctx.es, ctx.policy, settings.executions_index, rule.rule_id, settings.space_id
-        )
-        plan = plan_run(rule, ctx.now, searched_to, max_catchup=settings.max_catchup, alerts_max=settings.alerts_max)
-        execution.window, execution.gap = plan.window, plan.gap
-        execution.metrics.max_alerts = plan.cap
-        if plan.gap is not None:
-            execution.metrics.record_gap(plan.gap)
-        execution.warnings.extend(plan.warnings)
-        search = plan_search(
-            rule, plan.window, ctx.field_caps(tuple(rule.index)), alerts_alias=settings.alerts_index, now=ctx.now
-        )
-        execution.warnings.extend(search.warnings)
-        execution.metrics.exceptions_expired = list(search.exceptions_expired)
-        if search.exceptions_expired:
-            log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
-        outcome = execute(
-            ctx.es,
-            ctx.policy,
-            settings,
-            rule,
-            plan,
-            search,
-            execution_uuid=execution.uuid,
-            clock=ctx.clock,
-            metrics=execution.metrics,
-        )
-        execution.warnings.extend(outcome.warnings)
-        execution.searched_to = outcome.searched_to
+        _search_and_write(ctx, rule, execution, history)
     except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
         execution.errors.append(f'An error occurred during rule execution: message: "{_error_reason(rule, exc)}"')
         execution.searched_to = None
-    finally:
+    try:
         execution.end = ctx.clock()
-    return write_final(ctx.es, ctx.policy, settings.executions_index, execution)
+        if execution.lease_expires is not None and execution.end > execution.lease_expires:
+            execution.warnings.append(
+                f"The run took longer than DETECTION_RUN_TIMEOUT ({ctx.settings.run_timeout}); "
+                "another run may have taken it for interrupted"
+            )
+        return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
+    finally:
+        lease.finished(execution.uuid)
 
 
-def run_rules(ctx: RunContext, rules: Sequence[Rule]) -> list[Execution]:
-    """Run every rule in turn; one rule's failure never stops the others."""
-    return [run_rule(ctx, rule) for rule in rules]
+def run_rules(
+    ctx: RunContext, rules: Sequence[Rule], refused: Sequence[tuple[Rule, Sequence[str]]] = ()
+) -> list[Execution]:
+    """Record the ``refused`` rules (they load but do not validate), then run every rule in turn; one
+    rule's failure never stops the others. The pass's records are made searchable at its end, so a pass
+    started right after this one plans from them."""
+    histories = ctx.histories([*rules, *(rule for rule, _ in refused)])
+
+    def history(rule: Rule) -> RuleHistory | None:
+        return None if histories is None else histories.get(rule.rule_id, RuleHistory())
+
+    executions = [record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused]
+    executions += [run_rule(ctx, rule, history(rule)) for rule in rules]
+    record.refresh(ctx.es, ctx.policy, ctx.settings.executions_index)
+    return executions

@@ -101,7 +101,15 @@ def test_killed_between_two_bulk_pages_then_rerun_gives_the_exact_set(job_env: J
         )
         assert started[0].wait(timeout=120) == -signal.SIGKILL
     assert len(job_env.alert_docs(rule_id)) == 50
-    assert job_env.executions_docs(rule_id) == []
+    [killed] = job_env.executions_docs(rule_id)
+    assert killed["execution"]["status"] == "running"  # written before the search began
+    assert killed["window"]["from"] == iso(NOW - timedelta(minutes=15))
     assert job_env.run("--now", iso(NOW)) == 0
     alerted = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
     assert alerted == sorted(f"e{i}" for i in range(200))
+    interrupted, rerun = job_env.executions_docs(rule_id)
+    assert interrupted["execution"]["uuid"] == killed["execution"]["uuid"]
+    assert interrupted["execution"]["status"] == "failed"
+    assert interrupted["execution"]["message"] == "Run interrupted: no completion was recorded"
+    assert interrupted["execution"]["interrupted_by"] == rerun["execution"]["uuid"]
+    assert rerun["execution"]["status"] == "succeeded"
