@@ -12,6 +12,7 @@ from types import ModuleType
 from job import __version__
 from job.commands import COMMANDS
 from job.errors import ConfigError, ElasticsearchUnavailable
+from job.jsoncodec import allow_deep_documents
 from job.settings import load_settings
 
 EXIT_CONFIG = 2
@@ -54,6 +55,7 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allow_deep_documents()
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()

@@ -6,6 +6,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.jsoncodec import client_serializers
 from job.settings import Settings
 
 
@@ -21,6 +22,7 @@ def make_client(settings: Settings) -> Elasticsearch:
         "max_retries": 0,
         "retry_on_timeout": False,
         "verify_certs": settings.es_verify_certs,
+        "serializers": client_serializers(),  # hostile bytes in events never fail a whole response
     }
     if settings.es_ca_certs is not None:
         options["ca_certs"] = str(settings.es_ca_certs)

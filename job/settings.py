@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # Run
     alerts_index: str = Field(default="detection-alerts-default", min_length=1)
     executions_index: str = Field(default="detection-executions-default", min_length=1)
+    # One document per event that could not become an alert (see ``detection-job deadletter``).
+    dead_letter_index: str = Field(default="detection-deadletter-default", min_length=1)
     space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)

@@ -26,6 +26,7 @@ from job.settings import Settings
 NAME = "run"
 HELP = "run the rules once: search each rule's window and write alerts"
 
+# 1: a rule failed, a rule file does not validate, or events were dead-lettered.
 EXIT_OK, EXIT_RULE_FAILED = 0, 1
 
 
@@ -113,11 +114,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
-            install(es, policy, settings.alerts_index, settings.executions_index)
+            install(es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
             context = RunContext(es=es, settings=settings, now=now, policy=policy)
             executions = run_rules(context, selection.runnable, refused=selection.refused)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     print(summary(executions))
     failed = bool(selection.problems) or any(ex.status == "failed" for ex in executions)
-    return EXIT_RULE_FAILED if failed else EXIT_OK
+    dead_lettered = any(ex.metrics.dead_lettered for ex in executions)
+    return EXIT_RULE_FAILED if failed or dead_lettered else EXIT_OK

@@ -14,7 +14,7 @@ from job.run.retry import RetryPolicy
 from job.settings import Settings
 
 NAME = "setup"
-HELP = "install or upgrade the alert index template, the alert write index and the execution log index"
+HELP = "install or upgrade the alert index template and write index, the execution log and the dead-letter index"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +25,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     del args
     try:
         with make_client(settings) as es:
-            result = install(es, RetryPolicy.from_settings(settings), settings.alerts_index, settings.executions_index)
+            result = install(
+                es,
+                RetryPolicy.from_settings(settings),
+                settings.alerts_index,
+                settings.executions_index,
+                settings.dead_letter_index,
+            )
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     print(f"index template {template_name(settings.alerts_index)}: {result.template}")
     print(f"alert alias {settings.alerts_index}: write index {result.write_index}")
     print(f"execution log {settings.executions_index}: ready")
+    print(f"dead-letter index {settings.dead_letter_index}: ready")
     return 0

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
+from job.run import indices
 from job.run.lease import Runner
 from job.run.metrics import RunMetrics, metrics_mapping
 from job.run.retry import RetryPolicy
@@ -167,15 +168,4 @@ def interrupted_update(marked_at: datetime, by: str) -> dict[str, Any]:
 
 def ensure_index(es: Elasticsearch, policy: RetryPolicy, index: str) -> None:
     """Create the executions index with its mapping, or add fields a newer version maps (safe to race)."""
-    if policy.call(lambda: es.indices.exists(index=index)):
-        policy.call(
-            lambda: es.options(ignore_status=400).indices.put_mapping(
-                index=index, properties=EXECUTIONS_MAPPING["properties"]
-            )
-        )
-        return
-    policy.call(
-        lambda: es.options(ignore_status=400).indices.create(
-            index=index, mappings=EXECUTIONS_MAPPING, settings={"index.mapping.ignore_malformed": True}
-        )
-    )
+    indices.ensure_index(es, policy, index, EXECUTIONS_MAPPING, {"index.mapping.ignore_malformed": True})

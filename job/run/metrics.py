@@ -28,7 +28,9 @@ class RunMetrics:
     hits: int = _mapped("long")  # events the search returned
     alerts_created: int = _mapped("long")
     duplicates_skipped: int = _mapped("long")  # events that already had an alert
-    errors: int = _mapped("long")  # alerts Elasticsearch refused
+    errors: int = _mapped("long")  # alerts Elasticsearch refused (they are dead-lettered)
+    dead_lettered: int = _mapped("long")  # events written to the dead-letter index by this run
+    dead_letters_skipped: int = _mapped("long")  # events skipped: already in the dead-letter index
     max_alerts: int | None = _mapped("long", None)  # the run's cap
     execution_gap_duration_s: int | None = _mapped("long", None)
     gap_range: dict[str, str] | None = _mapped("date_range", None)

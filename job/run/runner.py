@@ -21,6 +21,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.errors import JobError
 from job.kql import KqlSemanticError, KqlSyntaxError
 from job.rules.model import Rule
 from job.run import lease, record
@@ -122,6 +123,8 @@ def _error_reason(rule: Rule, exc: Exception) -> str:
         return str(exc).splitlines()[0]
     if isinstance(exc, ApiError | TransportError):
         return describe(exc)
+    if isinstance(exc, JobError):
+        return str(exc)
     reason = f"{type(exc).__name__}: {exc}"
     log.error("rule %s: unexpected error: %s", rule.rule_id, reason)
     log.debug("rule %s: traceback of the unexpected error", rule.rule_id, exc_info=exc)
