@@ -11,7 +11,8 @@ import http.client
 import json
 import re
 import threading
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -53,9 +54,45 @@ def bulk_items_answer(status: int, kind: str) -> Responder:
     return respond
 
 
+def refusing_bulk(upstream: str, refused_ids: Container[str]) -> Responder:
+    """Forward a bulk request without the documents whose ``_id`` is in ``refused_ids``, and answer those with
+    a 400 item error (as Elasticsearch answers a document it cannot parse)."""
+
+    def respond(body: bytes) -> tuple[int, bytes]:
+        lines = body.splitlines()
+        pairs = list(zip(lines[::2], lines[1::2], strict=True))
+
+        def refused(action: bytes) -> bool:
+            return next(iter(json.loads(action).values())).get("_id") in refused_ids
+
+        kept = [pair for pair in pairs if not refused(pair[0])]
+        forwarded: list[dict[str, object]] = []
+        if kept:
+            request = urllib.request.Request(
+                f"{upstream}/_bulk",
+                data=b"\n".join(line for pair in kept for line in pair) + b"\n",
+                method="POST",
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            with urllib.request.urlopen(request, timeout=120) as response:
+                forwarded = json.loads(response.read())["items"]
+        items: list[dict[str, object]] = []
+        for action, _ in pairs:
+            if refused(action):
+                op, meta = next(iter(json.loads(action).items()))
+                error = {"type": "document_parsing_exception", "reason": "refused by the test proxy\nover two lines"}
+                items.append({op: {"_index": meta.get("_index"), "_id": meta["_id"], "status": 400, "error": error}})
+            else:
+                items.append(forwarded.pop(0))
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
+
+    return respond
+
+
 @dataclass
 class ProxyState:
     faults: list[Fault] = field(default_factory=list)
+    standing: list[tuple[re.Pattern[str], Responder]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     injected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -126,6 +163,12 @@ class FaultProxy:
         """Answer bulk requests with every item failed (e.g. 429 queue full, 400 mapping error)."""
         self.fail(r"/_bulk", times=times, status=200, respond=bulk_items_answer(status, kind))
 
+    def always(self, path_regex: str, respond: Responder) -> None:
+        """Answer every matching request with what ``respond`` builds (faults still come first; a request
+        forwarded by a ``forward_first`` fault goes through it too)."""
+        with self.state.lock:
+            self.state.standing.append((re.compile(path_regex), respond))
+
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
         with self.state.lock:
@@ -183,6 +226,12 @@ class FaultProxy:
                     self.wfile.write(data)
 
             def _upstream_response(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes]:
+                with state.lock:
+                    standing = [respond for pattern, respond in state.standing if pattern.search(self.path)]
+                if standing:
+                    status, payload = standing[0](body or b"")
+                    headers = [("Content-Type", "application/json"), ("X-Elastic-Product", "Elasticsearch")]
+                    return status, headers, payload
                 connection = http.client.HTTPConnection(*upstream, timeout=120)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}

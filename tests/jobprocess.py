@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tests.faultproxy import FaultProxy
@@ -48,9 +48,11 @@ def run_job(
     *,
     kill: KillPoint | None = None,
     env: Mapping[str, str] | None = None,
+    setup: Callable[[FaultProxy], None] | None = None,
     timeout: float = 300,
 ) -> JobResult:
-    """Run ``python -m job ARGS`` with ``DETECTION_*`` from ``env`` (default: this process's environment)."""
+    """Run ``python -m job ARGS`` with ``DETECTION_*`` from ``env`` (default: this process's environment);
+    ``setup`` prepares the proxy (standing answers, more faults) before the job starts."""
     environment = dict(os.environ if env is None else env)
     process: list[subprocess.Popen[str]] = []
 
@@ -59,6 +61,8 @@ def run_job(
 
     with FaultProxy(es_url) as proxy:
         environment["DETECTION_ES_HOSTS"] = proxy.url
+        if setup is not None:
+            setup(proxy)
         if kill is not None:
             proxy.on_request(
                 kill.path, after=kill.nth - 1, action=kill_job, method=kill.method, forward_first=kill.forward_first

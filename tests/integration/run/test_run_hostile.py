@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 
 from job.cli import main as cli_main
 from job.run.ids import alert_id
-from tests.faultproxy import FaultProxy, bulk_items_answer
+from tests.faultproxy import FaultProxy, bulk_items_answer, refusing_bulk
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 
 pytestmark = pytest.mark.integration
@@ -106,36 +105,6 @@ def _put(es_url: str, index: str, doc_id: str, body: bytes) -> int:
         return int(error.code)
 
 
-def _refuse_one(es_url: str, refused_id: str) -> Callable[[bytes], tuple[int, bytes]]:
-    """Forward a bulk request without the alert ``refused_id``, and answer that one with a 400 item."""
-
-    def respond(body: bytes) -> tuple[int, bytes]:
-        lines = body.splitlines()
-        pairs = list(zip(lines[::2], lines[1::2], strict=True))
-        kept = [pair for pair in pairs if json.loads(pair[0])["create"]["_id"] != refused_id]
-        forwarded: list[dict[str, Any]] = []
-        if kept:
-            request = urllib.request.Request(
-                f"{es_url}/_bulk",
-                data=b"\n".join(line for pair in kept for line in pair) + b"\n",
-                method="POST",
-                headers={"Content-Type": "application/x-ndjson"},
-            )
-            with urllib.request.urlopen(request) as response:
-                forwarded = json.loads(response.read())["items"]
-        items = []
-        for action, _ in pairs:
-            meta = json.loads(action)["create"]
-            if meta["_id"] == refused_id:
-                error = {"type": "document_parsing_exception", "reason": "refused by the test\nover two lines"}
-                items.append({"create": {"_index": meta["_index"], "_id": refused_id, "status": 400, "error": error}})
-            else:
-                items.append(forwarded.pop(0))
-        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
-
-    return respond
-
-
 def _depth(value: Any) -> int:
     depth = 0
     while isinstance(value, dict | list) and value:
@@ -157,7 +126,7 @@ def test_hostile_events_in_a_page_of_good_ones(job_env: JobEnv, es_url: str) -> 
 
     refused_alert = alert_id(index, "refused", rule_id, "default")
     with FaultProxy(es_url) as proxy:
-        proxy.fail(r"^/_bulk", times=10, status=200, respond=_refuse_one(es_url, refused_alert))
+        proxy.fail(r"^/_bulk", times=10, status=200, respond=refusing_bulk(es_url, {refused_alert}))
         job_env.set(es_hosts=proxy.url)
         assert job_env.run("--now", iso(NOW)) == 1  # the dead letter makes the exit code 1
     job_env.set(es_hosts=es_url)
@@ -203,7 +172,7 @@ def test_hostile_events_in_a_page_of_good_ones(job_env: JobEnv, es_url: str) -> 
     assert entry["space_id"] == "default"
     assert entry["execution"]["uuid"] == execution["execution"]["uuid"]
     assert entry["stage"] == "index"
-    assert entry["reason"] == "HTTP 400 document_parsing_exception: refused by the test over two lines"
+    assert entry["reason"] == "HTTP 400 document_parsing_exception: refused by the test proxy over two lines"
     datetime.fromisoformat(entry["@timestamp"].replace("Z", "+00:00"))
 
     # The next run is clean: everything in its look-back already has an alert or an entry.

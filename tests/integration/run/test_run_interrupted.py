@@ -161,3 +161,29 @@ def test_a_run_stops_paging_before_its_lease_runs_out_and_the_next_one_continues
     record.refresh(es, policy, settings.executions_index)
     assert job_env.run("--now", iso(NOW)) == 0
     assert _alerted(job_env, rule_id) == [f"e{i:02}" for i in range(35)]
+
+
+def test_a_killed_first_run_that_the_next_run_could_not_see_is_searched_by_the_run_after(
+    job_env: JobEnv, es_url: str
+) -> None:
+    job_env.set(page_size="100")
+    rule_id = job_env.write_rule()
+    events = [cred_event(NOW - timedelta(minutes=15) + timedelta(seconds=1.5 * i), _id=f"e{i}") for i in range(600)]
+    job_env.index_events(events)
+    assert cli_main(["setup"]) == 0
+    # Nothing makes the killed run's record searchable until a pass refreshes the log at its end: the next
+    # run reads the log as if the killed run had not started (as a run starting within the refresh
+    # interval would).
+    job_env.es.indices.put_settings(index=job_env.executions, settings={"index.refresh_interval": "-1"})
+    assert run_job(es_url, ["run", "--now", iso(NOW)], kill=KillPoint("bulk", r"^/_bulk", nth=2)).killed
+    assert job_env.run("--now", iso(NOW + timedelta(minutes=10))) == 0
+    blind = job_env.executions_docs(rule_id)[-1]
+    assert blind["window"]["from"] == iso(NOW - timedelta(minutes=5))  # the plain window: it saw nothing
+    assert len(_alerted(job_env, rule_id)) < 600
+    # The killed run's range starts before anything a completed run covered: the run after searches it.
+    assert job_env.run("--now", iso(NOW + timedelta(minutes=20))) == 0
+    assert _alerted(job_env, rule_id) == sorted(f"e{i}" for i in range(600))
+    killed, _, repairing = job_env.executions_docs(rule_id)
+    assert killed["execution"]["status"] == "failed"
+    assert killed["execution"]["interrupted_by"] == repairing["execution"]["uuid"]
+    assert repairing["window"]["from"] == iso(NOW - timedelta(minutes=15))
