@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 
 from elasticsearch import ApiError, TransportError
@@ -17,11 +18,12 @@ from job.commands.check import unavailable
 from job.esclient import make_client
 from job.rules import load_rules
 from job.run import deadletter
-from job.run.deadletter import DeadLetter
+from job.run.deadletter import DeadLetter, DeadLetterWriteError
 from job.run.deadletter_retry import retry_dead_letters
 from job.run.install import install
 from job.run.retry import RetryPolicy
 from job.run.window import isoformat
+from job.run.writer import BulkRejected
 from job.settings import Settings
 
 NAME = "deadletter"
@@ -92,6 +94,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             )
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
+    except (DeadLetterWriteError, BulkRejected) as exc:
+        print(f"detection-job: deadletter {args.action}: {exc}", file=sys.stderr)
+        return EXIT_REMAINING
     for letter in report.failing:
         event = printable(f"{letter.event_index}/{letter.event_id}")
         print(f"still failing: rule {printable(letter.rule_id)}, event {event}: {printable(letter.reason)}")

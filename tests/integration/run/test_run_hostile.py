@@ -261,3 +261,22 @@ def test_an_event_that_cannot_be_dead_lettered_keeps_the_window_open(job_env: Jo
     assert job_env.run("--now", iso(NOW + timedelta(minutes=10))) == 0  # searched again: now it gets its alert
     assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["stuck"]
     assert str(uuid.UUID(execution["execution"]["uuid"])) == execution["execution"]["uuid"]
+
+
+def test_deadletter_retry_that_cannot_write_says_so_in_one_line(
+    job_env: JobEnv, es_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_env.write_rule()
+    job_env.index_events([cred_event(MOMENT, _id="e1")])
+    with FaultProxy(es_url) as proxy:
+        proxy.fail(r"^/_bulk", times=1, status=200, respond=bulk_items_answer(400, "mapper_parsing_exception"))
+        job_env.set(es_hosts=proxy.url)
+        assert job_env.run("--now", iso(NOW)) == 1
+        capsys.readouterr()
+        # The alert is refused again, and its entry cannot be rewritten: reported, never a traceback.
+        proxy.fail(r"^/_bulk", times=1, status=200, respond=bulk_items_answer(400, "mapper_parsing_exception"))
+        proxy.fail(rf"^/{job_env.dead_letters}/_bulk", times=1, status=200, respond=bulk_items_answer(400, "x"))
+        assert cli_main(["deadletter", "retry"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("detection-job: deadletter retry: could not write 1 dead-letter entries: HTTP 400 x")
+    assert "\n" not in err and "Traceback" not in err
