@@ -58,12 +58,12 @@ def bench_one(es: Elasticsearch, count: int) -> None:
         started = time.perf_counter()
         execution = run_rule(RunContext(es=es, settings=settings, now=now, policy=policy), rule)
         elapsed = time.perf_counter() - started
-        created = execution.metrics["alerts_created"]
+        created = execution.metrics.alerts_created
         print(
             f"{count:>7} events: {created} alerts in {elapsed:.2f}s ({created / elapsed:,.0f} alerts/s); "
-            f"search {execution.metrics['total_search_duration_ms']} ms, "
-            f"indexing {execution.metrics['total_indexing_duration_ms']} ms, "
-            f"pages {execution.metrics['pages']}, status {execution.status}"
+            f"search {execution.metrics.total_search_duration_ms} ms, "
+            f"indexing {execution.metrics.total_indexing_duration_ms} ms, "
+            f"pages {execution.metrics.pages}, status {execution.status}"
         )
     finally:
         es.indices.delete(index=f"{events_index},{prefix}-*", ignore_unavailable=True)

@@ -12,6 +12,7 @@ from types import ModuleType
 from job import __version__
 from job.commands import COMMANDS
 from job.errors import ConfigError, ElasticsearchUnavailable
+from job.jsoncodec import allow_deep_documents
 from job.logs import configure_logging
 from job.redact import one_line, redact
 from job.settings import load_settings, secret_values
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    allow_deep_documents()
     args = build_parser().parse_args(argv)
     secrets: tuple[str, ...] = ()
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.jsoncodec import client_serializers
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def make_client(settings: Settings) -> Elasticsearch:
         "max_retries": 0,
         "retry_on_timeout": False,
         "verify_certs": settings.es_verify_certs,
+        "serializers": client_serializers(),  # hostile bytes in events never fail a whole response
     }
     options.update(_tls_options(settings))
     if settings.es_api_key is not None:

@@ -21,8 +21,8 @@ from prometheus_client.exposition import basic_auth_handler, default_handler, pu
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from job.run.history import COMPLETED, SUCCESSFUL
-from job.run.runner import MAX_ALERTS_WARNING
+from job.run.execute import MAX_ALERTS_WARNING
+from job.run.last_runs import COMPLETED, SUCCESSFUL
 from job.run.window import parse_timestamp
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class RuleMetrics:
         self.alerts_created.labels(*labels).inc(_number(document, "metrics.alerts_created"))
         self.duplicates.labels(*labels).inc(_number(document, "metrics.duplicates_skipped"))
         self.hits.labels(*labels).inc(_number(document, "metrics.hits"))
-        self.dead_letters.labels(*labels).inc(_number(document, "metrics.dead_letters"))
+        self.dead_letters.labels(*labels).inc(_number(document, "metrics.dead_lettered"))
         self.search_seconds.labels(*labels).observe(_number(document, "metrics.total_search_duration_ms") / 1000)
         self.indexing_seconds.labels(*labels).observe(_number(document, "metrics.total_indexing_duration_ms") / 1000)
         return True

@@ -159,10 +159,15 @@ class Settings(BaseSettings):
     # Run
     alerts_index: AliasName = "detection-alerts-default"
     executions_index: IndexName = "detection-executions-default"
+    # One document per event that could not become an alert (see ``detection-job deadletter``).
+    dead_letter_index: IndexName = "detection-deadletter-default"
     space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$", max_length=255)
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)
     schedule_interval: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
+    # The lease of one rule run: a run stops searching before it ends, and a ``running`` record older
+    # than this is taken as abandoned by the next run.
+    run_timeout: Annotated[timedelta, NoDecode] = timedelta(minutes=9)
 
     # Retries of transient Elasticsearch errors (connection, timeout, 429, 502/503/504)
     retry_attempts: int = Field(default=6, ge=1, le=100)
@@ -249,7 +254,7 @@ class Settings(BaseSettings):
             check_client_key(value)
         return value
 
-    @field_validator("max_catchup", "schedule_interval", mode="before")
+    @field_validator("max_catchup", "schedule_interval", "run_timeout", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -315,13 +320,17 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}{tls_files[0].upper()}: TLS files need https:// URLs, and entry {plain[0]} of "
                 f"{ENV_PREFIX}ES_HOSTS is http://"
             )
-        if self.executions_index == self.alerts_index:
-            raise ValueError(f"{ENV_PREFIX}EXECUTIONS_INDEX: must differ from {ENV_PREFIX}ALERTS_INDEX")
-        if self.executions_index.startswith(self.alerts_index + "-"):
-            raise ValueError(
-                f"{ENV_PREFIX}EXECUTIONS_INDEX: {self.executions_index!r} would match the pattern of the alert "
-                f"indices ({self.alerts_index}-*) and get their template; choose a name outside it"
-            )
+        for field_name in ("executions_index", "dead_letter_index"):
+            variable, name = f"{ENV_PREFIX}{field_name.upper()}", getattr(self, field_name)
+            if name == self.alerts_index:
+                raise ValueError(f"{variable}: must differ from {ENV_PREFIX}ALERTS_INDEX")
+            if name.startswith(self.alerts_index + "-"):
+                raise ValueError(
+                    f"{variable}: {name!r} would match the pattern of the alert indices ({self.alerts_index}-*) "
+                    "and get their template; choose a name outside it"
+                )
+        if self.dead_letter_index == self.executions_index:
+            raise ValueError(f"{ENV_PREFIX}DEAD_LETTER_INDEX: must differ from {ENV_PREFIX}EXECUTIONS_INDEX")
         return self
 
 

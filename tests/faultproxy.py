@@ -11,7 +11,8 @@ import http.client
 import json
 import re
 import threading
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ class Fault:
     after: int = 0  # let this many matching requests through first
     respond: Responder | None = None  # build the answer from the request body
     action: Callable[[], None] | None = None  # run when the fault fires, before answering
+    forward_first: bool = False  # with an action: forward the request, then run the action, never answer
 
 
 def _error_body(status: int, kind: str = "injected_fault") -> bytes:
@@ -52,9 +54,45 @@ def bulk_items_answer(status: int, kind: str) -> Responder:
     return respond
 
 
+def refusing_bulk(upstream: str, refused_ids: Container[str]) -> Responder:
+    """Forward a bulk request without the documents whose ``_id`` is in ``refused_ids``, and answer those with
+    a 400 item error (as Elasticsearch answers a document it cannot parse)."""
+
+    def respond(body: bytes) -> tuple[int, bytes]:
+        lines = body.splitlines()
+        pairs = list(zip(lines[::2], lines[1::2], strict=True))
+
+        def refused(action: bytes) -> bool:
+            return next(iter(json.loads(action).values())).get("_id") in refused_ids
+
+        kept = [pair for pair in pairs if not refused(pair[0])]
+        forwarded: list[dict[str, object]] = []
+        if kept:
+            request = urllib.request.Request(
+                f"{upstream}/_bulk",
+                data=b"\n".join(line for pair in kept for line in pair) + b"\n",
+                method="POST",
+                headers={"Content-Type": "application/x-ndjson"},
+            )
+            with urllib.request.urlopen(request, timeout=120) as response:
+                forwarded = json.loads(response.read())["items"]
+        items: list[dict[str, object]] = []
+        for action, _ in pairs:
+            if refused(action):
+                op, meta = next(iter(json.loads(action).items()))
+                error = {"type": "document_parsing_exception", "reason": "refused by the test proxy\nover two lines"}
+                items.append({op: {"_index": meta.get("_index"), "_id": meta["_id"], "status": 400, "error": error}})
+            else:
+                items.append(forwarded.pop(0))
+        return 200, json.dumps({"took": 1, "errors": True, "items": items}).encode()
+
+    return respond
+
+
 @dataclass
 class ProxyState:
     faults: list[Fault] = field(default_factory=list)
+    standing: list[tuple[re.Pattern[str], Responder]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     injected: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -103,16 +141,33 @@ class FaultProxy:
         with self.state.lock:
             self.state.faults.append(Fault(re.compile(path_regex), times, status, method, after, respond))
 
-    def on_request(self, path_regex: str, *, after: int, action: Callable[[], None]) -> None:
-        """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped."""
+    def on_request(
+        self,
+        path_regex: str,
+        *,
+        after: int,
+        action: Callable[[], None],
+        method: str | None = None,
+        forward_first: bool = False,
+    ) -> None:
+        """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped
+        (``forward_first``: Elasticsearch gets it, the client never gets the answer)."""
         with self.state.lock:
-            self.state.faults.append(Fault(re.compile(path_regex), 1, None, None, after, None, action))
+            self.state.faults.append(
+                Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first)
+            )
 
     def reject_bulk_items(
         self, *, times: int, status: int = 429, kind: str = "es_rejected_execution_exception"
     ) -> None:
         """Answer bulk requests with every item failed (e.g. 429 queue full, 400 mapping error)."""
         self.fail(r"/_bulk", times=times, status=200, respond=bulk_items_answer(status, kind))
+
+    def always(self, path_regex: str, respond: Responder) -> None:
+        """Answer every matching request with what ``respond`` builds (faults still come first; a request
+        forwarded by a ``forward_first`` fault goes through it too)."""
+        with self.state.lock:
+            self.state.standing.append((re.compile(path_regex), respond))
 
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
@@ -140,6 +195,8 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 fault = state.take_fault(self.command, self.path)
+                if fault is not None and fault.forward_first:
+                    self._upstream_response(body)
                 if fault is not None and fault.action is not None:
                     fault.action()
                 if fault is not None and fault.status is None:
@@ -158,20 +215,29 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                status, response_headers, data = self._upstream_response(body)
+                self.send_response(status)
+                for key, value in response_headers:
+                    if key.lower() not in _HOP_HEADERS:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def _upstream_response(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes]:
+                with state.lock:
+                    standing = [respond for pattern, respond in state.standing if pattern.search(self.path)]
+                if standing:
+                    status, payload = standing[0](body or b"")
+                    headers = [("Content-Type", "application/json"), ("X-Elastic-Product", "Elasticsearch")]
+                    return status, headers, payload
                 connection = http.client.HTTPConnection(*upstream, timeout=120)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
                     connection.request(self.command, self.path, body=body, headers=headers)
                     response = connection.getresponse()
-                    data = response.read()
-                    self.send_response(response.status)
-                    for key, value in response.getheaders():
-                        if key.lower() not in _HOP_HEADERS:
-                            self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if self.command != "HEAD":
-                        self.wfile.write(data)
+                    return response.status, response.getheaders(), response.read()
                 finally:
                     connection.close()
 

@@ -3,4 +3,15 @@
 Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args, settings) -> int``.
 """
 
-COMMANDS = ("check", "setup", "run", "schedule", "status", "alerts", "validate", "translate", "import_rules")
+COMMANDS = (
+    "check",
+    "setup",
+    "run",
+    "schedule",
+    "status",
+    "alerts",
+    "deadletter",
+    "validate",
+    "translate",
+    "import_rules",
+)

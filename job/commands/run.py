@@ -24,13 +24,14 @@ from job.run.execlog import Execution
 from job.run.install import install
 from job.run.lifecycle import maintain
 from job.run.retry import RetryPolicy
-from job.run.runner import RunContext, record_refused, run_rules
+from job.run.runner import RunContext, run_rules
 from job.run.window import isoformat, now_problem, parse_timestamp
 from job.settings import Settings
 
 NAME = "run"
 HELP = "run the rules once: search each rule's window and write alerts"
 
+# 1: a rule failed, a rule file does not validate, or events were dead-lettered.
 EXIT_OK, EXIT_RULE_FAILED = 0, 1
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,8 @@ def summary(executions: list[Execution]) -> str:
     lines = [f"{'status':<16} {'alerts':>6} {'dups':>6}  {'window':<51} rule"]
     for ex in executions:
         window = f"{isoformat(ex.window.start)} .. {isoformat(ex.window.end)}" if ex.window else "-"
-        created = ex.metrics.get("alerts_created", 0)
-        dups = ex.metrics.get("duplicates_skipped", 0)
+        created = ex.metrics.alerts_created
+        dups = ex.metrics.duplicates_skipped
         lines.append(f"{ex.status:<16} {created:>6} {dups:>6}  {window:<51} {ex.rule_name}")
         if ex.status != "succeeded":
             lines.extend(f"    {message}" for message in [*ex.errors, *ex.warnings])
@@ -133,11 +134,10 @@ def run_pass(settings: Settings, wanted: list[str], now: datetime, metrics: Rule
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
-            install(es, policy, settings.alerts_index, settings.executions_index)
+            install(es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
             maintain(es, policy, settings.alerts_index, settings.alerts_rollover, settings.alerts_retention)
             context = RunContext(es=es, settings=settings, now=now, policy=policy)
-            executions = [record_refused(context, rule, messages) for rule, messages in selection.refused]
-            executions += run_rules(context, selection.runnable)
+            executions = run_rules(context, selection.runnable, refused=selection.refused)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     intervals = {rule.rule_id: rule.interval_delta for rule in selection.runnable}
@@ -146,7 +146,8 @@ def run_pass(settings: Settings, wanted: list[str], now: datetime, metrics: Rule
         report(execution, metrics, intervals.get(execution.rule_id))
     print(summary(executions))
     failed = bool(selection.problems) or any(ex.status == "failed" for ex in executions)
-    return EXIT_RULE_FAILED if failed else EXIT_OK
+    dead_lettered = any(ex.metrics.dead_lettered for ex in executions)
+    return EXIT_RULE_FAILED if failed or dead_lettered else EXIT_OK
 
 
 def report(execution: Execution, metrics: RuleMetrics, interval: timedelta | None) -> None:
@@ -158,7 +159,7 @@ def report(execution: Execution, metrics: RuleMetrics, interval: timedelta | Non
             level,
             "rule execution %s: %d alerts created, %d duplicates skipped%s",
             execution.status,
-            execution.metrics.get("alerts_created", 0),
-            execution.metrics.get("duplicates_skipped", 0),
+            execution.metrics.alerts_created,
+            execution.metrics.duplicates_skipped,
             "".join(f"; {message}" for message in [*execution.errors, *execution.warnings]),
         )

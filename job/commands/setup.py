@@ -17,8 +17,8 @@ from job.settings import Settings
 
 NAME = "setup"
 HELP = (
-    "install or upgrade the alert index template, the alert write index and the execution log index; "
-    "apply the alert index rollover and retention"
+    "install or upgrade the alert index template and write index, the execution log and the dead-letter "
+    "index; apply the alert index rollover and retention"
 )
 
 
@@ -31,7 +31,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with make_client(settings) as es:
             policy = RetryPolicy.from_settings(settings)
-            result = install(es, policy, settings.alerts_index, settings.executions_index)
+            result = install(
+                es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index
+            )
             lifecycle = maintain(es, policy, settings.alerts_index, settings.alerts_rollover, settings.alerts_retention)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
@@ -42,6 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     for index in lifecycle.deleted:
         print(f"alert index {index}: deleted (older than DETECTION_ALERTS_RETENTION)")
     print(f"execution log {settings.executions_index}: ready")
+    print(f"dead-letter index {settings.dead_letter_index}: ready")
     for error in lifecycle.errors:
         print(f"detection-job: {error}", file=sys.stderr)
     return 1 if lifecycle.errors else 0

@@ -18,7 +18,7 @@ from elasticsearch import ApiError, TransportError
 from job.commands.check import unavailable
 from job.esclient import make_client
 from job.rules import Rule, load_rules
-from job.run.history import NEVER_RAN, RuleHistory, rule_histories
+from job.run.last_runs import NEVER_RAN, LastRuns, last_runs
 from job.run.retry import RetryPolicy
 from job.run.window import isoformat, parse_timestamp
 from job.settings import Settings
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass(frozen=True, slots=True)
 class RuleStatus:
     rule: Rule
-    history: RuleHistory
+    history: LastRuns
     health: str  # ok, failed, stale, never ran, running, disabled, unsupported
 
     @property
@@ -46,7 +46,7 @@ class RuleStatus:
         return self.health not in ("failed", "stale")
 
 
-def assess(rule: Rule, history: RuleHistory, now: datetime) -> str:
+def assess(rule: Rule, history: LastRuns, now: datetime) -> str:
     """The rule's health, judged by its last *completed* execution (a ``running`` one has no outcome yet)."""
     if not rule.supported:
         return "unsupported"
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     now = datetime.now(UTC)
     try:
         with make_client(settings) as es:
-            histories = rule_histories(
+            histories = last_runs(
                 es,
                 RetryPolicy.from_settings(settings),
                 settings.executions_index,

@@ -9,22 +9,21 @@ whole document for a wrong *shape*, whatever that setting says:
 * a scalar where an object is mapped, e.g. ``host: "web-1"``;
 * a scalar where a ``flattened`` field is mapped; any value written to a field alias.
 
-Those values are removed (array elements one by one). Unmapped fields are never touched: ``dynamic:
-false`` keeps them in ``_source`` as they are. Kibana goes further and strips every value that is not
+Those values are removed (array elements one by one), and so are numbers that are not finite, mapped or
+not (JSON has no infinity). Unmapped fields are otherwise never touched: ``dynamic: false`` keeps them in
+``_source`` as they are. Kibana goes further and strips every value that is not
 valid for its ECS type; we keep malformed scalars in ``_source`` because they are evidence.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from job.run.alert_template import is_mapping_object
 
 MappedPaths = Mapping[str, Mapping[str, Any]]
-
-_DROP: Final = object()
-
 
 def mapped_paths(properties: Mapping[str, Any], prefix: str = "") -> dict[str, Mapping[str, Any]]:
     """Every field of a mapping's ``properties`` (objects and leaves) by dotted path."""
@@ -38,23 +37,64 @@ def mapped_paths(properties: Mapping[str, Any], prefix: str = "") -> dict[str, M
 
 
 def conform(document: Mapping[str, Any], paths: MappedPaths) -> dict[str, Any]:
-    """A deep copy of ``document`` without the values the mapping (given as ``mapped_paths``) would refuse."""
-    return _object(document, "", paths)
+    """A deep copy of ``document`` without the values the mapping (given as ``mapped_paths``) would refuse.
+
+    Iterative, so an event nested as deep as Elasticsearch accepts (1,000 levels) is copied like any
+    other. Numbers that are not finite (``1e400`` in an event reads as infinity) are dropped wherever they
+    are: JSON cannot carry them, so Elasticsearch would refuse the whole alert.
+    """
+    root: dict[str, Any] = {}
+    tasks: list[_Task] = [(_OBJECT, document, root, "")]
+    while tasks:
+        kind, source, target, path = tasks.pop()
+        if kind == _OBJECT:
+            assert isinstance(source, Mapping) and isinstance(target, dict)
+            _fill_object(source, target, path, paths, tasks)
+        elif kind == _VALUES:
+            assert isinstance(source, list) and isinstance(target, list)
+            node = paths[path]
+            for item in source:
+                _put_value(tasks, target, None, item, node, path, paths)
+        elif isinstance(source, Mapping):
+            assert isinstance(target, dict)
+            for key, item in source.items():
+                _put_copy(tasks, target, key, item)
+        else:
+            for item in source:
+                _put_copy(tasks, target, None, item)
+    return root
 
 
-def _object(node: Mapping[str, Any], prefix: str, paths: MappedPaths) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for key, value in node.items():
+# A task fills ``target`` (already placed in the result) from ``source``: a mapped object (``_OBJECT``, by
+# the mapping under ``path``), the array of a mapped field (``_VALUES``), or an unmapped value (``_COPY``).
+_OBJECT, _VALUES, _COPY = 0, 1, 2
+_Task = tuple[int, Any, dict[str, Any] | list[Any], str]
+
+
+def _put(target: dict[str, Any] | list[Any], key: str | None, value: Any) -> None:
+    if key is None:
+        assert isinstance(target, list)
+        target.append(value)
+    else:
+        assert isinstance(target, dict)
+        target[key] = value
+
+
+def _non_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _fill_object(
+    source: Mapping[str, Any], target: dict[str, Any], prefix: str, paths: MappedPaths, tasks: list[_Task]
+) -> None:
+    for key, value in source.items():
         path = f"{prefix}.{key}" if prefix else key
         mapped = paths.get(path)
         if mapped is None:
             if not ("." in key and _through_leaf(prefix, key, paths)):
-                kept[key] = _copy(value)  # not mapped: kept in _source as it is
+                _put_copy(tasks, target, key, value)  # not mapped: kept in _source as it is
             continue
-        result = _value(value, mapped, path, paths)
-        if result is not _DROP:
-            kept[key] = result
-    return kept
+        _put_value(tasks, target, key, value, mapped, path, paths)
 
 
 def _through_leaf(prefix: str, key: str, paths: MappedPaths) -> bool:
@@ -70,24 +110,50 @@ def _through_leaf(prefix: str, key: str, paths: MappedPaths) -> bool:
     return False
 
 
-def _value(value: Any, node: Mapping[str, Any], path: str, paths: MappedPaths) -> Any:
+def _put_value(
+    tasks: list[_Task],
+    target: dict[str, Any] | list[Any],
+    key: str | None,
+    value: Any,
+    node: Mapping[str, Any],
+    path: str,
+    paths: MappedPaths,
+) -> None:
+    """Place the value of a mapped field, or nothing if the mapping would refuse it."""
     if isinstance(value, list):
-        return [item for item in (_value(v, node, path, paths) for v in value) if item is not _DROP]
+        kept: list[Any] = []
+        _put(target, key, kept)
+        tasks.append((_VALUES, value, kept, path))
+        return
     if value is None:
-        return None
+        _put(target, key, None)
+        return
     kind = node.get("type")
     if kind == "alias":
-        return _DROP
+        return
     if is_mapping_object(node):
-        return _object(value, path, paths) if isinstance(value, Mapping) else _DROP
+        if isinstance(value, Mapping):
+            copied: dict[str, Any] = {}
+            _put(target, key, copied)
+            tasks.append((_OBJECT, value, copied, path))
+        return
     if kind == "flattened":
-        return _copy(value) if isinstance(value, Mapping) else _DROP
-    return _DROP if isinstance(value, Mapping) else value
+        if isinstance(value, Mapping):
+            _put_copy(tasks, target, key, value)
+        return
+    if not isinstance(value, Mapping) and not _non_finite(value):
+        _put(target, key, value)
 
 
-def _copy(value: Any) -> Any:
+def _put_copy(tasks: list[_Task], target: dict[str, Any] | list[Any], key: str | None, value: Any) -> None:
+    """Place a copy of an unmapped value (without its non-finite numbers)."""
     if isinstance(value, Mapping):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
+        copied: dict[str, Any] = {}
+        _put(target, key, copied)
+        tasks.append((_COPY, value, copied, ""))
+    elif isinstance(value, list):
+        items: list[Any] = []
+        _put(target, key, items)
+        tasks.append((_COPY, value, items, ""))
+    elif not _non_finite(value):
+        _put(target, key, value)

@@ -1,7 +1,10 @@
-"""The execution log: one document per rule per run, and the only state the job keeps.
+"""The execution log: one document per rule run, and the only state the job keeps.
 
-A run reads back, per rule, how far earlier runs searched (``window.searched_to``); nothing is kept
-on local disk, so a CronJob pod can die at any moment and the next run picks up from the log.
+A run's document is written twice: with status ``running`` before anything is searched (the
+write-ahead record, with the planned window, a lease and the process running it), and again at
+the end with the final status. Nothing is kept on local disk, so a CronJob pod can die at any
+moment: the next run finds the abandoned ``running`` record, marks it ``failed``, and plans its own
+window from the log (:mod:`job.run.history`).
 """
 
 from __future__ import annotations
@@ -12,12 +15,18 @@ from typing import Any, Literal
 
 from elasticsearch import Elasticsearch
 
+from job.run import indices
+from job.run.lease import Runner
+from job.run.metrics import RunMetrics, metrics_mapping
 from job.run.retry import RetryPolicy
-from job.run.window import Gap, Window, isoformat, parse_timestamp
+from job.run.window import Gap, Window, isoformat
 
-Status = Literal["succeeded", "partial failure", "failed"]
-STATUS_ORDER: dict[str, int] = {"succeeded": 0, "partial failure": 20, "failed": 30}
+Status = Literal["running", "succeeded", "partial failure", "failed"]
+# Kibana's order, used to sort runs by how bad they went.
+STATUS_ORDER: dict[str, int] = {"succeeded": 0, "running": 15, "partial failure": 20, "failed": 30}
 SUCCESS_MESSAGE = "Rule execution completed successfully"
+RUNNING_MESSAGE = "Rule execution started; no completion recorded yet"
+INTERRUPTED_MESSAGE = "Run interrupted: no completion was recorded"
 
 EXECUTIONS_MAPPING: dict[str, Any] = {
     "dynamic": False,
@@ -42,6 +51,10 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "message": {"type": "text"},
                 "warnings": {"type": "text"},
                 "errors": {"type": "text"},
+                "lease_expires": {"type": "date"},
+                "host": {"type": "keyword"},
+                "pid": {"type": "long"},
+                "interrupted_by": {"type": "keyword"},
             }
         },
         "window": {
@@ -49,31 +62,17 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "from": {"type": "date"},
                 "to": {"type": "date"},
                 "searched_to": {"type": "date"},
+                "covered_from": {"type": "date"},
             }
         },
-        "metrics": {
-            "properties": {
-                "total_search_duration_ms": {"type": "long"},
-                "total_indexing_duration_ms": {"type": "long"},
-                "pages": {"type": "long"},
-                "pit_reopened": {"type": "long"},
-                "hits": {"type": "long"},
-                "alerts_created": {"type": "long"},
-                "duplicates_skipped": {"type": "long"},
-                "errors": {"type": "long"},
-                "max_alerts": {"type": "long"},
-                "execution_gap_duration_s": {"type": "long"},
-                "gap_range": {"type": "date_range"},
-                "exceptions_expired": {"type": "keyword"},
-            }
-        },
+        "metrics": metrics_mapping(),
     },
 }
 
 
 @dataclass
 class Execution:
-    """What one rule run did. Filled in by the runner, turned into a document at the end."""
+    """What one rule run did. Filled in by the runner; its document is ``running`` until ``end`` is set."""
 
     rule_id: str
     rule_name: str
@@ -86,31 +85,42 @@ class Execution:
     window: Window | None = None
     searched_to: datetime | None = None
     gap: Gap | None = None
+    lease_expires: datetime | None = None
+    runner: Runner | None = None
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: RunMetrics = field(default_factory=RunMetrics)
 
     @property
     def status(self) -> Status:
-        """Kibana's order: errors make it failed, warnings a partial failure."""
+        """``running`` until the end is set; then Kibana's order: errors make it failed, warnings a partial
+        failure."""
+        if self.end is None:
+            return "running"
         if self.errors:
             return "failed"
         return "partial failure" if self.warnings else "succeeded"
 
     @property
     def message(self) -> str:
+        if self.end is None:
+            return RUNNING_MESSAGE
         if self.errors:
             return ", ".join(self.errors)
         return ", ".join(self.warnings) if self.warnings else SUCCESS_MESSAGE
 
+    @property
+    def covered_from(self) -> datetime | None:
+        """For a completed run, the start of what it vouches for: searched from here to ``searched_to``, or
+        reported as its gap."""
+        if self.searched_to is None or self.window is None:
+            return None
+        return self.gap.start if self.gap is not None else self.window.start
+
     def to_document(self) -> dict[str, Any]:
-        metrics = dict(self.metrics)
-        if self.gap is not None:
-            metrics["execution_gap_duration_s"] = round(self.gap.duration.total_seconds())
-            metrics["gap_range"] = {"gte": isoformat(self.gap.start), "lte": isoformat(self.gap.end)}
-        end = self.end or self.start
+        covered_from = self.covered_from
         return {
-            "@timestamp": isoformat(end),
+            "@timestamp": isoformat(self.end or self.start),
             "space_id": self.space_id,
             "rule": {
                 "rule_id": self.rule_id,
@@ -121,66 +131,41 @@ class Execution:
             "execution": {
                 "uuid": self.uuid,
                 "start": isoformat(self.start),
-                "end": isoformat(end),
+                "end": isoformat(self.end) if self.end else None,
                 "status": self.status,
                 "status_order": STATUS_ORDER[self.status],
                 "message": self.message,
                 "warnings": list(self.warnings),
                 "errors": list(self.errors),
+                "lease_expires": isoformat(self.lease_expires) if self.lease_expires else None,
+                "host": self.runner.host if self.runner else None,
+                "pid": self.runner.pid if self.runner else None,
             },
             "window": {
                 "from": isoformat(self.window.start) if self.window else None,
                 "to": isoformat(self.window.end) if self.window else None,
                 "searched_to": isoformat(self.searched_to) if self.searched_to else None,
+                "covered_from": isoformat(covered_from) if covered_from else None,
             },
-            "metrics": metrics,
+            "metrics": self.metrics.to_document(),
         }
+
+
+def interrupted_update(marked_at: datetime, by: str) -> dict[str, Any]:
+    """The partial document that turns an abandoned ``running`` record into a ``failed`` one."""
+    return {
+        "@timestamp": isoformat(marked_at),
+        "execution": {
+            "end": isoformat(marked_at),
+            "status": "failed",
+            "status_order": STATUS_ORDER["failed"],
+            "message": INTERRUPTED_MESSAGE,
+            "errors": [INTERRUPTED_MESSAGE],
+            "interrupted_by": by,
+        },
+    }
 
 
 def ensure_index(es: Elasticsearch, policy: RetryPolicy, index: str) -> None:
     """Create the executions index with its mapping, or add fields a newer version maps (safe to race)."""
-    if policy.call(lambda: es.indices.exists(index=index)):
-        policy.call(
-            lambda: es.options(ignore_status=400).indices.put_mapping(
-                index=index, properties=EXECUTIONS_MAPPING["properties"]
-            )
-        )
-        return
-    policy.call(
-        lambda: es.options(ignore_status=400).indices.create(
-            index=index, mappings=EXECUTIONS_MAPPING, settings={"index.mapping.ignore_malformed": True}
-        )
-    )
-
-
-def last_searched_to(
-    es: Elasticsearch, policy: RetryPolicy, index: str, rule_id: str, space_id: str
-) -> datetime | None:
-    """The furthest point up to which some earlier run of this rule searched everything."""
-    response = policy.call(
-        lambda: es.search(
-            index=index,
-            query={
-                "bool": {
-                    "filter": [
-                        {"term": {"rule.rule_id": rule_id}},
-                        {"term": {"space_id": space_id}},
-                        {"exists": {"field": "window.searched_to"}},
-                    ]
-                }
-            },
-            sort=[{"window.searched_to": {"order": "desc"}}],
-            size=1,
-            source_includes=["window.searched_to"],
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        )
-    )
-    hits = response["hits"]["hits"]
-    return parse_timestamp(hits[0]["_source"]["window"]["searched_to"]) if hits else None
-
-
-def write(es: Elasticsearch, policy: RetryPolicy, index: str, execution: Execution) -> None:
-    """Index the record (id = execution uuid, so a retried write cannot double it)."""
-    document = execution.to_document()
-    policy.call(lambda: es.index(index=index, id=execution.uuid, document=document, refresh=True))
+    indices.ensure_index(es, policy, index, EXECUTIONS_MAPPING, {"index.mapping.ignore_malformed": True})

@@ -1,78 +1,175 @@
-"""Reads the execution log back: per rule, its newest record, newest completed record and last success."""
+"""What the execution log says about each rule of a pass, read with one request for all of them.
+
+Per rule (and space) the job needs:
+
+* ``searched_to``: the furthest point up to which a completed run searched everything;
+* ``completed_from``: the earliest point completed runs vouch for (searched, or reported as a gap);
+* ``unfinished_from``: the earliest window start of runs that never completed (``running`` or
+  ``failed``, so without ``searched_to``);
+* the ``running`` records, with the sequence numbers needed to mark abandoned ones ``failed`` without
+  ever overwriting a run that just finished.
+
+A range that an unfinished run meant to search and that starts before anything a completed run
+covered is *uncovered*: the next window starts there (see :func:`job.run.window.plan_window`). That
+repairs a rule's killed first run, and two first runs that started so close together that neither
+saw the other's record.
+
+The search sees what the executions index has refreshed: the records of a finished pass are
+refreshed at its end (see :func:`job.run.runner.run_rules`); those of a killed pass become visible
+within the index's refresh interval (1 s by default). A run that reads the log before then plans as
+if the killed run had not started: its window may start later than the killed run's, but the
+uncovered range stays in the log and the next run that sees it searches it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.run.lease import Runner
 from job.run.retry import RetryPolicy
+from job.run.window import parse_timestamp
 
-COMPLETED = ("succeeded", "partial failure", "failed")
-SUCCESSFUL = ("succeeded", "partial failure")  # the rule searched its window
-# Rules per request: one terms bucket each, well under the search.max_buckets default.
-CHUNK = 1000
+log = logging.getLogger(__name__)
+
+RULES_PER_REQUEST = 500
+RUNNING_PER_RULE = 20  # abandoned records beyond these are marked by later runs
+
+
+@dataclass(frozen=True, slots=True)
+class RunningRecord:
+    """A ``running`` record of some earlier or concurrent run."""
+
+    uuid: str
+    seq_no: int
+    primary_term: int
+    lease_expires: datetime | None
+    runner: Runner | None
 
 
 @dataclass(frozen=True, slots=True)
 class RuleHistory:
-    latest: dict[str, Any] | None  # the newest record, whatever its status (``running`` included)
-    completed: dict[str, Any] | None  # the newest record of a finished execution
-    last_success: datetime | None  # the end of the newest succeeded or partial-failure execution
+    searched_to: datetime | None = None
+    completed_from: datetime | None = None
+    unfinished_from: datetime | None = None
+    running: tuple[RunningRecord, ...] = ()
+
+    @property
+    def uncovered_from(self) -> datetime | None:
+        """The start of a range some run began and no completed run covered, if there is one."""
+        if self.unfinished_from is None:
+            return None
+        if self.completed_from is not None and self.completed_from <= self.unfinished_from:
+            return None
+        return self.unfinished_from
 
 
-NEVER_RAN = RuleHistory(None, None, None)
+def _aggregations(rule_count: int) -> dict[str, Any]:
+    no_searched_to = {"bool": {"must_not": [{"exists": {"field": "window.searched_to"}}]}}
+    return {
+        "rules": {
+            "terms": {"field": "rule.rule_id", "size": rule_count},
+            "aggs": {
+                "searched_to": {"max": {"field": "window.searched_to"}},
+                "completed": {
+                    "filter": {"exists": {"field": "window.searched_to"}},
+                    "aggs": {
+                        "covered_from": {"min": {"field": "window.covered_from"}},
+                        "from": {"min": {"field": "window.from"}},  # records written before covered_from
+                    },
+                },
+                "unfinished": {"filter": no_searched_to, "aggs": {"from": {"min": {"field": "window.from"}}}},
+                "running": {
+                    "filter": {"term": {"execution.status": "running"}},
+                    "aggs": {
+                        "records": {
+                            "top_hits": {
+                                "size": RUNNING_PER_RULE,
+                                "sort": [{"execution.start": {"order": "asc"}}],
+                                "seq_no_primary_term": True,
+                                "_source": {
+                                    "includes": [
+                                        "execution.uuid",
+                                        "execution.lease_expires",
+                                        "execution.host",
+                                        "execution.pid",
+                                    ]
+                                },
+                            }
+                        }
+                    },
+                },
+            },
+        }
+    }
 
 
-def _top(bucket: dict[str, Any]) -> dict[str, Any] | None:
-    hits = bucket["hits"]["hits"]
-    return dict(hits[0]["_source"]) if hits else None
+def _time(aggregation: Mapping[str, Any] | None) -> datetime | None:
+    text = aggregation.get("value_as_string") if isinstance(aggregation, Mapping) else None
+    try:
+        return parse_timestamp(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
 
 
-def _newest_first() -> dict[str, Any]:
-    return {"size": 1, "sort": [{"execution.start": {"order": "desc"}}, {"@timestamp": {"order": "desc"}}]}
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [moment for moment in moments if moment is not None]
+    return min(present) if present else None
 
 
-def rule_histories(
-    es: Elasticsearch, policy: RetryPolicy, index: str, rule_ids: Sequence[str], space_id: str
+def _running_record(hit: Mapping[str, Any]) -> RunningRecord | None:
+    execution = (hit.get("_source") or {}).get("execution") or {}
+    host, pid, lease = execution.get("host"), execution.get("pid"), execution.get("lease_expires")
+    try:
+        lease_expires = parse_timestamp(lease) if isinstance(lease, str) else None
+    except ValueError:
+        lease_expires = None
+    runner = Runner(host, pid) if isinstance(host, str) and isinstance(pid, int) else None
+    if not isinstance(hit.get("_seq_no"), int) or not isinstance(hit.get("_primary_term"), int):
+        return None
+    return RunningRecord(str(hit["_id"]), hit["_seq_no"], hit["_primary_term"], lease_expires, runner)
+
+
+def _history(bucket: Mapping[str, Any]) -> RuleHistory:
+    completed = bucket.get("completed", {})
+    running_hits = bucket.get("running", {}).get("records", {}).get("hits", {}).get("hits", [])
+    running = tuple(record for record in map(_running_record, running_hits) if record is not None)
+    return RuleHistory(
+        searched_to=_time(bucket.get("searched_to")),
+        completed_from=_earliest(_time(completed.get("covered_from")), _time(completed.get("from"))),
+        unfinished_from=_time(bucket.get("unfinished", {}).get("from")),
+        running=running,
+    )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def read_histories(
+    es: Elasticsearch, policy: RetryPolicy, index: str, rule_ids: Iterable[str], space_id: str
 ) -> dict[str, RuleHistory]:
-    """The history of each rule in ``rule_ids`` that has one (one search per thousand rules)."""
-    found: dict[str, RuleHistory] = {}
-    for start in range(0, len(rule_ids), CHUNK):
-        chunk = list(rule_ids[start : start + CHUNK])
+    """The history of every rule in ``rule_ids`` (one search per 500 rules); rules never run are absent."""
+    unique = sorted(set(rule_ids))
+    histories: dict[str, RuleHistory] = {}
+    for chunk in _chunks(unique, RULES_PER_REQUEST):
         response = policy.call(
             lambda chunk=chunk: es.search(  # type: ignore[misc]
                 index=index,
                 size=0,
                 query={"bool": {"filter": [{"terms": {"rule.rule_id": chunk}}, {"term": {"space_id": space_id}}]}},
-                aggs={
-                    "rules": {
-                        "terms": {"field": "rule.rule_id", "size": len(chunk)},
-                        "aggs": {
-                            "latest": {"top_hits": _newest_first()},
-                            "completed": {
-                                "filter": {"terms": {"execution.status": list(COMPLETED)}},
-                                "aggs": {"latest": {"top_hits": _newest_first()}},
-                            },
-                            "success": {
-                                "filter": {"terms": {"execution.status": list(SUCCESSFUL)}},
-                                "aggs": {"end": {"max": {"field": "execution.end"}}},
-                            },
-                        },
-                    }
-                },
+                aggs=_aggregations(len(chunk)),
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
         )
-        for bucket in response.get("aggregations", {}).get("rules", {}).get("buckets", []):
-            success = bucket["success"]["end"].get("value")
-            found[str(bucket["key"])] = RuleHistory(
-                latest=_top(bucket["latest"]),
-                completed=_top(bucket["completed"]["latest"]),
-                last_success=datetime.fromtimestamp(success / 1000, tz=UTC) if success is not None else None,
-            )
-    return found
+        buckets = (response.body.get("aggregations") or {}).get("rules", {}).get("buckets", [])
+        for bucket in buckets:
+            histories[str(bucket["key"])] = _history(bucket)
+    return histories

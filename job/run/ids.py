@@ -23,4 +23,6 @@ def alert_id(index: str, doc_id: str, rule_id: str, space_id: str) -> str:
     ``index`` is the concrete index of the source hit (``hit["_index"]``), ``doc_id`` its ``_id``.
     """
     key = json.dumps([index, doc_id, rule_id, space_id], separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    # surrogatepass: a lone surrogate (an invalid byte kept by the tolerant decoder) cannot fail the id;
+    # every id of valid text is unchanged.
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()

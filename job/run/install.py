@@ -1,5 +1,5 @@
-"""Installs (or upgrades) the alert index template, the write index behind the alert alias, and the
-execution log index. Idempotent and safe when two runs start at once."""
+"""Installs (or upgrades) the alert index template, the write index behind the alert alias, the
+execution log index and the dead-letter index. Idempotent and safe when two runs start at once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from elasticsearch import Elasticsearch
 
-from job.run import execlog
+from job.run import deadletter, execlog
 from job.run.alert_template import (
     TEMPLATE_VERSION,
     alert_index_template,
@@ -38,8 +38,15 @@ def installed_template_version(es: Elasticsearch, policy: RetryPolicy, alias: st
     return version if isinstance(version, int) and not isinstance(version, bool) else 0
 
 
-def install(es: Elasticsearch, policy: RetryPolicy, alias: str, executions_index: str) -> InstallResult:
-    """Make sure alerts can be written to ``alias`` and executions to ``executions_index``."""
+def install(
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    alias: str,
+    executions_index: str,
+    dead_letter_index: str | None = None,
+) -> InstallResult:
+    """Make sure alerts can be written to ``alias``, executions to ``executions_index`` and events that
+    cannot become alerts to ``dead_letter_index``."""
     name = template_name(alias)
     body = alert_index_template(alias)
     installed_version = installed_template_version(es, policy, alias)
@@ -68,4 +75,6 @@ def install(es: Elasticsearch, policy: RetryPolicy, alias: str, executions_index
         )
         index_state = "created" if created.meta.status == 200 else "exists"
     execlog.ensure_index(es, policy, executions_index)
+    if dead_letter_index is not None:
+        deadletter.ensure_index(es, policy, dead_letter_index)
     return InstallResult(template=template_state, write_index=index_state)

@@ -1,57 +1,43 @@
-"""One pass over the rules: for each rule, search its window and write one alert per new event.
+"""One pass over the rules: for each rule, plan its run, record it, execute it, and record the end.
 
 Each rule runs on its own: an error in one becomes that rule's ``failed`` status and the next rule
-runs. Everything that decides *what* to search or write is a pure function elsewhere
-(window, query, alerts); this module wires them to Elasticsearch.
+runs. The steps live in their own modules: :mod:`job.run.plan` (window, cap and query; pure),
+:mod:`job.run.execute` (page, dedupe, write) and :mod:`job.run.record` (the execution record); this
+module wires them together and turns errors into statuses.
+
+Order of one rule's run: read the execution log (once for the whole pass), mark the rule's abandoned
+``running`` records ``failed``, plan the window, write the ``running`` record (nothing is searched
+unless it is stored), plan the search, execute, write the final record.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from job.fieldcaps import field_types_from_caps
-from job.kql import KqlSemanticError, KqlSyntaxError, lucene_to_dsl, to_dsl
+from job.errors import JobError
+from job.kql import KqlSemanticError, KqlSyntaxError
 from job.logs import rule_context
-from job.rules.caps import effective_max_signals
-from job.rules.exceptions import build_exception_filter
 from job.rules.model import Rule
-from job.run import execlog
-from job.run.alerts import build_alert
+from job.run import lease, record
 from job.run.execlog import Execution
-from job.run.ids import alert_id
-from job.run.pager import PitPager
-from job.run.query import SORT_MISSING, build_query, build_sort, own_alerts_clause, timestamp_fields
+from job.run.execute import execute
+from job.run.history import RuleHistory, read_histories
+from job.run.plan import RunPlan, plan_run, plan_search
 from job.run.retry import RetryPolicy, describe
-from job.run.window import gap_message, plan_window
-from job.run.writer import WriteStats, bulk_create, existing_ids
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
-
-
-def no_index_message(patterns: Sequence[str]) -> str:
-    listed = ",".join(f'"{p}"' for p in patterns)
-    return (
-        'This rule is attempting to query data from Elasticsearch indices listed in the "Index patterns" '
-        f"section of the rule definition, however no index matching: [{listed}] was found. This warning will "
-        "continue to appear until a matching index is created or this rule is disabled."
-    )
-
-
-def missing_timestamp_message(field_name: str, indices: Sequence[str], override: bool) -> str:
-    what = f'timestamp override field "{field_name}"' if override else f'timestamp field "{field_name}"'
-    return f"The following indices are missing the {what}: {json.dumps(sorted(indices))}"
+# A run stops paging once this share of its lease (DETECTION_RUN_TIMEOUT) has passed, leaving time to
+# write its alerts and its record before the lease runs out.
+STOP_SEARCHING_AT = 0.9
 
 
 @dataclass
@@ -64,6 +50,7 @@ class RunContext:
     policy: RetryPolicy
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    runner: lease.Runner = field(default_factory=lease.this_runner)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
         """``_field_caps`` of the rule's index patterns, fetched once per pass."""
@@ -80,36 +67,24 @@ class RunContext:
             self.field_caps_cache[indices] = dict(response.body)
         return self.field_caps_cache[indices]
 
-
-def rule_query_dsl(rule: Rule, field_types: dict[str, str]) -> dict[str, Any]:
-    if rule.language == "lucene":
-        return lucene_to_dsl(rule.query)
-    return to_dsl(rule.query, field_types)
-
-
-def _check_timestamps(execution: Execution, rule: Rule, caps: dict[str, Any]) -> None:
-    fields = timestamp_fields(rule)
-    all_indices = caps.get("indices", [])
-    entry = caps.get("fields", {}).get(fields.primary)
-    if entry is None:
-        missing = list(all_indices)
-    else:
-        missing = list(entry.get("unmapped", {}).get("indices", all_indices if set(entry) == {"unmapped"} else []))
-    if missing and fields.fallback is None:
-        execution.warnings.append(
-            missing_timestamp_message(fields.primary, missing, rule.timestamp_override is not None)
-        )
-
-
-def _resume_point(rule: Rule, hit: dict[str, Any], window_start: datetime) -> datetime:
-    """Where the next run must start so that ``hit`` (the first event not alerted) is searched again."""
-    value = hit.get("sort", [None])[0]
-    if timestamp_fields(rule).fallback is None and isinstance(value, int) and 0 <= value < SORT_MISSING:
-        return EPOCH + timedelta(microseconds=value // 1000)  # exact; never after the event
-    return window_start
+    def histories(self, rules: Sequence[Rule]) -> dict[str, RuleHistory] | None:
+        """The execution-log history of every rule of the pass (one request), or None if it cannot be read
+        (each rule then tries on its own and fails with the reason)."""
+        try:
+            return read_histories(
+                self.es,
+                self.policy,
+                self.settings.executions_index,
+                [rule.rule_id for rule in rules],
+                self.settings.space_id,
+            )
+        except (ApiError, TransportError) as exc:
+            log.error("could not read the execution log: %s", describe(exc))
+            return None
 
 
 def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
+    start = ctx.clock()
     return Execution(
         rule_id=rule.rule_id,
         rule_name=rule.name,
@@ -117,122 +92,140 @@ def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
         rule_source=rule.source,
         space_id=ctx.settings.space_id,
         uuid=str(uuid.uuid4()),
-        start=ctx.clock(),
+        start=start,
+        lease_expires=start + ctx.settings.run_timeout,
+        runner=ctx.runner,
     )
 
 
-def _record(ctx: RunContext, rule: Rule, execution: Execution) -> Execution:
-    try:
-        execlog.write(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
-    except (ApiError, TransportError) as exc:
-        log.error("rule %s: could not write its execution record: %s", rule.rule_id, describe(exc))
-        execution.errors.append(f"could not write the execution record: {describe(exc)}")
-    return execution
+def _plan(ctx: RunContext, rule: Rule, history: RuleHistory) -> RunPlan:
+    return plan_run(rule, ctx.now, history, max_catchup=ctx.settings.max_catchup, alerts_max=ctx.settings.alerts_max)
 
 
-def record_refused(ctx: RunContext, rule: Rule, problems: Sequence[str]) -> Execution:
-    """A ``failed`` record for a rule that loads but does not validate, so monitoring sees it."""
+def record_refused(
+    ctx: RunContext, rule: Rule, problems: Sequence[str], history: RuleHistory | None = None
+) -> Execution:
+    """A ``failed`` record for a rule that loads but does not validate, so monitoring sees it. It carries
+    the window the rule should have searched (when its date math allows one), so that the rule's first
+    good run searches it."""
     execution = _new_execution(ctx, rule)
     execution.errors.extend(f"Rule not run, it does not validate: {problem}" for problem in problems)
+    try:
+        execution.window = _plan(ctx, rule, history or RuleHistory()).window
+    except Exception:  # noqa: BLE001 - the rule may be refused for its very window
+        execution.window = None
     execution.end = execution.start
-    return _record(ctx, rule, execution)
+    return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
 
 
-def run_rule(ctx: RunContext, rule: Rule) -> Execution:
-    """Run one rule and record its execution. Never raises for problems of this rule."""
+def _error_reason(rule: Rule, exc: Exception) -> str:
+    """One line for the execution record; an unexpected error's traceback goes to the debug log only."""
+    if isinstance(exc, KqlSyntaxError | KqlSemanticError):
+        return str(exc).splitlines()[0]
+    if isinstance(exc, ApiError | TransportError):
+        return describe(exc)
+    if isinstance(exc, JobError):
+        return str(exc)
+    reason = f"{type(exc).__name__}: {exc}"
+    log.error("rule %s: unexpected error: %s", rule.rule_id, reason)
+    log.debug("rule %s: traceback of the unexpected error", rule.rule_id, exc_info=exc)
+    return reason
+
+
+def _mark_abandoned(ctx: RunContext, rule: Rule, history: RuleHistory, by: str) -> None:
+    """Turn the rule's ``running`` records whose run can no longer finish into ``failed`` ones."""
+    now = ctx.clock()
+    for running in history.running:
+        if not lease.abandoned(
+            execution_uuid=running.uuid,
+            lease_expires=running.lease_expires,
+            runner=running.runner,
+            me=ctx.runner,
+            now=now,
+        ):
+            continue
+        if record.mark_interrupted(ctx.es, ctx.policy, ctx.settings.executions_index, running, by=by, now=now):
+            log.warning("rule %s: run %s ended without a record of its end; marked failed", rule.rule_id, running.uuid)
+
+
+def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None) -> None:
+    settings = ctx.settings
+    if history is None:
+        history = read_histories(ctx.es, ctx.policy, settings.executions_index, [rule.rule_id], settings.space_id).get(
+            rule.rule_id, RuleHistory()
+        )
+    _mark_abandoned(ctx, rule, history, execution.uuid)
+    plan = _plan(ctx, rule, history)
+    execution.window, execution.gap = plan.window, plan.gap
+    execution.metrics.max_alerts = plan.cap
+    if plan.gap is not None:
+        execution.metrics.record_gap(plan.gap)
+    execution.warnings.extend(plan.warnings)
+
+    record.write_ahead(ctx.es, ctx.policy, settings.executions_index, execution)
+    lease.started(execution.uuid)
+
+    search = plan_search(
+        rule, plan.window, ctx.field_caps(tuple(rule.index)), alerts_alias=settings.alerts_index, now=ctx.now
+    )
+    execution.warnings.extend(search.warnings)
+    execution.metrics.exceptions_expired = list(search.exceptions_expired)
+    if search.exceptions_expired:
+        log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
+    stop_at = execution.start + settings.run_timeout * STOP_SEARCHING_AT
+    outcome = execute(
+        ctx.es,
+        ctx.policy,
+        settings,
+        rule,
+        plan,
+        search,
+        execution_uuid=execution.uuid,
+        clock=ctx.clock,
+        metrics=execution.metrics,
+        should_stop=lambda: ctx.clock() >= stop_at,
+    )
+    execution.warnings.extend(outcome.warnings)
+    execution.searched_to = outcome.searched_to
+
+
+def run_rule(ctx: RunContext, rule: Rule, history: RuleHistory | None = None) -> Execution:
+    """Run one rule and record its execution. Never raises for problems of this rule.
+
+    ``history`` is the rule's execution-log history read for the whole pass; None reads it here.
+    """
     execution = _new_execution(ctx, rule)
     with rule_context(rule.rule_id, rule.name, execution.uuid):
-        writes = WriteStats()
         try:
-            _search_and_write(ctx, rule, execution, writes)
+            _search_and_write(ctx, rule, execution, history)
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
-            if isinstance(exc, KqlSyntaxError | KqlSemanticError):
-                reason = str(exc).splitlines()[0]
-            elif isinstance(exc, ApiError | TransportError):
-                reason = describe(exc)
-            else:
-                log.exception("rule %s: unexpected error", rule.rule_id)
-                reason = f"{type(exc).__name__}: {exc}"
+            reason = _error_reason(rule, exc)
             execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
             execution.searched_to = None
-        finally:
+        try:
             execution.end = ctx.clock()
-            execution.metrics.update(
-                total_indexing_duration_ms=round(writes.indexing_ms),
-                alerts_created=writes.created,
-                duplicates_skipped=execution.metrics.get("duplicates_skipped", 0) + writes.duplicates,
-                errors=writes.errors,
-            )
-        return _record(ctx, rule, execution)
-
-
-def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, writes: WriteStats) -> None:
-    settings, es, policy = ctx.settings, ctx.es, ctx.policy
-    cap, cap_warning = effective_max_signals(rule, settings.alerts_max)
-    if cap_warning:
-        execution.warnings.append(cap_warning)
-    execution.metrics["max_alerts"] = cap
-
-    searched_to = execlog.last_searched_to(es, policy, settings.executions_index, rule.rule_id, settings.space_id)
-    window, gap = plan_window(rule, ctx.now, searched_to, settings.max_catchup)
-    execution.window, execution.gap = window, gap
-    if gap is not None:
-        execution.warnings.append(gap_message(gap))
-
-    caps = ctx.field_caps(tuple(rule.index))
-    if not caps.get("indices"):
-        execution.warnings.append(no_index_message(rule.index))
-        execution.searched_to = window.end
-        return
-    _check_timestamps(execution, rule, caps)
-
-    exception_clause, expired = build_exception_filter(rule.exceptions, now=ctx.now)
-    if expired:
-        execution.metrics["exceptions_expired"] = [item.item_id for item in expired]
-        log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(expired))
-    own_alerts = own_alerts_clause(settings.alerts_index, rule.rule_id)
-    query = build_query(rule, rule_query_dsl(rule, field_types_from_caps(caps)), window, exception_clause, [own_alerts])
-
-    pager = PitPager(es, policy, rule.index, query, build_sort(rule), settings.page_size)
-    alias = settings.alerts_index
-    resume: datetime | None = None
-    duplicates = 0
-    for page in pager.pages():
-        candidates = [(alert_id(hit["_index"], hit["_id"], rule.rule_id, settings.space_id), hit) for hit in page]
-        known = existing_ids(es, policy, alias, [doc_id for doc_id, _ in candidates])
-        duplicates += len(known)
-        new = [(doc_id, hit) for doc_id, hit in candidates if doc_id not in known]
-        while new and writes.created < cap:
-            batch, new = new[: cap - writes.created], new[cap - writes.created :]
-            built_at = ctx.clock()
-            documents = [
-                (
-                    doc_id,
-                    build_alert(rule, hit, now=built_at, execution_uuid=execution.uuid, space_id=settings.space_id),
+            if execution.lease_expires is not None and execution.end > execution.lease_expires:
+                execution.warnings.append(
+                    f"The run took longer than DETECTION_RUN_TIMEOUT ({ctx.settings.run_timeout}); "
+                    "another run may have taken it for interrupted"
                 )
-                for doc_id, hit in batch
-            ]
-            bulk_create(es, policy, alias, documents, writes)
-        if new:
-            resume = _resume_point(rule, new[0][1], window.start)
-            execution.warnings.append(MAX_ALERTS_WARNING)
-            break
-    if writes.created or writes.duplicates:
-        policy.call(lambda: es.indices.refresh(index=alias))
-    execution.metrics.update(
-        pages=pager.stats.pages,
-        hits=pager.stats.hits,
-        pit_reopened=pager.stats.pit_reopened,
-        total_search_duration_ms=round(pager.stats.search_ms),
-        duplicates_skipped=duplicates,
-    )
-    if writes.errors:
-        execution.warnings.append(
-            f"{writes.errors} alerts could not be written: " + "; ".join(writes.error_samples[:3])
-        )
-    execution.searched_to = resume if resume is not None else window.end
+            return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
+        finally:
+            lease.finished(execution.uuid)
 
 
-def run_rules(ctx: RunContext, rules: Sequence[Rule]) -> list[Execution]:
-    """Run every rule in turn; one rule's failure never stops the others."""
-    return [run_rule(ctx, rule) for rule in rules]
+def run_rules(
+    ctx: RunContext, rules: Sequence[Rule], refused: Sequence[tuple[Rule, Sequence[str]]] = ()
+) -> list[Execution]:
+    """Record the ``refused`` rules (they load but do not validate), then run every rule in turn; one
+    rule's failure never stops the others. The pass's records are made searchable at its end, so a pass
+    started right after this one plans from them."""
+    histories = ctx.histories([*rules, *(rule for rule, _ in refused)])
+
+    def history(rule: Rule) -> RuleHistory | None:
+        return None if histories is None else histories.get(rule.rule_id, RuleHistory())
+
+    executions = [record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused]
+    executions += [run_rule(ctx, rule, history(rule)) for rule in rules]
+    record.refresh(ctx.es, ctx.policy, ctx.settings.executions_index)
+    return executions

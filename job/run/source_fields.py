@@ -16,41 +16,44 @@ def values_at(source: Mapping[str, Any], path: str) -> list[Scalar]:
     """Every scalar value of the field ``path`` (dotted), in document order, arrays flattened.
 
     Objects and nulls found at ``path`` are not values (the ``fields`` API would not return them either).
+    Iterative: arrays nested a thousand deep cost no recursion.
     """
+    segments = path.split(".")
     found: list[Scalar] = []
-    _collect(source, path.split("."), found)
+    pending: list[tuple[Any, int]] = [(source, 0)]  # (node, how many segments of the path it is below)
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, list):
+            pending.extend((item, depth) for item in reversed(node))
+        elif depth == len(segments):
+            if isinstance(node, str | int | float | bool):
+                found.append(node)
+        elif isinstance(node, Mapping):
+            children = []
+            for taken in range(depth + 1, len(segments) + 1):
+                key = ".".join(segments[depth:taken])
+                if key in node:
+                    children.append((node[key], taken))
+            pending.extend(reversed(children))
     return found
 
 
-def _collect(node: Any, segments: list[str], found: list[Scalar]) -> None:
-    if not segments:
-        _add_leaf(node, found)
-    elif isinstance(node, list):
-        for item in node:
-            _collect(item, segments, found)
-    elif isinstance(node, Mapping):
-        for taken in range(1, len(segments) + 1):
-            key = ".".join(segments[:taken])
-            if key in node:
-                _collect(node[key], segments[taken:], found)
-
-
-def _add_leaf(value: Any, found: list[Scalar]) -> None:
-    if isinstance(value, list):
-        for item in value:
-            _add_leaf(item, found)
-    elif isinstance(value, str | int | float | bool):
-        found.append(value)
-
-
 def leaves(node: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted path, value)`` for every leaf under ``node``; arrays are leaves, empty objects have none."""
-    for key, value in node.items():
-        path = f"{prefix}.{key}" if prefix else key
-        if isinstance(value, Mapping):
-            yield from leaves(value, path)
-        else:
+    """``(dotted path, value)`` for every leaf under ``node``; arrays are leaves, empty objects have none.
+
+    Iterative, in document order.
+    """
+    stack: list[tuple[str, Iterator[tuple[str, Any]]]] = [(prefix, iter(node.items()))]
+    while stack:
+        base, items = stack[-1]
+        for key, value in items:
+            path = f"{base}.{key}" if base else key
+            if isinstance(value, Mapping):
+                stack.append((path, iter(value.items())))
+                break
             yield path, value
+        else:
+            stack.pop()
 
 
 def subtree_leaves(source: Mapping[str, Any], root: str) -> dict[str, Any]:

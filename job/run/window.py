@@ -155,25 +155,35 @@ def look_back(rule: Rule, now: datetime) -> timedelta:
 
 
 def plan_window(
-    rule: Rule, now: datetime, searched_to: datetime | None, max_catchup: timedelta
+    rule: Rule,
+    now: datetime,
+    searched_to: datetime | None,
+    max_catchup: timedelta,
+    uncovered_from: datetime | None = None,
 ) -> tuple[Window, Gap | None]:
     """The window this run searches, and the gap it leaves (if the job was down too long).
 
-    ``searched_to`` is the point up to which earlier runs searched everything (None on a rule's
-    first run). The window starts at ``searched_to`` minus the look-back, but never earlier than
-    ``max_catchup`` before the rule's own window start; what lies between ``searched_to`` and that
-    limit is the gap.
+    ``searched_to`` is the point up to which earlier runs searched everything (None until a run of the
+    rule completed); the window then starts there minus the look-back. ``uncovered_from`` is the start
+    of a range that runs began but no completed run covered (a first run that was killed, say); the
+    window then starts there, if that is earlier. Never earlier than ``max_catchup`` before the rule's
+    own window start: what lies before that limit is the gap.
     """
     plain = rule_window(rule, now)
-    if searched_to is None:
+    wanted: list[tuple[datetime, datetime]] = []  # (window start, start of what was not searched)
+    if searched_to is not None:
+        wanted.append((searched_to - look_back(rule, now), searched_to))
+    if uncovered_from is not None:
+        wanted.append((uncovered_from, uncovered_from))
+    if not wanted:
         return plain, None
-    wanted_start = searched_to - look_back(rule, now)
+    wanted_start, unsearched_from = min(wanted)
     if wanted_start >= plain.start:
         return plain, None
     earliest = plain.start - max_catchup
     if wanted_start >= earliest:
         return Window(wanted_start, plain.end), None
-    return Window(earliest, plain.end), Gap(searched_to, earliest)
+    return Window(earliest, plain.end), (Gap(unsearched_from, earliest) if unsearched_from < earliest else None)
 
 
 def humanize(delta: timedelta) -> str:

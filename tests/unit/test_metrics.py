@@ -10,14 +10,17 @@ from prometheus_client import REGISTRY, generate_latest
 
 from job.metrics import RuleMetrics, redact_url
 from job.run.execlog import Execution
-from job.run.runner import MAX_ALERTS_WARNING
-from job.run.window import Gap
+from job.run.execute import MAX_ALERTS_WARNING
+from job.run.metrics import RunMetrics
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LABELS = {"rule_id": "r1", "rule_name": "Rule one"}
 
 
 def document(**changes: Any) -> dict[str, Any]:
+    """An execution record's document; ``metrics`` changes are applied to the document itself, so that
+    values no run would write (hostile or broken records) can be fed too."""
+    metric_changes = changes.pop("metrics", {})
     execution = Execution(
         rule_id="r1",
         rule_name="Rule one",
@@ -27,17 +30,19 @@ def document(**changes: Any) -> dict[str, Any]:
         uuid="u1",
         start=START,
         end=START + timedelta(seconds=3),
-        metrics={
-            "alerts_created": 4,
-            "duplicates_skipped": 2,
-            "hits": 6,
-            "total_search_duration_ms": 1500,
-            "total_indexing_duration_ms": 250,
-        },
+        metrics=RunMetrics(
+            alerts_created=4,
+            duplicates_skipped=2,
+            hits=6,
+            total_search_duration_ms=1500,
+            total_indexing_duration_ms=250,
+        ),
     )
     for key, value in changes.items():
         setattr(execution, key, value)
-    return execution.to_document()
+    doc = execution.to_document()
+    doc["metrics"].update(metric_changes)
+    return doc
 
 
 def value(metrics: RuleMetrics, name: str, **labels: str) -> float | None:
@@ -80,8 +85,8 @@ def test_failure_after_success_keeps_the_last_success_time() -> None:
         ({"warnings": [MAX_ALERTS_WARNING]}, "detection_rule_last_max_alerts_reached", 1),
         ({"warnings": ["some other warning"]}, "detection_rule_last_max_alerts_reached", 0),
         ({"warnings": ["a", "b"]}, "detection_rule_last_execution_warnings", 2),
-        ({"gap": Gap(START - timedelta(hours=2), START)}, "detection_rule_last_gap_seconds", 7200),
-        ({"metrics": {"dead_letters": 3}}, "detection_rule_dead_letters_total", 3),
+        ({"metrics": {"execution_gap_duration_s": 7200}}, "detection_rule_last_gap_seconds", 7200),
+        ({"metrics": {"dead_lettered": 3}}, "detection_rule_dead_letters_total", 3),
         ({"metrics": {"hits": "many"}}, "detection_rule_hits_total", 0),  # hostile or broken values count as 0
         ({"metrics": {"hits": -4}}, "detection_rule_hits_total", 0),
         ({"metrics": {"hits": True}}, "detection_rule_hits_total", 0),

@@ -9,7 +9,7 @@ import pytest
 
 from job.commands.status import RuleStatus as StatusRow
 from job.commands.status import as_json, assess, table_row
-from job.run.history import NEVER_RAN, RuleHistory
+from job.run.last_runs import NEVER_RAN, LastRuns
 from job.run.lifecycle import due_for_deletion, rollover_conditions
 from job.run.triage import field_value, workflow_update
 from job.table import Column, clip, human_duration, printable, render
@@ -37,9 +37,9 @@ def record(status: str, minutes_ago: float) -> dict[str, Any]:
 
 def history(
     latest: dict[str, Any] | None, completed: dict[str, Any] | None, success_minutes_ago: float | None
-) -> RuleHistory:
+) -> LastRuns:
     success = NOW - timedelta(minutes=success_minutes_ago) if success_minutes_ago is not None else None
-    return RuleHistory(latest, completed, success)
+    return LastRuns(latest, completed, success)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ def history(
         ({"type": "eql", "language": "eql"}, NEVER_RAN, "unsupported"),
     ],
 )
-def test_rule_health(rule_changes: dict[str, Any], rule_history: RuleHistory, health: str) -> None:
+def test_rule_health(rule_changes: dict[str, Any], rule_history: LastRuns, health: str) -> None:
     rule = seed_rule(interval=rule_changes.pop("interval", "10m"), **rule_changes)
     assert assess(rule, rule_history, NOW) == health
     assert StatusRow(rule, rule_history, health).healthy == (health not in ("failed", "stale"))

@@ -29,6 +29,8 @@ def test_defaults() -> None:
     assert settings.alerts_max == 1000
     assert settings.max_catchup == timedelta(hours=24)
     assert settings.alerts_index == "detection-alerts-default"
+    assert settings.run_timeout == timedelta(minutes=9)
+    assert settings.dead_letter_index == "detection-deadletter-default"
 
 
 @pytest.mark.parametrize(
@@ -39,6 +41,8 @@ def test_defaults() -> None:
         ("DETECTION_MAX_CATCHUP", "2h", "max_catchup", timedelta(hours=2)),
         ("DETECTION_PAGE_SIZE", "50", "page_size", 50),
         ("DETECTION_ALERTS_MAX", "10000", "alerts_max", 10000),
+        ("DETECTION_RUN_TIMEOUT", "20m", "run_timeout", timedelta(minutes=20)),
+        ("DETECTION_DEAD_LETTER_INDEX", "dead-letters", "dead_letter_index", "dead-letters"),
     ],
 )
 def test_values_from_the_environment(
@@ -58,6 +62,7 @@ def test_values_from_the_environment(
         ("DETECTION_MAX_CATCHUP", "24 hours"),
         ("DETECTION_PAGE_SIZE", "0"),
         ("DETECTION_ALERTS_MAX", "lots"),
+        ("DETECTION_RUN_TIMEOUT", "0m"),
     ],
 )
 def test_a_malformed_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:

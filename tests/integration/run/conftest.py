@@ -67,6 +67,10 @@ class JobEnv:
     def executions(self) -> str:
         return f"{self.prefix}-executions"
 
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}-deadletter"
+
     def events_index(self, suffix: str = "a") -> str:
         return f"{self.prefix}-events-{suffix}"
 
@@ -166,6 +170,7 @@ def job_env(
         es_hosts=es_url,
         alerts_index=env.alerts,
         executions_index=env.executions,
+        dead_letter_index=env.dead_letters,
         rules_dir=str(rules_dir),
         alerts_max="100000",
         retry_max_seconds="30",

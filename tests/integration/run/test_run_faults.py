@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from job.cli import main as cli_main
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 
@@ -64,21 +65,49 @@ def test_bulk_items_rejected_with_429_are_retried(job_env: JobEnv, proxy: FaultP
     assert execution["metrics"]["errors"] == 0
 
 
-def test_permanent_item_errors_are_counted_and_make_a_partial_failure(
-    job_env: JobEnv, proxy: FaultProxy, caplog: pytest.LogCaptureFixture
+def test_a_refused_alert_is_dead_lettered_and_the_window_advances(
+    job_env: JobEnv, proxy: FaultProxy, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rule_id = job_env.write_rule()
     job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id="rejected-event")])
     proxy.reject_bulk_items(times=1, status=400, kind="mapper_parsing_exception")
-    assert job_env.run("--now", iso(NOW)) == 0
+    assert job_env.run("--now", iso(NOW)) == 1  # dead letters make the exit code 1
     [execution] = job_env.executions_docs(rule_id)
     assert execution["execution"]["status"] == "partial failure"
     assert execution["metrics"]["errors"] == 1
+    assert execution["metrics"]["dead_lettered"] == 1
+    assert execution["window"]["searched_to"] == iso(NOW)
     assert "rejected-event" in execution["execution"]["message"]
     assert "rejected-event" in caplog.text
-    # Not silently lost: the next run writes it.
+    # The next run does not try it again (and does not report it again): the dead-letter entry is found.
     assert job_env.run("--now", iso(NOW + timedelta(minutes=1))) == 0
-    assert len(job_env.alert_docs(rule_id)) == 1
+    assert job_env.executions_docs(rule_id)[-1]["metrics"]["dead_letters_skipped"] == 1
+    assert job_env.alert_docs(rule_id) == []
+    capsys.readouterr()
+    assert cli_main(["deadletter", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{job_env.events_index()}/rejected-event" in listed
+    assert "HTTP 400 mapper_parsing_exception: injected by the test proxy" in listed
+    assert cli_main(["deadletter", "retry"]) == 0
+    assert "1 alerts created, 0 already existed, 0 entries still failing" in capsys.readouterr().out
+    assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["rejected-event"]
+    assert job_env.es.count(index=job_env.dead_letters)["count"] == 0
+
+
+def test_bulk_items_still_rejected_with_429_fail_the_run_and_the_next_run_writes_them(
+    job_env: JobEnv, proxy: FaultProxy
+) -> None:
+    job_env.set(retry_attempts="2")
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id="busy")])
+    proxy.reject_bulk_items(times=2)
+    assert job_env.run("--now", iso(NOW)) == 1
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["execution"]["status"] == "failed"
+    assert "rejected with HTTP 429" in execution["execution"]["message"]
+    assert execution["window"]["searched_to"] is None
+    assert job_env.run("--now", iso(NOW + timedelta(minutes=10))) == 0
+    assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["busy"]
 
 
 def test_killed_between_two_bulk_pages_then_rerun_gives_the_exact_set(job_env: JobEnv, es_url: str) -> None:
@@ -101,7 +130,15 @@ def test_killed_between_two_bulk_pages_then_rerun_gives_the_exact_set(job_env: J
         )
         assert started[0].wait(timeout=120) == -signal.SIGKILL
     assert len(job_env.alert_docs(rule_id)) == 50
-    assert job_env.executions_docs(rule_id) == []
+    [killed] = job_env.executions_docs(rule_id)
+    assert killed["execution"]["status"] == "running"  # written before the search began
+    assert killed["window"]["from"] == iso(NOW - timedelta(minutes=15))
     assert job_env.run("--now", iso(NOW)) == 0
     alerted = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
     assert alerted == sorted(f"e{i}" for i in range(200))
+    interrupted, rerun = job_env.executions_docs(rule_id)
+    assert interrupted["execution"]["uuid"] == killed["execution"]["uuid"]
+    assert interrupted["execution"]["status"] == "failed"
+    assert interrupted["execution"]["message"] == "Run interrupted: no completion was recorded"
+    assert interrupted["execution"]["interrupted_by"] == rerun["execution"]["uuid"]
+    assert rerun["execution"]["status"] == "succeeded"

@@ -66,3 +66,16 @@ def test_a_failed_run_leaves_no_blind_spot(job_env: JobEnv) -> None:
     assert job_env.run("--now", iso(T0 + timedelta(minutes=30))) == 0
     alerted = {doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)}
     assert alerted == {"during-failure"}
+
+
+def test_a_rule_refused_on_its_first_runs_searches_their_windows_once_fixed(job_env: JobEnv) -> None:
+    rule_id = job_env.write_rule(query="event.kind:(alert or")  # does not validate
+    job_env.index_events([cred_event(T0 - timedelta(minutes=10), _id="while-refused")])
+    assert job_env.run("--now", iso(T0)) == 1
+    [refused] = job_env.executions_docs(rule_id)
+    assert refused["execution"]["status"] == "failed"
+    assert refused["window"]["from"] == iso(T0 - timedelta(minutes=15))  # the window it should have searched
+    job_env.write_rule(rule_id=rule_id)
+    assert job_env.run("--now", iso(T0 + timedelta(minutes=20))) == 0
+    assert [doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)] == ["while-refused"]
+    assert job_env.executions_docs(rule_id)[-1]["window"]["from"] == iso(T0 - timedelta(minutes=15))

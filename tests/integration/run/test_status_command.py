@@ -11,6 +11,7 @@ import pytest
 
 from job.cli import main as cli_main
 from job.run.execlog import Execution
+from job.run.metrics import RunMetrics
 from job.run.window import Window
 from tests.integration.run.conftest import JobEnv, cred_event
 
@@ -39,7 +40,7 @@ def record(job_env: JobEnv, rule_id: str, name: str, *, start: datetime, status:
         start=start,
         end=start + timedelta(seconds=4),
         window=Window(start - timedelta(minutes=15), start),
-        metrics={"alerts_created": 2},
+        metrics=RunMetrics(alerts_created=2),
     )
     document = execution.to_document()
     if status == "running":

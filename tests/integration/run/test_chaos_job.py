@@ -1,0 +1,104 @@
+"""Chaos, job process: SIGKILL at 30 seeded points of a schedule of runs over thousands of alerts with
+small pages, including kills during a rule's first run followed by the next scheduled run, and kills
+followed by reruns at the same ``--now``. After every run that completes, the alerts equal a clean
+reference run's exactly (none missing, none twice), the only events without an alert are in the
+dead-letter index, and every killed run that had started is recorded as ``failed``."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.chaos import ChaosHarness, KillJob, Phase, Step, kill_kinds
+from tests.integration.run.conftest import JobEnv, cred_event
+
+pytestmark = pytest.mark.integration
+
+SEED = 20260501
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+SCHEDULE = [T0 + timedelta(minutes=10 * k) for k in range(5)]  # the rule runs every 10 minutes
+MATCHING = 3000
+POISON = [f"poison-{k}" for k in range(5)]  # one new in each scheduled window; Elasticsearch refuses their alerts
+KILLS_PER_RUN = 6
+
+
+def _events() -> list[dict[str, object]]:
+    first = T0 - timedelta(minutes=15)
+    span = (SCHEDULE[-1] - first).total_seconds()
+    events = [cred_event(first + timedelta(seconds=span * i / MATCHING), _id=f"e{i}") for i in range(MATCHING)]
+    events += [cred_event(T0 - timedelta(minutes=7), _id=f"tie-{i}") for i in range(250)]  # one timestamp
+    rng = random.Random(SEED)
+    events += [
+        cred_event(first + timedelta(seconds=rng.uniform(0, span)), _id=f"other-{i}", event={"kind": "alert"})
+        for i in range(500)
+    ]
+    events += [cred_event(at - timedelta(minutes=5), _id=poison) for at, poison in zip(SCHEDULE, POISON, strict=True)]
+    return events
+
+
+def _steps(env: JobEnv) -> list[Step]:
+    """Per scheduled run: six kills (the first ones while alerts are still being written), then a run to
+    completion at the same time, except at the first and fourth, where the next scheduled run follows."""
+    rng = random.Random(SEED)
+    writing, every_run = kill_kinds(env)
+    steps: list[Step] = []
+    for time_index in range(len(SCHEDULE)):
+        kinds = [rng.choice(writing), rng.choice(writing)] + rng.sample(every_run, KILLS_PER_RUN - 2)
+        steps += [Step(time_index, kind.point(rng)) for kind in kinds]
+        if time_index not in (0, 3):
+            steps.append(Step(time_index))
+    return steps
+
+
+def test_thirty_kills_leave_the_exact_alert_set_and_every_interrupted_run_recorded(
+    job_env: JobEnv, es_url: str
+) -> None:
+    started = time.monotonic()
+    job_env.set(page_size="100")
+    rule_id = job_env.write_rule()
+    job_env.index_events(_events())
+    harness = ChaosHarness(job_env, es_url, rule_id, frozenset(POISON), SCHEDULE)
+    reference = harness.reference()
+    for alerted, dead in reference:  # the reference itself: every matching event is alerted or dead-lettered
+        assert not alerted & dead
+    last_alerted, last_dead = reference[-1]
+    assert len(last_alerted) == MATCHING + 250 and last_dead == set(POISON)
+
+    kills, interrupted, completed_at = 0, 0, []
+    fired_phases: set[Phase] = set()
+    log: list[str] = []
+    for step in _steps(job_env):
+        now = SCHEDULE[step.time]
+        if step.fault is None:
+            result = harness.run_job(now)
+            assert result.returncode in (0, 1), result.stderr
+            applied_interrupted, killed = 0, False
+        else:
+            applied = step.fault.apply(harness, now)
+            result, applied_interrupted, killed = applied.result, applied.interrupted, applied.result.killed
+            assert killed or result.returncode in (0, 1), f"{step.fault.name}: {result.stderr}"
+        log.append(f"t{step.time} {step.fault.name if step.fault else 'clean run'}: {'killed' if killed else 'done'}")
+        harness.settle()
+        if killed:
+            kills += 1
+            assert isinstance(step.fault, KillJob)
+            fired_phases.add(step.fault.phase)
+            interrupted += applied_interrupted
+            continue
+        completed_at.append(step.time)
+        alerted = harness.alerted()
+        expected_alerts, expected_dead = reference[step.time]
+        assert len(alerted) == len(set(alerted)), f"duplicate alerts after: {log}"
+        assert set(alerted) == expected_alerts, f"missing {len(expected_alerts - set(alerted))} after: {log}"
+        assert set(harness.dead_lettered()) == expected_dead, log
+        assert harness.running_records() == 0, log
+        assert harness.interrupted_records() == interrupted, log
+
+    assert kills >= 25, log
+    assert completed_at[-1] == len(SCHEDULE) - 1
+    assert {0, 3}.isdisjoint(completed_at), f"a kill meant for a first run did not fire: {log}"
+    assert fired_phases == set(Phase), log  # kills before the record, during the run, and after its end
+    print(f"{kills} kills, {interrupted} interrupted runs, {time.monotonic() - started:.0f}s")

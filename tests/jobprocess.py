@@ -1,0 +1,80 @@
+"""Run ``detection-job`` as a real process behind the fault proxy, and SIGKILL it at a chosen request.
+
+A kill point names a kind of request (a path pattern and method) and which occurrence of it kills
+the job: before Elasticsearch sees it, or after Elasticsearch handled it but before the job reads
+the answer. Counting requests (not time) makes every kill land at the same place on every run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from tests.faultproxy import FaultProxy
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """SIGKILL the job when the ``nth`` (1-based) request matching ``path`` (a regex) reaches the proxy."""
+
+    name: str
+    path: str
+    nth: int
+    method: str | None = None
+    forward_first: bool = False  # Elasticsearch handles that request; the job dies before it reads the answer
+
+    def __str__(self) -> str:
+        return f"{self.name}#{self.nth}{' (handled)' if self.forward_first else ''}"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def killed(self) -> bool:
+        return self.returncode == -signal.SIGKILL
+
+
+def run_job(
+    es_url: str,
+    args: Sequence[str],
+    *,
+    kill: KillPoint | None = None,
+    env: Mapping[str, str] | None = None,
+    setup: Callable[[FaultProxy], None] | None = None,
+    timeout: float = 300,
+) -> JobResult:
+    """Run ``python -m job ARGS`` with ``DETECTION_*`` from ``env`` (default: this process's environment);
+    ``setup`` prepares the proxy (standing answers, more faults) before the job starts."""
+    environment = dict(os.environ if env is None else env)
+    process: list[subprocess.Popen[str]] = []
+
+    def kill_job() -> None:
+        os.kill(process[0].pid, signal.SIGKILL)
+
+    with FaultProxy(es_url) as proxy:
+        environment["DETECTION_ES_HOSTS"] = proxy.url
+        if setup is not None:
+            setup(proxy)
+        if kill is not None:
+            proxy.on_request(
+                kill.path, after=kill.nth - 1, action=kill_job, method=kill.method, forward_first=kill.forward_first
+            )
+        process.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "job", *args],
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+        stdout, stderr = process[0].communicate(timeout=timeout)
+    return JobResult(process[0].returncode, stdout, stderr)
