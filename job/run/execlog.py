@@ -37,6 +37,7 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "uuid": {"type": "keyword"},
                 "start": {"type": "date"},
                 "end": {"type": "date"},
+                "scheduled_at": {"type": "date"},
                 "status": {"type": "keyword"},
                 "status_order": {"type": "long"},
                 "message": {"type": "text"},
@@ -86,6 +87,7 @@ class Execution:
     window: Window | None = None
     searched_to: datetime | None = None
     gap: Gap | None = None
+    scheduled_at: datetime | None = None  # the run's logical time (its ``now``); the rule's cadence counts from it
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -122,6 +124,7 @@ class Execution:
                 "uuid": self.uuid,
                 "start": isoformat(self.start),
                 "end": isoformat(end),
+                "scheduled_at": isoformat(self.scheduled_at) if self.scheduled_at else None,
                 "status": self.status,
                 "status_order": STATUS_ORDER[self.status],
                 "message": self.message,

@@ -118,6 +118,7 @@ def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
         space_id=ctx.settings.space_id,
         uuid=str(uuid.uuid4()),
         start=ctx.clock(),
+        scheduled_at=ctx.now,
     )
 
 
