@@ -12,12 +12,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.durations import parse_duration
 from job.errors import ConfigError
 from job.rollover import DEFAULT_ROLLOVER, RolloverConditions, parse_rollover
+from job.shards import MAX_SHARDS, Shard, parse_shard, shard_from_completion_index
 
 ENV_PREFIX = "DETECTION_"
 # A checkout reads rule_defs/ beside job/; an installed wheel carries the same files as job/rule_defs.
@@ -58,7 +59,6 @@ class Settings(BaseSettings):
     space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)
-    schedule_interval: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
 
     # Retries of transient Elasticsearch errors (connection, timeout, 429, 502/503/504)
     retry_attempts: int = Field(default=6, ge=1, le=100)
@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     http_host: str = Field(default="0.0.0.0", min_length=1)
     alerts_rollover: Annotated[RolloverConditions, NoDecode] = DEFAULT_ROLLOVER
     alerts_retention: Annotated[timedelta | None, NoDecode] = None
+
+    # Cadence and shards (job.run.selection): unset, each rule runs on its own interval, all rules here
+    schedule_interval: Annotated[timedelta | None, NoDecode] = None  # every rule's cadence, when set
+    shard: Annotated[Shard | None, NoDecode] = None  # I/N: only the rules of shard I of N
+    shards: int | None = Field(default=None, ge=1, le=MAX_SHARDS)  # N of an Indexed Job (JOB_COMPLETION_INDEX)
 
     @field_validator("es_hosts", mode="before")
     @classmethod
@@ -93,7 +98,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"entry {position} is not an http:// or https:// URL")
         return value
 
-    @field_validator("max_catchup", "schedule_interval", mode="before")
+    @field_validator("max_catchup", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -117,6 +122,17 @@ class Settings(BaseSettings):
     def _parse_rollover(cls, value: Any) -> Any:
         return parse_rollover(value) if isinstance(value, str) else value
 
+    @field_validator("schedule_interval", "shard", "shards", mode="before")
+    @classmethod
+    def _parse_cadence_and_shard(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        if info.field_name == "schedule_interval":
+            return parse_duration(value)
+        return parse_shard(value) if info.field_name == "shard" else value
+
     @field_validator("pushgateway_url")
     @classmethod
     def _check_pushgateway(cls, value: SecretStr | None) -> SecretStr | None:
@@ -135,10 +151,26 @@ def load_settings(**overrides: Any) -> Settings:
     if secrets_dir and not Path(secrets_dir).is_dir():
         raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: {secrets_dir!r} is not a directory")
     try:
-        if secrets_dir:
-            return Settings(_secrets_dir=secrets_dir, **overrides)
-        return Settings(**overrides)
+        settings = Settings(_secrets_dir=secrets_dir, **overrides) if secrets_dir else Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
         message = str(first.get("msg", "invalid value"))
         raise ConfigError(f"{_variable(first['loc'])}: {message}") from None
+    return _resolve_shard(settings, os.environ.get("JOB_COMPLETION_INDEX"))
+
+
+def _resolve_shard(settings: Settings, completion_index: str | None) -> Settings:
+    """Without DETECTION_SHARD, a pod of an Indexed Job (DETECTION_SHARDS=N) takes the shard of its index."""
+    if settings.shards is None:
+        return settings
+    if settings.shard is not None:
+        if settings.shard.count != settings.shards:
+            raise ConfigError(f"{ENV_PREFIX}SHARD: {settings.shard} is not one of {ENV_PREFIX}SHARDS={settings.shards}")
+        return settings
+    if completion_index is None:
+        return settings  # not a pod of the Indexed Job (a setup hook, say): run and schedule refuse to start
+    try:
+        shard = shard_from_completion_index(completion_index, settings.shards)
+    except ValueError as exc:
+        raise ConfigError(f"JOB_COMPLETION_INDEX: {exc}") from None
+    return settings.model_copy(update={"shard": shard})
