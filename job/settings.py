@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.durations import parse_duration
@@ -29,6 +29,7 @@ from job.indexnames import AliasName, IndexName
 from job.redact import one_line, redact
 from job.rollover import DEFAULT_ROLLOVER, RolloverConditions, parse_rollover
 from job.safefile import FileProblem, decode_utf8, read_bounded
+from job.shards import MAX_SHARDS, Shard, parse_shard, shard_from_completion_index
 from job.tlsfiles import check_ca_bundle, check_client_certificate, check_client_key, check_key_pair
 
 ENV_PREFIX = "DETECTION_"
@@ -53,6 +54,9 @@ _OPTIONAL = (
     "pushgateway_url",
     "http_port",
     "alerts_retention",
+    "schedule_interval",
+    "shard",
+    "shards",
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -164,7 +168,6 @@ class Settings(BaseSettings):
     space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$", max_length=255)
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)
-    schedule_interval: Annotated[timedelta, NoDecode] = timedelta(minutes=10)
     # The lease of one rule run: a run stops searching before it ends, and a ``running`` record older
     # than this is taken as abandoned by the next run.
     run_timeout: Annotated[timedelta, NoDecode] = timedelta(minutes=9)
@@ -182,6 +185,11 @@ class Settings(BaseSettings):
     http_host: str = Field(default="0.0.0.0", min_length=1)
     alerts_rollover: Annotated[RolloverConditions, NoDecode] = DEFAULT_ROLLOVER
     alerts_retention: Annotated[timedelta | None, NoDecode] = None
+
+    # Cadence and shards (job.run.selection): unset, each rule runs on its own interval, all rules here
+    schedule_interval: Annotated[timedelta | None, NoDecode] = None  # every rule's cadence, when set
+    shard: Annotated[Shard | None, NoDecode] = None  # I/N: only the rules of shard I of N
+    shards: int | None = Field(default=None, ge=1, le=MAX_SHARDS)  # N of an Indexed Job (JOB_COMPLETION_INDEX)
 
     @model_validator(mode="before")
     @classmethod
@@ -254,7 +262,7 @@ class Settings(BaseSettings):
             check_client_key(value)
         return value
 
-    @field_validator("max_catchup", "schedule_interval", "run_timeout", mode="before")
+    @field_validator("max_catchup", "run_timeout", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -277,6 +285,17 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_rollover(cls, value: Any) -> Any:
         return parse_rollover(value) if isinstance(value, str) else value
+
+    @field_validator("schedule_interval", "shard", "shards", mode="before")
+    @classmethod
+    def _parse_cadence_and_shard(cls, value: Any, info: ValidationInfo) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        if info.field_name == "schedule_interval":
+            return parse_duration(value)
+        return parse_shard(value) if info.field_name == "shard" else value
 
     @field_validator("pushgateway_url")
     @classmethod
@@ -398,10 +417,26 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"{ENV_PREFIX}SECRETS_DIR: {one_line(secrets_dir)!r} is not a directory")
     _check_settings_files(secrets_dir)
     try:
-        if secrets_dir:
-            return Settings(_secrets_dir=secrets_dir, **overrides)
-        return Settings(**overrides)
+        settings = Settings(_secrets_dir=secrets_dir, **overrides) if secrets_dir else Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(one_line(redact(_message(exc.errors()[0])))) from None
     except (OSError, UnicodeError, ValueError) as exc:  # a settings source that cannot be read
         raise ConfigError(f"{ENV_PREFIX}*: the settings cannot be read: {one_line(redact(str(exc)))}") from None
+    return _resolve_shard(settings, os.environ.get("JOB_COMPLETION_INDEX"))
+
+
+def _resolve_shard(settings: Settings, completion_index: str | None) -> Settings:
+    """Without DETECTION_SHARD, a pod of an Indexed Job (DETECTION_SHARDS=N) takes the shard of its index."""
+    if settings.shards is None:
+        return settings
+    if settings.shard is not None:
+        if settings.shard.count != settings.shards:
+            raise ConfigError(f"{ENV_PREFIX}SHARD: {settings.shard} is not one of {ENV_PREFIX}SHARDS={settings.shards}")
+        return settings
+    if completion_index is None:
+        return settings  # not a pod of the Indexed Job (a setup hook, say): run and schedule refuse to start
+    try:
+        shard = shard_from_completion_index(completion_index, settings.shards)
+    except ValueError as exc:
+        raise ConfigError(f"JOB_COMPLETION_INDEX: {exc}") from None
+    return settings.model_copy(update={"shard": shard})

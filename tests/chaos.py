@@ -100,8 +100,10 @@ class ChaosHarness:
         proxy.always(r"^/_bulk", refusing_bulk(self.es_url, self.refused_alerts))
 
     def run_job(self, now: datetime, kill: KillPoint | None = None) -> JobResult:
-        """The job as a process, through the refusing proxy (and the kill, if any)."""
-        return run_job(self.es_url, ["run", "--now", iso(now)], kill=kill, setup=self._refusing)
+        """The job as a process, through the refusing proxy (and the kill, if any). ``--all``: every run
+        searches, also a rerun at the same ``--now`` after a run that completed (due-ness has tests of its
+        own; here every run is a chance for a kill)."""
+        return run_job(self.es_url, ["run", "--all", "--now", iso(now)], kill=kill, setup=self._refusing)
 
     def settle(self) -> None:
         """Time passes between runs: what the last run wrote becomes searchable (the index refresh interval,

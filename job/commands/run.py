@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,14 +23,18 @@ from job.rules.model import Rule
 from job.rules.validation import check_rules
 from job.run.execlog import Execution
 from job.run.install import install
+from job.run.last_runs import LastRuns, last_runs
 from job.run.lifecycle import maintain
 from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, run_rules
+from job.run.selection import Choice, Mode, cadence, choose
 from job.run.window import isoformat, now_problem, parse_timestamp
 from job.settings import Settings
+from job.shards import Shard, in_shard, parse_shard
+from job.table import printable
 
 NAME = "run"
-HELP = "run the rules once: search each rule's window and write alerts"
+HELP = "one pass over the rules that are due (or --all, or --rule): search each window and write alerts"
 
 # 1: a rule failed, a rule file does not validate, or events were dead-lettered.
 EXIT_OK, EXIT_RULE_FAILED = 0, 1
@@ -38,12 +43,21 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
         "--rule",
         action="append",
         default=[],
         metavar="RULE_ID|PATH",
-        help="run only this rule (a rule_id from the rules directory, or a rule file); repeatable",
+        help="run only this rule now, due or not, whatever its shard (a rule_id from the rules directory, or a "
+        "rule file); repeatable",
+    )
+    which.add_argument("--all", action="store_true", help="run every rule of the shard now, due or not")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the rules of shard I of N (default: DETECTION_SHARD, or JOB_COMPLETION_INDEX of "
+        "DETECTION_SHARDS in an Indexed Job)",
     )
     parser.add_argument("--now", metavar="ISO8601", help="the run's clock (default: the current time), for backfills")
 
@@ -61,16 +75,30 @@ def parse_now(text: str | None) -> datetime:
     return moment
 
 
+def pass_shard(settings: Settings, flag: str | None) -> Shard | None:
+    """The shard this process runs: ``--shard``, else ``DETECTION_SHARD`` or the Indexed Job's."""
+    if flag is not None:
+        try:
+            return parse_shard(flag)
+        except ValueError as exc:
+            raise ConfigError(f"--shard: {exc}") from None
+    if settings.shards is not None and settings.shard is None:
+        raise ConfigError("DETECTION_SHARDS: set, but neither DETECTION_SHARD nor JOB_COMPLETION_INDEX names the shard")
+    return settings.shard
+
+
 @dataclass
-class Selection:
-    runnable: list[Rule]
-    refused: list[tuple[Rule, list[str]]]  # rules that load but do not validate, with their problems
-    problems: list[str]  # every line of why a rule file cannot run
-    skipped: list[str]  # rules that are not meant to run here (other types, disabled)
+class Loaded:
+    """The rules that could run (supported, enabled), why the others cannot, and which do not validate."""
+
+    rules: list[Rule]
+    invalid: dict[str, list[str]]  # rule source -> why it does not validate
+    load_problems: list[str]  # files that do not load at all (no rule, so no shard either)
+    skipped: list[tuple[Rule, str]]  # rules that are not meant to run here (other types, disabled)
 
 
-def select_rules(settings: Settings, wanted: list[str], now: datetime) -> Selection:
-    """The rules to run, and the ones that cannot run and why."""
+def load_wanted(settings: Settings, wanted: list[str], now: datetime) -> Loaded:
+    """Every rule of the rules folder, or the ``wanted`` ids and files, checked."""
     paths = [Path(item) for item in wanted if Path(item).exists()]
     ids = [item for item in wanted if not Path(item).exists()]
     loaded = load_rules([settings.rules_dir] if ids or not wanted else [])
@@ -89,18 +117,45 @@ def select_rules(settings: Settings, wanted: list[str], now: datetime) -> Select
     if extra is not None:
         rules.extend(extra.rules)
         problems.extend(str(problem) for problem in extra.problems)
-    skipped = [
-        f"{rule.source}: rule type {rule.type!r} is not supported by this job" for rule in rules if not rule.supported
-    ]
-    skipped += [f"{rule.source}: disabled" for rule in rules if rule.supported and not rule.enabled]
+    skipped = [(rule, f"rule type {rule.type!r} is not supported by this job") for rule in rules if not rule.supported]
+    skipped += [(rule, "disabled") for rule in rules if rule.supported and not rule.enabled]
     candidates = [rule for rule in rules if rule.supported and rule.enabled]
-    invalid, _ = check_rules(candidates, alerts_max=settings.alerts_max, now=now)
-    problems.extend(str(error) for error in invalid)
-    refused = [(rule, [str(e) for e in invalid if e.path == rule.source]) for rule in candidates]
-    refused = [(rule, messages) for rule, messages in refused if messages]
-    refused_sources = {rule.source for rule, _ in refused}
-    runnable = [rule for rule in candidates if rule.source not in refused_sources]
-    return Selection(runnable, refused, problems, skipped)
+    errors, _ = check_rules(candidates, alerts_max=settings.alerts_max, now=now)
+    invalid: dict[str, list[str]] = {}
+    for error in errors:
+        invalid.setdefault(error.path, []).append(str(error))
+    return Loaded(candidates, invalid, problems, skipped)
+
+
+@dataclass
+class Selection:
+    runnable: list[Rule]
+    refused: list[tuple[Rule, list[str]]]  # rules that load but do not validate, with their problems
+    problems: list[str]  # every line of why a rule file of this shard cannot run
+    skipped: list[str]  # this shard's rules that are not meant to run here (other types, disabled)
+    choice: Choice  # what the shard and the schedule left out
+
+
+def select_rules(
+    loaded: Loaded,
+    histories: Mapping[str, LastRuns],
+    now: datetime,
+    shard: Shard | None,
+    mode: Mode,
+    override: timedelta | None = None,
+) -> Selection:
+    """The rules to run now (``job.run.selection.choose``), and the ones of this shard that cannot run, and why."""
+    choice = choose(loaded.rules, histories, now, shard=shard, mode=mode, override=override)
+
+    def mine(rule: Rule) -> bool:
+        return mode == "named" or in_shard(rule.rule_id, shard)
+
+    problems = list(loaded.load_problems)
+    problems += [message for rule in loaded.rules if mine(rule) for message in loaded.invalid.get(rule.source, [])]
+    skipped = [f"{rule.source}: {why}" for rule, why in loaded.skipped if mine(rule)]
+    refused = [(rule, loaded.invalid[rule.source]) for rule in choice.run if rule.source in loaded.invalid]
+    runnable = [rule for rule in choice.run if rule.source not in loaded.invalid]
+    return Selection(runnable, refused, problems, skipped, choice)
 
 
 def summary(executions: list[Execution]) -> str:
@@ -115,36 +170,75 @@ def summary(executions: list[Execution]) -> str:
     return "\n".join(lines)
 
 
+def left_out(choice: Choice, shard: Shard | None) -> list[str]:
+    """One line for the rules not due, one for the other shards' rules (neither is a failure)."""
+    lines = []
+    if choice.not_due:
+        rule, due = min(choice.not_due, key=lambda item: item[1])
+        lines.append(
+            f"not due: {len(choice.not_due)} rules (the next, {printable(rule.name)}, at {isoformat(due)}); "
+            "--all runs them now"
+        )
+    if choice.other_shards:
+        lines.append(f"shard {shard}: {len(choice.other_shards)} rules belong to other shards")
+    return lines
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rule and args.shard is not None:
+        raise ConfigError("--shard: a rule named with --rule runs whatever its shard; give one or the other")
+    mode: Mode = "named" if args.rule else "all" if args.all else "due"
+    shard = pass_shard(settings, args.shard) if mode != "named" else None
     metrics = RuleMetrics()
     try:
-        return run_pass(settings, args.rule, parse_now(args.now), metrics)
+        return run_pass(settings, args.rule, parse_now(args.now), metrics, mode=mode, shard=shard)
     finally:
         if settings.pushgateway_url is not None and metrics.rule_ids():
             push(metrics, settings.pushgateway_url.get_secret_value(), settings.space_id)
 
 
-def run_pass(settings: Settings, wanted: list[str], now: datetime, metrics: RuleMetrics) -> int:
-    """One pass over the rules (all of them, or the ``wanted`` ids and files); the exit code."""
-    selection = select_rules(settings, wanted, now)
-    for problem in selection.problems:
-        print(f"not run, does not validate: {problem}", file=sys.stderr)
-    for line in selection.skipped:
-        print(f"skipped: {line}", file=sys.stderr)
+def run_pass(
+    settings: Settings,
+    wanted: list[str],
+    now: datetime,
+    metrics: RuleMetrics,
+    *,
+    mode: Mode = "due",
+    shard: Shard | None = None,
+) -> int:
+    """One pass over the rules (those due, all of them, or the ``wanted`` ids and files); the exit code."""
+    loaded = load_wanted(settings, wanted, now)
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
             install(es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
             maintain(es, policy, settings.alerts_index, settings.alerts_rollover, settings.alerts_retention)
+            histories = (
+                last_runs(
+                    es,
+                    policy,
+                    settings.executions_index,
+                    sorted({rule.rule_id for rule in loaded.rules if in_shard(rule.rule_id, shard)}),
+                    settings.space_id,
+                )
+                if mode == "due"
+                else {}
+            )
+            selection = select_rules(loaded, histories, now, shard, mode, settings.schedule_interval)
+            for problem in selection.problems:
+                print(f"not run, does not validate: {problem}", file=sys.stderr)
+            for line in selection.skipped:
+                print(f"skipped: {line}", file=sys.stderr)
             context = RunContext(es=es, settings=settings, now=now, policy=policy)
             executions = run_rules(context, selection.runnable, refused=selection.refused)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
-    intervals = {rule.rule_id: rule.interval_delta for rule in selection.runnable}
-    intervals.update((rule.rule_id, rule.interval_delta) for rule, _ in selection.refused)
+    intervals = {rule.rule_id: cadence(rule, settings.schedule_interval) for rule in selection.choice.run}
     for execution in executions:
         report(execution, metrics, intervals.get(execution.rule_id))
     print(summary(executions))
+    for line in left_out(selection.choice, shard):
+        print(line)
     failed = bool(selection.problems) or any(ex.status == "failed" for ex in executions)
     dead_lettered = any(ex.metrics.dead_lettered for ex in executions)
     return EXIT_RULE_FAILED if failed or dead_lettered else EXIT_OK

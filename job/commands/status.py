@@ -10,18 +10,21 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
 from job.commands.check import unavailable
+from job.commands.run import pass_shard
 from job.esclient import make_client
 from job.rules import Rule, load_rules
 from job.run.last_runs import NEVER_RAN, LastRuns, last_runs
 from job.run.retry import RetryPolicy
+from job.run.selection import cadence, is_due, last_start, next_due
 from job.run.window import isoformat, parse_timestamp
 from job.settings import Settings
+from job.shards import in_shard
 from job.table import Column, human_duration, render
 
 NAME = "status"
@@ -33,6 +36,7 @@ EXIT_OK, EXIT_UNHEALTHY = 0, 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--shard", metavar="I/N", help="only the rules of shard I of N")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +44,19 @@ class RuleStatus:
     rule: Rule
     history: LastRuns
     health: str  # ok, failed, stale, never ran, running, disabled, unsupported
+    next_due: datetime | None = None  # when a ``run`` pass runs it next (None: not scheduled, disabled say)
+    due: bool = False  # a ``run`` pass now would run it
 
     @property
     def healthy(self) -> bool:
         return self.health not in ("failed", "stale")
 
 
-def assess(rule: Rule, history: LastRuns, now: datetime) -> str:
-    """The rule's health, judged by its last *completed* execution (a ``running`` one has no outcome yet)."""
+def assess(rule: Rule, history: LastRuns, now: datetime, interval: timedelta | None = None) -> str:
+    """The rule's health, judged by its last *completed* execution (a ``running`` one has no outcome yet).
+
+    ``interval``: the rule's cadence when it is not its own (``DETECTION_SCHEDULE_INTERVAL``).
+    """
     if not rule.supported:
         return "unsupported"
     if not rule.enabled:
@@ -56,9 +65,17 @@ def assess(rule: Rule, history: LastRuns, now: datetime) -> str:
         return "running" if history.latest is not None else "never ran"
     if history.completed.get("execution", {}).get("status") == "failed":
         return "failed"
-    if history.last_success is None or history.last_success < now - STALE_INTERVALS * rule.interval_delta:
+    if history.last_success is None or history.last_success < now - STALE_INTERVALS * (interval or rule.interval_delta):
         return "stale"
     return "ok"
+
+
+def schedule_of(rule: Rule, history: LastRuns, now: datetime, interval: timedelta) -> tuple[datetime | None, bool]:
+    """When the rule is next due and whether it is due now (``job.run.selection``); never for rules that do not run."""
+    if not rule.supported or not rule.enabled:
+        return None, False
+    last = last_start(history)
+    return next_due(last, interval) or now, is_due(last, interval, now)
 
 
 def _time(value: Any) -> datetime | None:
@@ -106,6 +123,8 @@ def as_json(status: RuleStatus) -> dict[str, Any]:
         "last_execution": describe_execution(history.completed),
         "running": describe_execution(running),
         "last_success": isoformat(history.last_success) if history.last_success else None,
+        "next_due": isoformat(status.next_due) if status.next_due else None,
+        "due": status.due,
     }
 
 
@@ -119,6 +138,7 @@ COLUMNS = (
     Column("gap", 8, right=True),
     Column("warn", 4, right=True),
     Column("last success", 20),
+    Column("next due", 20),
     Column("rule", 80),
 )
 
@@ -142,12 +162,15 @@ def table_row(view: dict[str, Any]) -> list[object]:
         human_duration(last["gap_s"]) if last else "-",
         last["warnings"] if last else "-",
         _short_time(view["last_success"]),
+        "now" if view.get("due") else _short_time(view.get("next_due")),
         f"{view['name']} ({view['rule_id']})",
     ]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    shard = pass_shard(settings, args.shard) if args.shard is not None else None
     loaded = load_rules([settings.rules_dir])
+    rules = [rule for rule in loaded.rules if in_shard(rule.rule_id, shard)]
     now = datetime.now(UTC)
     try:
         with make_client(settings) as es:
@@ -155,15 +178,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 es,
                 RetryPolicy.from_settings(settings),
                 settings.executions_index,
-                sorted({rule.rule_id for rule in loaded.rules}),
+                sorted({rule.rule_id for rule in rules}),
                 settings.space_id,
             )
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     statuses = [
-        RuleStatus(rule, history, assess(rule, history, now))
-        for rule in sorted(loaded.rules, key=lambda rule: (rule.name, rule.rule_id))
+        RuleStatus(rule, history, assess(rule, history, now, interval), *schedule_of(rule, history, now, interval))
+        for rule in sorted(rules, key=lambda rule: (rule.name, rule.rule_id))
         for history in [histories.get(rule.rule_id, NEVER_RAN)]
+        for interval in [cadence(rule, settings.schedule_interval)]
     ]
     views = [as_json(status) for status in statuses]
     problems = [str(problem) for problem in loaded.problems]

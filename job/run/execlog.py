@@ -46,6 +46,7 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "uuid": {"type": "keyword"},
                 "start": {"type": "date"},
                 "end": {"type": "date"},
+                "scheduled_at": {"type": "date"},
                 "status": {"type": "keyword"},
                 "status_order": {"type": "long"},
                 "message": {"type": "text"},
@@ -87,6 +88,7 @@ class Execution:
     gap: Gap | None = None
     lease_expires: datetime | None = None
     runner: Runner | None = None
+    scheduled_at: datetime | None = None  # the run's logical time (its ``now``); the rule's cadence counts from it
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     metrics: RunMetrics = field(default_factory=RunMetrics)
@@ -132,6 +134,7 @@ class Execution:
                 "uuid": self.uuid,
                 "start": isoformat(self.start),
                 "end": isoformat(self.end) if self.end else None,
+                "scheduled_at": isoformat(self.scheduled_at) if self.scheduled_at else None,
                 "status": self.status,
                 "status_order": STATUS_ORDER[self.status],
                 "message": self.message,

@@ -23,6 +23,9 @@ class LastRuns:
     latest: dict[str, Any] | None  # the newest record, whatever its status (``running`` included)
     completed: dict[str, Any] | None  # the newest record of a finished execution
     last_success: datetime | None  # the end of the newest succeeded or partial-failure execution
+    # The newest record of an execution that ended by itself: one a later run found interrupted and
+    # marked failed did not finish its work, so the rule's cadence does not count from it.
+    finished: dict[str, Any] | None = None
 
 
 NEVER_RAN = LastRuns(None, None, None)
@@ -58,6 +61,15 @@ def last_runs(
                                 "filter": {"terms": {"execution.status": list(COMPLETED)}},
                                 "aggs": {"latest": {"top_hits": _newest_first()}},
                             },
+                            "finished": {
+                                "filter": {
+                                    "bool": {
+                                        "filter": [{"terms": {"execution.status": list(COMPLETED)}}],
+                                        "must_not": [{"exists": {"field": "execution.interrupted_by"}}],
+                                    }
+                                },
+                                "aggs": {"latest": {"top_hits": _newest_first()}},
+                            },
                             "success": {
                                 "filter": {"terms": {"execution.status": list(SUCCESSFUL)}},
                                 "aggs": {"end": {"max": {"field": "execution.end"}}},
@@ -75,5 +87,6 @@ def last_runs(
                 latest=_top(bucket["latest"]),
                 completed=_top(bucket["completed"]["latest"]),
                 last_success=datetime.fromtimestamp(success / 1000, tz=UTC) if success is not None else None,
+                finished=_top(bucket["finished"]["latest"]),
             )
     return found

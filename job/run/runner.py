@@ -95,6 +95,7 @@ def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
         start=start,
         lease_expires=start + ctx.settings.run_timeout,
         runner=ctx.runner,
+        scheduled_at=ctx.now,
     )
 
 

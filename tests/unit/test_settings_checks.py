@@ -210,6 +210,9 @@ OPTIONAL = {
     "pushgateway_url",
     "http_port",
     "alerts_retention",
+    "schedule_interval",
+    "shard",
+    "shards",
 }
 
 

@@ -126,6 +126,11 @@ class JobEnv:
         helpers.bulk(self.es, actions, refresh=True, chunk_size=2000)
 
     def run(self, *args: str) -> int:
+        """``detection-job run --all``: every rule runs now, due or not (``--rule`` picks its own)."""
+        return cli_main(["run", *([] if "--rule" in args else ["--all"]), *args])
+
+    def run_due(self, *args: str) -> int:
+        """``detection-job run``: only the rules that are due."""
         return cli_main(["run", *args])
 
     def alert_docs(self, rule_id: str | None = None) -> list[dict[str, Any]]:

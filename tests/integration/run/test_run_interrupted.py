@@ -187,3 +187,20 @@ def test_a_killed_first_run_that_the_next_run_could_not_see_is_searched_by_the_r
     assert killed["execution"]["status"] == "failed"
     assert killed["execution"]["interrupted_by"] == repairing["execution"]["uuid"]
     assert repairing["window"]["from"] == iso(NOW - timedelta(minutes=15))
+
+
+def test_a_rule_whose_run_was_interrupted_is_due_at_the_next_pass(job_env: JobEnv, es_url: str) -> None:
+    """Cadence counts from runs that ended by themselves: a killed run did not do its work, so the next
+    pass (a CronJob every 5 minutes, a 10-minute rule) runs the rule again instead of waiting an interval."""
+    job_env.set(page_size="100")
+    rule_id = job_env.write_rule(interval="10m")
+    job_env.index_events([cred_event(NOW - timedelta(seconds=i), _id=f"e{i}") for i in range(300)])
+    assert run_job(es_url, ["run", "--now", iso(NOW)], kill=KillPoint("bulk", r"^/_bulk", nth=2)).killed
+    assert job_env.run_due("--now", iso(NOW + timedelta(minutes=5))) == 0  # marks the killed run, runs the rule
+    assert _alerted(job_env, rule_id) == sorted(f"e{i}" for i in range(300))
+    interrupted, completed = job_env.executions_docs(rule_id)
+    assert interrupted["execution"]["message"] == INTERRUPTED
+    assert completed["execution"]["status"] == "succeeded"
+    # That run ended by itself: the rule's cadence counts from it.
+    assert job_env.run_due("--now", iso(NOW + timedelta(minutes=10))) == 0
+    assert len(job_env.executions_docs(rule_id)) == 2

@@ -128,7 +128,10 @@ def test_status_table_and_exit_code(job_env: JobEnv, capsys: pytest.CaptureFixtu
         "warn",
         "last",
         "success",
+        "next",
+        "due",
         "rule",
     ]
-    assert lines[1].startswith("never ran") and f"Only rule ({rule_id})" in lines[1]
+    assert lines[1].startswith("never ran") and lines[1].endswith(f"Only rule ({rule_id})")
+    assert lines[1].split()[-4] == "now"  # next due: a rule that never ran is due at once
     assert lines[-1] == "1 rules: 1 never ran; 0 rule files do not load"
