@@ -10,9 +10,11 @@ from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
 
+from job.backends import FieldTypesSource, QueryTranslator
 from job.commands.check import unavailable
 from job.errors import ConfigError
 from job.esclient import make_client
+from job.fieldcaps import field_types_from_caps
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.rules.validation import check_rules
@@ -57,8 +59,11 @@ class Selection:
     skipped: list[str]  # rules that are not meant to run here (other types, disabled)
 
 
-def select_rules(settings: Settings, wanted: list[str], now: datetime) -> Selection:
-    """The rules to run, and the ones that cannot run and why."""
+def load_selected(settings: Settings, wanted: list[str]) -> tuple[list[Rule], list[str]]:
+    """The rules asked for (all of the rules folder by default) and the problems of their files.
+
+    ``ConfigError`` for a ``--rule`` that names no rule.
+    """
     paths = [Path(item) for item in wanted if Path(item).exists()]
     ids = [item for item in wanted if not Path(item).exists()]
     loaded = load_rules([settings.rules_dir] if ids or not wanted else [])
@@ -77,13 +82,32 @@ def select_rules(settings: Settings, wanted: list[str], now: datetime) -> Select
     if extra is not None:
         rules.extend(extra.rules)
         problems.extend(str(problem) for problem in extra.problems)
+    return rules, problems
+
+
+def check_selected(
+    settings: Settings,
+    rules: list[Rule],
+    problems: list[str],
+    now: datetime,
+    *,
+    translator: QueryTranslator | None = None,
+    field_types: FieldTypesSource | None = None,
+) -> Selection:
+    """Which loaded rules run, and the ones that cannot run and why.
+
+    With the run's ``translator`` and ``field_types``, queries are checked exactly as they will run.
+    """
     skipped = [
         f"{rule.source}: rule type {rule.type!r} is not supported by this job" for rule in rules if not rule.supported
     ]
     skipped += [f"{rule.source}: disabled" for rule in rules if rule.supported and not rule.enabled]
     candidates = [rule for rule in rules if rule.supported and rule.enabled]
-    invalid, _ = check_rules(candidates, alerts_max=settings.alerts_max, now=now)
-    problems.extend(str(error) for error in invalid)
+    checked = check_rules(
+        candidates, alerts_max=settings.alerts_max, now=now, translator=translator, field_types=field_types
+    )
+    invalid = [diagnostic for diagnostic in checked if diagnostic.is_error]
+    problems = [*problems, *(str(error) for error in invalid)]
     refused = [(rule, [str(e) for e in invalid if e.path == rule.source]) for rule in candidates]
     refused = [(rule, messages) for rule, messages in refused if messages]
     refused_sources = {rule.source for rule, _ in refused}
@@ -103,18 +127,26 @@ def summary(executions: list[Execution]) -> str:
     return "\n".join(lines)
 
 
+def _field_types(context: RunContext) -> FieldTypesSource:
+    return lambda indices: field_types_from_caps(context.field_caps(indices))
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     now = parse_now(args.now)
-    selection = select_rules(settings, args.rule, now)
-    for problem in selection.problems:
-        print(f"not run, does not validate: {problem}", file=sys.stderr)
-    for line in selection.skipped:
-        print(f"skipped: {line}", file=sys.stderr)
+    rules, problems = load_selected(settings, args.rule)  # a --rule mistake stops the run before connecting
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
             install(es, policy, settings.alerts_index, settings.executions_index)
             context = RunContext(es=es, settings=settings, now=now, policy=policy)
+            # Checked with the run's field types and translator: each query is translated once.
+            selection = check_selected(
+                settings, rules, problems, now, translator=context.translator, field_types=_field_types(context)
+            )
+            for problem in selection.problems:
+                print(f"not run, does not validate: {problem}", file=sys.stderr)
+            for line in selection.skipped:
+                print(f"skipped: {line}", file=sys.stderr)
             executions = [record_refused(context, rule, messages) for rule, messages in selection.refused]
             executions += run_rules(context, selection.runnable)
     except (ApiError, TransportError) as exc:

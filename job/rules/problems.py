@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from job.errors import RuleError
+from job.diagnostics import Diagnostic, Severity
 from job.rules.positions import KeyPath, PathPart, line_of
 
 # Maps a location in the model's input to the key path in the TOML document.
@@ -81,6 +81,8 @@ def validation_problems(exc: ValidationError, data: Any, to_toml: LocMapper) -> 
     return found
 
 
-def at(path: str, lines: Mapping[KeyPath, int], key: Sequence[PathPart], message: str) -> RuleError:
-    """A ``RuleError`` on the line of ``key`` (or of its closest enclosing table)."""
-    return RuleError(path, message, line_of(lines, key))
+def at(
+    path: str, lines: Mapping[KeyPath, int], key: Sequence[PathPart], message: str, severity: Severity = "error"
+) -> Diagnostic:
+    """A diagnostic on the line of ``key`` (or of its closest enclosing table)."""
+    return Diagnostic(path, line_of(lines, key), None, severity, message)
