@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Run
     alerts_index: str = Field(default="detection-alerts-default", min_length=1)
     executions_index: str = Field(default="detection-executions-default", min_length=1)
+    # Value lists, in Kibana's document shape (Kibana's own: .lists-<space> and .items-<space>).
+    lists_index: str = Field(default="detection-lists-default", min_length=1)
+    list_items_index: str = Field(default="detection-list-items-default", min_length=1)
     space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$")
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)

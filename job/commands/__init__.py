@@ -3,4 +3,4 @@
 Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args, settings) -> int``.
 """
 
-COMMANDS = ("check", "setup", "run", "schedule", "validate", "translate", "import_rules")
+COMMANDS = ("check", "setup", "run", "schedule", "validate", "translate", "import_rules", "lists")

@@ -17,10 +17,11 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.backends import QueryTranslator
+from job.errors import JobError
 from job.fieldcaps import field_types_from_caps
-from job.kql import KqlSemanticError, KqlSyntaxError, lucene_to_dsl, to_dsl
+from job.lists.store import ListStore
 from job.rules.caps import effective_max_signals
-from job.rules.exceptions import build_exception_filter
 from job.rules.model import Rule
 from job.run import execlog
 from job.run.alerts import build_alert
@@ -63,6 +64,14 @@ class RunContext:
     policy: RetryPolicy
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    # Each rule query translated once per pass, with the field types of its indices (shared with validation).
+    translator: QueryTranslator = field(init=False)
+    # Value lists, each read once per pass.
+    lists: ListStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.translator = QueryTranslator(lambda indices: field_types_from_caps(self.field_caps(indices)))
+        self.lists = ListStore(self.es, self.policy, self.settings.lists_index, self.settings.list_items_index)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
         """``_field_caps`` of the rule's index patterns, fetched once per pass."""
@@ -78,12 +87,6 @@ class RunContext:
             )
             self.field_caps_cache[indices] = dict(response.body)
         return self.field_caps_cache[indices]
-
-
-def rule_query_dsl(rule: Rule, field_types: dict[str, str]) -> dict[str, Any]:
-    if rule.language == "lucene":
-        return lucene_to_dsl(rule.query)
-    return to_dsl(rule.query, field_types)
 
 
 def _check_timestamps(execution: Execution, rule: Rule, caps: dict[str, Any]) -> None:
@@ -144,7 +147,7 @@ def run_rule(ctx: RunContext, rule: Rule) -> Execution:
     try:
         _search_and_write(ctx, rule, execution, writes)
     except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
-        if isinstance(exc, KqlSyntaxError | KqlSemanticError):
+        if isinstance(exc, JobError):  # query errors, value-list errors: their own one-line message
             reason = str(exc).splitlines()[0]
         elif isinstance(exc, ApiError | TransportError):
             reason = describe(exc)
@@ -184,18 +187,21 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, writes:
         return
     _check_timestamps(execution, rule, caps)
 
-    exception_clause, expired = build_exception_filter(rule.exceptions, now=ctx.now)
-    if expired:
-        execution.metrics["exceptions_expired"] = [item.item_id for item in expired]
-        log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(expired))
+    # Exceptions, with value lists (job.lists): a must_not clause, plus items applied to each page below.
+    exceptions = ctx.lists.plan(rule.exceptions, now=ctx.now)
+    execution.warnings.extend(exceptions.warnings)
+    if exceptions.expired:
+        execution.metrics["exceptions_expired"] = [item.item_id for item in exceptions.expired]
+        log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(exceptions.expired))
     own_alerts = own_alerts_clause(settings.alerts_index, rule.rule_id)
-    query = build_query(rule, rule_query_dsl(rule, field_types_from_caps(caps)), window, exception_clause, [own_alerts])
+    query = build_query(rule, ctx.translator.translate(rule), window, exceptions.clause, [own_alerts])
 
     pager = PitPager(es, policy, rule.index, query, build_sort(rule), settings.page_size)
     alias = settings.alerts_index
     resume: datetime | None = None
     duplicates = 0
-    for page in pager.pages():
+    for hits in pager.pages():
+        page = ctx.lists.filter_page(exceptions, hits)  # value lists too large for the query (job.lists)
         candidates = [(alert_id(hit["_index"], hit["_id"], rule.rule_id, settings.space_id), hit) for hit in page]
         known = existing_ids(es, policy, alias, [doc_id for doc_id, _ in candidates])
         duplicates += len(known)
