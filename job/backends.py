@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from job.errors import QueryError
 from job.kql import to_dsl
 from job.kql.lucene import lucene_to_dsl
-from job.rules.model import Rule
+
+if TYPE_CHECKING:  # job.rules.validation imports this module
+    from job.rules.model import Rule
 
 FieldTypes = Mapping[str, str]
 # The field types of some index patterns (name -> Elasticsearch type), or None when they cannot be known.

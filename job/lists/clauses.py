@@ -16,10 +16,12 @@ CIDRs. More than ``MAX_CLAUSE_DASH_RANGES`` ranges make the entry unfit for a cl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from job.lists.model import MAX_CLAUSE_DASH_RANGES
-from job.rules.model import ExceptionEntry
+
+if TYPE_CHECKING:  # job.rules imports this module
+    from job.rules.model import ExceptionEntry
 
 Clause = dict[str, Any]
 

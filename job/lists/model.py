@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, get_args
+from typing import Final, Literal, get_args
 
 from job.errors import JobError
-from job.rules.model import ListType
 
+# Value-list types this job imports and applies (Kibana's UI offers the first four).
+ListType = Literal["keyword", "ip", "ip_range", "text", "long", "date"]
 LIST_TYPES: Final[tuple[str, ...]] = get_args(ListType)
 # Lists of these types (as the exception entry names them) can become query clauses; others are
 # always looked up per page.

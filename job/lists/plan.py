@@ -70,9 +70,7 @@ def _fits_clause(entry: ExceptionEntry, lists: Mapping[str, ListInfo]) -> bool:
     return entry.list.type in CLAUSE_TYPES and info.total <= MAX_CLAUSE_ITEMS and info.values is not None
 
 
-def plan_exceptions(
-    items: Iterable[ExceptionItem], *, now: datetime, lists: Mapping[str, ListInfo]
-) -> ExceptionPlan:
+def plan_exceptions(items: Iterable[ExceptionItem], *, now: datetime, lists: Mapping[str, ListInfo]) -> ExceptionPlan:
     """Sort the items for one run. ``lists`` holds every list the active items refer to (``ListNotFound``
     for one that is missing), with the values of those small enough for a clause."""
     active, expired = split_expired(items, now)
@@ -94,4 +92,3 @@ def plan_exceptions(
         except TooManyRanges:
             (post_filter if len(entries) == len(item.entries) else not_applied).append(item)
     return ExceptionPlan(should_of(clauses), tuple(post_filter), tuple(not_applied), expired)
-

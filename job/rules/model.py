@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from job.durations import parse_duration
+from job.lists.model import ListType
 
 Severity = Literal["low", "medium", "high", "critical"]
 RuleType = Literal["query", "saved_query", "eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"]
@@ -21,8 +22,6 @@ Language = Literal["kuery", "lucene", "eql", "esql"]
 EntryType = Literal["match", "match_any", "exists", "wildcard", "nested", "list"]
 Operator = Literal["included", "excluded"]
 OsType = Literal["windows", "linux", "macos"]
-# Value-list types this job imports and applies (Kibana's UI offers the first four).
-ListType = Literal["keyword", "ip", "ip_range", "text", "long", "date"]
 NamespaceType = Literal["single", "agnostic"]
 # Query-family types take a KQL or Lucene query; the others have their own language or none.
 QUERY_LANGUAGES: dict[str, frozenset[str]] = {

@@ -165,7 +165,11 @@ def test_no_active_item_gives_no_clause() -> None:
         ({"field": "f", "type": "list", "list": {"id": "ips", "type": "double"}}, "input should be"),
         ({"field": "f", "type": "match", "value": "a", "list": {"id": "ips", "type": "ip"}}, "takes no list"),
         (
-            {"field": "f", "type": "nested", "entries": [{"field": "g", "type": "list", "list": {"id": "i", "type": "ip"}}]},
+            {
+                "field": "f",
+                "type": "nested",
+                "entries": [{"field": "g", "type": "list", "list": {"id": "i", "type": "ip"}}],
+            },
             "must be match, match_any or exists",
         ),
         ({"field": "f", "type": "match"}, "needs a non-empty string value"),
