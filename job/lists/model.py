@@ -18,9 +18,10 @@ CLAUSE_TYPES: Final = frozenset({"keyword", "ip", "ip_range"})
 MAX_CLAUSE_ITEMS: Final = 65_536
 # An ip_range list with more "a-b" ranges than this (single IPs are stored as "a-a") is looked up per page.
 MAX_CLAUSE_DASH_RANGES: Final = 200
-# Kibana's import limits: the request body, and values per bulk request.
+# Kibana's limit on an import file (its request body).
 MAX_IMPORT_BYTES: Final = 9_000_000
-IMPORT_BATCH: Final = 1_000
+# Items per bulk request (Kibana sends 1,000; larger requests import a 65,536-item list twice as fast).
+IMPORT_BATCH: Final = 5_000
 
 
 @dataclass(frozen=True, slots=True)
