@@ -16,21 +16,12 @@ from job.cli import main as cli_main
 from job.rules import rule_to_toml
 from job.run.alerts import build_alert
 from tests.corpus import CORPUS, LISTS, a_listed_value, corpus_rules, list_refs, matching_event, override_fields, put
-from tests.integration.run.conftest import JobEnv, iso
+from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, iso
 from tests.integration.run.test_lists_command import use_lists
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-MAPPING: dict[str, Any] = {
-    "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
-    "properties": {
-        "@timestamp": {"type": "date"},
-        "message": {"type": "text"},
-        "source": {"properties": {"ip": {"type": "ip"}}},
-        "destination": {"properties": {"ip": {"type": "ip"}, "port": {"type": "long"}}},
-    },
-}
 COPIED_PARAMETERS = ("required_fields", "related_integrations", "investigation_fields", "setup")
 
 
@@ -72,7 +63,7 @@ def test_every_corpus_rule_runs_as_kibana_would(job_env: JobEnv, capsys: pytest.
         twins[rule.rule_id] = _listed_twins(rule, event)
         events += [event, *twins[rule.rule_id]]
     assert sum(len(found) for found in twins.values()) == 5  # one per "is in list" item of the corpus
-    job_env.index_events(copy.deepcopy(events), mapping=MAPPING)
+    job_env.index_events(copy.deepcopy(events), mapping=ECS_EVENT_MAPPING)
     capsys.readouterr()
 
     assert cli_main(["validate"]) == 0

@@ -10,21 +10,12 @@ import pytest
 from elasticsearch import helpers
 
 from job.lists.documents import ITEM_MAPPING, LIST_MAPPING
-from tests.integration.run.conftest import JobEnv, cred_event, iso
+from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, cred_event, iso
 from tests.integration.run.test_lists_command import import_list, use_lists
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-MAPPING: dict[str, Any] = {
-    "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
-    "properties": {
-        "@timestamp": {"type": "date"},
-        "source": {"properties": {"ip": {"type": "ip"}}},
-        "destination": {"properties": {"port": {"type": "long"}}},
-        "message": {"type": "text"},
-    },
-}
 
 
 def list_item(item_id: str, *entries: tuple[str, str, str, str], extra: str = "") -> str:
@@ -65,7 +56,7 @@ def _seed(job_env: JobEnv, capsys: pytest.CaptureFixture[str]) -> None:
     assert import_list(job_env, "ports.txt", "long", ["22", "445"]) == 0
     assert import_list(job_env, "phrases.txt", "text", ["Invoke Mimikatz now", "unrelated words"]) == 0
     capsys.readouterr()
-    job_env.index_events([dict(event) for event in EVENTS], mapping=MAPPING)
+    job_env.index_events([dict(event) for event in EVENTS], mapping=ECS_EVENT_MAPPING)
 
 
 CASES = [
@@ -113,7 +104,7 @@ def test_a_large_list_and_a_mixed_item(job_env: JobEnv) -> None:
     """65,537 items: applied per page when it is the item's only entry; not applied (and reported) when it is
     mixed with another entry, where Kibana drops the item without a word."""
     use_lists(job_env)
-    job_env.index_events([dict(event) for event in EVENTS], mapping=MAPPING)
+    job_env.index_events([dict(event) for event in EVENTS], mapping=ECS_EVENT_MAPPING)
     hashes = [f"{n:064x}" for n in range(65_536)] + ["nmap.exe"]
     assert import_list(job_env, "big.txt", "keyword", hashes) == 0
     mixed = list_item(
@@ -133,7 +124,7 @@ def test_a_large_list_and_a_mixed_item(job_env: JobEnv) -> None:
 
 def test_a_missing_list_fails_the_rule_with_kibanas_message(job_env: JobEnv) -> None:
     use_lists(job_env)
-    job_env.index_events([dict(event) for event in EVENTS], mapping=MAPPING)
+    job_env.index_events([dict(event) for event in EVENTS], mapping=ECS_EVENT_MAPPING)
     rule_id = job_env.write_rule(extra=list_item("gone", ("source.ip", "deleted.txt", "ip", "included")))
     other = job_env.write_rule(name="Other rule")
     assert job_env.run("--now", iso(NOW)) == 1
@@ -189,7 +180,7 @@ def test_lists_written_by_kibana_are_read(job_env: JobEnv) -> None:
         for n, value in enumerate(values)
     ]
     helpers.bulk(job_env.es, actions, refresh=True)
-    job_env.index_events([dict(event) for event in EVENTS], mapping=MAPPING)
+    job_env.index_events([dict(event) for event in EVENTS], mapping=ECS_EVENT_MAPPING)
     rule_id = job_env.write_rule(extra=list_item("scan", ("source.ip", "scanners", "ip_range", "included")))
     assert job_env.run("--now", iso(NOW)) == 0
     assert _alerted(job_env, rule_id) == ["no-ip", "outside", "single"]
