@@ -92,7 +92,7 @@ class QueryTranslator:
     def translate(self, rule: Rule) -> dict[str, Any]:
         key = (rule.language, rule.query, rule.index)
         if key not in self._done:
-            types = self.field_types(rule.index) if self.field_types is not None else None
+            types = self.field_types(rule.index) if self.field_types is not None and rule.index else None
             try:
                 self._done[key] = translate_rule_query(rule, types)
             except QueryError as exc:

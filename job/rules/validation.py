@@ -191,7 +191,7 @@ def check_rules(
     diagnostics: list[Diagnostic] = []
     lines = _Lines()
     for rule in rules:
-        types = field_types(rule.index) if field_types is not None and rule.supported else None
+        types = field_types(rule.index) if field_types is not None and rule.supported and rule.index else None
         for finding in validate_rule(rule, alerts_max=alerts_max, now=now, translator=translator, field_types=types):
             line, column = lines.of(rule.source, finding.key), None
             if finding.query_position is not None:
