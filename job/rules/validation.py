@@ -49,7 +49,7 @@ def _query_finding(rule: Rule, translator: QueryTranslator) -> Finding | None:
     try:
         translator.translate(rule)
     except QueryError as exc:
-        message = str(exc.message).splitlines()[0] if exc.message else str(exc).splitlines()[0]
+        message = (exc.message.splitlines() or [type(exc).__name__])[0]
         if exc.line is not None and exc.column is not None:
             where = f"query line {exc.line}, column {exc.column}"
             return Finding(("rule", "query"), f"{where}: {message}", query_position=(exc.line, exc.column))
