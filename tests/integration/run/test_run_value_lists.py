@@ -147,6 +147,7 @@ def test_lists_written_by_kibana_are_read(job_env: JobEnv) -> None:
     job_env.es.index(
         index=lists,
         id="scanners",
+        refresh=True,
         document={
             "@timestamp": "2026-04-01T00:00:00.000Z",
             **stamp,
