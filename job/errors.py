@@ -3,16 +3,19 @@
     JobError
     ├── ConfigError        a setting is missing or malformed (exit code 2)
     ├── RuleError          a rule file cannot be loaded or validated (file and line)
+    ├── QueryError         a rule's query cannot be translated (also a ``ValueError``)
+    │   ├── KqlSyntaxError       (``job.kql``) the KQL does not parse
+    │   ├── KqlSemanticError     (``job.kql``) the KQL does not fit the fields (nested checks)
+    │   └── UnsupportedLanguage  (``job.backends``) no query backend for the rule's language
+    ├── ListError          (``job.lists``) a value list cannot be read or applied
     └── ElasticsearchUnavailable   the cluster cannot be reached or refuses us (exit code 2)
 
-``job.kql.KqlSyntaxError`` (a ``ValueError``) is raised for queries that do not parse.
+Errors stop something; problems that are only reported are ``job.diagnostics.Diagnostic`` records.
 """
 
 from __future__ import annotations
 
-from job.redact import one_line
-
-MAX_MESSAGE_CHARS = 2000
+from job.diagnostics import Diagnostic, error
 
 
 class JobError(Exception):
@@ -36,10 +39,25 @@ class RuleError(JobError):
         self.line = line
         super().__init__(str(self))
 
+    @property
+    def diagnostic(self) -> Diagnostic:
+        """This error as a record, to be collected with the other problems of a load."""
+        return error(self.path, self.message, self.line)
+
     def __str__(self) -> str:
-        # One line, whatever a file name or a value quoted in the message holds (newlines, bidi controls).
-        where = f"{one_line(self.path)}:{self.line}" if self.line is not None else one_line(self.path)
-        message = self.message
-        if len(message) > MAX_MESSAGE_CHARS:  # a message quoting a value as long as the file
-            message = f"{message[:MAX_MESSAGE_CHARS]}... ({len(message)} characters)"
-        return f"{where}: {one_line(message)}"
+        return str(self.diagnostic)
+
+
+class QueryError(JobError, ValueError):
+    """A rule's query cannot be turned into Elasticsearch DSL; ``message`` is the one-line reason.
+
+    Also a ``ValueError``, as the KQL errors always were. Subclasses with a position set ``line`` and
+    ``column`` (1-based, in the query text).
+    """
+
+    line: int | None = None
+    column: int | None = None
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)

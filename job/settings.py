@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     executions_index: IndexName = "detection-executions-default"
     # One document per event that could not become an alert (see ``detection-job deadletter``).
     dead_letter_index: IndexName = "detection-deadletter-default"
+    # Value lists, in Kibana's document shape (Kibana's own: .lists-<space> and .items-<space>).
+    lists_index: IndexName = "detection-lists-default"
+    list_items_index: IndexName = "detection-list-items-default"
     space_id: str = Field(default="default", pattern=r"^[a-z0-9_-]+$", max_length=255)
     page_size: int = Field(default=1000, ge=1, le=10_000)
     max_catchup: Annotated[timedelta, NoDecode] = timedelta(hours=24)

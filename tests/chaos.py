@@ -205,7 +205,8 @@ def kill_kinds(env: JobEnv) -> tuple[list[KillKind], list[KillKind]]:
     every_run = [
         KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
         KillKind("write-ahead", rf"^/{executions}/_create/", Phase.BEFORE_RECORD, forwarded_phase=Phase.DURING),
-        KillKind("field-caps", r"/_field_caps", Phase.DURING),
+        # The pass validates the rules it runs with the cluster's field types before any rule starts.
+        KillKind("field-caps", r"/_field_caps", Phase.BEFORE_RECORD),
         KillKind("point-in-time", r"/_pit\?", Phase.DURING),
         KillKind("page", r"^/_search", Phase.DURING, max_nth=6),
         KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING, max_nth=6),

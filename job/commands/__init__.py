@@ -14,4 +14,5 @@ COMMANDS = (
     "validate",
     "translate",
     "import_rules",
+    "lists",
 )

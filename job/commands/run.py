@@ -12,10 +12,12 @@ from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
 
+from job.backends import FieldTypesSource, QueryTranslator
 from job.commands.check import unavailable
 from job.durations import shown
 from job.errors import ConfigError
 from job.esclient import make_client
+from job.fieldcaps import field_types_from_caps
 from job.logs import rule_context
 from job.metrics import RuleMetrics, push
 from job.rules import load_rules
@@ -89,16 +91,16 @@ def pass_shard(settings: Settings, flag: str | None) -> Shard | None:
 
 @dataclass
 class Loaded:
-    """The rules that could run (supported, enabled), why the others cannot, and which do not validate."""
+    """The rules that could run (supported, enabled), and why the others cannot."""
 
     rules: list[Rule]
-    invalid: dict[str, list[str]]  # rule source -> why it does not validate
     load_problems: list[str]  # files that do not load at all (no rule, so no shard either)
     skipped: list[tuple[Rule, str]]  # rules that are not meant to run here (other types, disabled)
 
 
-def load_wanted(settings: Settings, wanted: list[str], now: datetime) -> Loaded:
-    """Every rule of the rules folder, or the ``wanted`` ids and files, checked."""
+def load_wanted(settings: Settings, wanted: list[str]) -> Loaded:
+    """Every rule of the rules folder, or the ``wanted`` ids and files (not yet validated: that takes the
+    cluster's field types). ``ConfigError`` for a ``--rule`` that names no rule, before connecting."""
     paths = [Path(item) for item in wanted if Path(item).exists()]
     ids = [item for item in wanted if not Path(item).exists()]
     loaded = load_rules([settings.rules_dir] if ids or not wanted else [])
@@ -120,18 +122,14 @@ def load_wanted(settings: Settings, wanted: list[str], now: datetime) -> Loaded:
     skipped = [(rule, f"rule type {rule.type!r} is not supported by this job") for rule in rules if not rule.supported]
     skipped += [(rule, "disabled") for rule in rules if rule.supported and not rule.enabled]
     candidates = [rule for rule in rules if rule.supported and rule.enabled]
-    errors, _ = check_rules(candidates, alerts_max=settings.alerts_max, now=now)
-    invalid: dict[str, list[str]] = {}
-    for error in errors:
-        invalid.setdefault(error.path, []).append(str(error))
-    return Loaded(candidates, invalid, problems, skipped)
+    return Loaded(candidates, problems, skipped)
 
 
 @dataclass
 class Selection:
     runnable: list[Rule]
     refused: list[tuple[Rule, list[str]]]  # rules that load but do not validate, with their problems
-    problems: list[str]  # every line of why a rule file of this shard cannot run
+    problems: list[str]  # every line of why a rule file cannot run (files that do not load, chosen rules)
     skipped: list[str]  # this shard's rules that are not meant to run here (other types, disabled)
     choice: Choice  # what the shard and the schedule left out
 
@@ -142,19 +140,29 @@ def select_rules(
     now: datetime,
     shard: Shard | None,
     mode: Mode,
-    override: timedelta | None = None,
+    *,
+    settings: Settings,
+    translator: QueryTranslator | None = None,
+    field_types: FieldTypesSource | None = None,
 ) -> Selection:
-    """The rules to run now (``job.run.selection.choose``), and the ones of this shard that cannot run, and why."""
-    choice = choose(loaded.rules, histories, now, shard=shard, mode=mode, override=override)
+    """The rules to run now (``job.run.selection.choose``), validated as they will run (with the run's
+    ``translator`` and ``field_types``: each query is translated once), and why the others cannot run."""
+    choice = choose(loaded.rules, histories, now, shard=shard, mode=mode, override=settings.schedule_interval)
+    checked = check_rules(
+        choice.run, alerts_max=settings.alerts_max, now=now, translator=translator, field_types=field_types
+    )
+    invalid: dict[str, list[str]] = {}
+    for diagnostic in checked:
+        if diagnostic.is_error:
+            invalid.setdefault(diagnostic.path, []).append(str(diagnostic))
 
     def mine(rule: Rule) -> bool:
         return mode == "named" or in_shard(rule.rule_id, shard)
 
-    problems = list(loaded.load_problems)
-    problems += [message for rule in loaded.rules if mine(rule) for message in loaded.invalid.get(rule.source, [])]
+    problems = [*loaded.load_problems, *(message for rule in choice.run for message in invalid.get(rule.source, []))]
     skipped = [f"{rule.source}: {why}" for rule, why in loaded.skipped if mine(rule)]
-    refused = [(rule, loaded.invalid[rule.source]) for rule in choice.run if rule.source in loaded.invalid]
-    runnable = [rule for rule in choice.run if rule.source not in loaded.invalid]
+    refused = [(rule, invalid[rule.source]) for rule in choice.run if rule.source in invalid]
+    runnable = [rule for rule in choice.run if rule.source not in invalid]
     return Selection(runnable, refused, problems, skipped, choice)
 
 
@@ -207,7 +215,7 @@ def run_pass(
     shard: Shard | None = None,
 ) -> int:
     """One pass over the rules (those due, all of them, or the ``wanted`` ids and files); the exit code."""
-    loaded = load_wanted(settings, wanted, now)
+    loaded = load_wanted(settings, wanted)
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
@@ -224,12 +232,21 @@ def run_pass(
                 if mode == "due"
                 else {}
             )
-            selection = select_rules(loaded, histories, now, shard, mode, settings.schedule_interval)
+            context = RunContext(es=es, settings=settings, now=now, policy=policy)
+            selection = select_rules(
+                loaded,
+                histories,
+                now,
+                shard,
+                mode,
+                settings=settings,
+                translator=context.translator,
+                field_types=lambda indices: field_types_from_caps(context.field_caps(indices)),
+            )
             for problem in selection.problems:
                 print(f"not run, does not validate: {problem}", file=sys.stderr)
             for line in selection.skipped:
                 print(f"skipped: {line}", file=sys.stderr)
-            context = RunContext(es=es, settings=settings, now=now, policy=policy)
             executions = run_rules(context, selection.runnable, refused=selection.refused)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None

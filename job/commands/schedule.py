@@ -114,8 +114,9 @@ def add_rule_jobs(scheduler: BlockingScheduler, service: Service, start: datetim
     """One job per rule of this shard, from the rules folder as it is now; the number of jobs."""
     settings = service.settings
     shard = settings.shard
-    loaded = run_command.load_wanted(settings, [], start)
-    selection = run_command.select_rules(loaded, {}, start, shard, "all")
+    loaded = run_command.load_wanted(settings, [])
+    # Checked without the cluster's field types (it may not answer yet); each run translates with them.
+    selection = run_command.select_rules(loaded, {}, start, shard, "all", settings=settings)
     for problem in selection.problems:
         log.error("not run, does not validate: %s", problem)
     for line in selection.skipped:

@@ -1,14 +1,26 @@
-"""``detection-job validate [PATH...]``: load every rule file, check it, print one line per problem."""
+"""``detection-job validate [PATH...] [--offline]``: load every rule file, check it, print one line per problem.
+
+With a reachable cluster (the default), each rule's query is translated with the field types of its
+indices (``_field_caps``), as ``run`` translates it, and ``required_fields`` the indices lack are reported.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from job.errors import RuleError
-from job.rules import load_rules
-from job.rules.validation import check_rules
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from job.backends import FieldTypes, FieldTypesSource
+from job.commands.check import unavailable
+from job.diagnostics import Diagnostic, sort_key
+from job.esclient import make_client
+from job.fieldcaps import field_types_from_caps
+from job.rules import Rule, load_rules
+from job.rules.validation import check_rules, split
 from job.settings import Settings
 
 NAME = "validate"
@@ -23,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="rule files or folders (walked recursively); default: DETECTION_RULES_DIR",
     )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="do not ask the cluster for field types (queries are translated without them; "
+        "required_fields are not checked)",
+    )
 
 
 def _shorter(path: Path) -> Path:
@@ -33,19 +51,39 @@ def _shorter(path: Path) -> Path:
         return path
 
 
-def _sort_key(error: RuleError) -> tuple[str, int]:
-    return error.path, error.line or 0
+def cluster_field_types(es: Elasticsearch) -> FieldTypesSource:
+    """Field types of index patterns from ``_field_caps``, asked once per set of patterns."""
+    cache: dict[tuple[str, ...], FieldTypes] = {}
+
+    def field_types(index: tuple[str, ...]) -> FieldTypes:
+        if index not in cache:
+            response = es.field_caps(index=list(index), fields="*", ignore_unavailable=True, allow_no_indices=True)
+            cache[index] = field_types_from_caps(response.body)
+        return cache[index]
+
+    return field_types
+
+
+def _check(rules: Sequence[Rule], settings: Settings, offline: bool) -> list[Diagnostic]:
+    now = datetime.now(UTC)
+    if offline:
+        return check_rules(rules, alerts_max=settings.alerts_max, now=now)
+    try:
+        with make_client(settings) as es:
+            return check_rules(rules, alerts_max=settings.alerts_max, now=now, field_types=cluster_field_types(es))
+    except (ApiError, TransportError) as exc:
+        reason = unavailable(settings, exc)
+        print(f"detection-job validate: {reason}; checked without field types (use --offline to skip)", file=sys.stderr)
+        return check_rules(rules, alerts_max=settings.alerts_max, now=now)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     paths = [_shorter(path) for path in (args.paths or [settings.rules_dir])]
     result = load_rules(paths)
-    checked, warned = check_rules(result.rules, alerts_max=settings.alerts_max, now=datetime.now(UTC))
-    problems = [*result.problems, *checked]
-    warnings = [*result.warnings, *warned]
-    for error in sorted(problems, key=_sort_key):
-        print(error)
-    for error in sorted(warnings, key=_sort_key):
-        print(RuleError(error.path, f"warning: {error.message}", error.line))
+    checked, warned = split(_check(result.rules, settings, args.offline))
+    problems = sorted([*result.problems, *checked], key=sort_key)
+    warnings = sorted([*result.warnings, *warned], key=sort_key)
+    for diagnostic in [*problems, *warnings]:
+        print(diagnostic)
     print(f"{len(result.rules)} rules loaded: {len(problems)} problems, {len(warnings)} warnings")
     return 1 if problems else 0

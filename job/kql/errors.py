@@ -6,6 +6,8 @@ characters (code points). ``str()`` shows the message, the offending line and a 
 
 from __future__ import annotations
 
+from job.errors import QueryError
+
 # Long lines (a 100 KB one-line query) are cut around the error so the message stays readable.
 _CONTEXT = 60
 
@@ -37,15 +39,14 @@ def render_caret(text: str, offset: int, width: int = 1) -> str:
     return f"{head}{line}{tail}\n{pad}{pointer}"
 
 
-class _PositionedError(ValueError):
+class _PositionedError(QueryError):
     def __init__(self, message: str, query: str, offset: int | None, width: int = 1) -> None:
-        self.message = message
         self.query = query
         self.offset = offset
         self.width = width
         if offset is None:
-            self.line: int | None = None
-            self.column: int | None = None
+            self.line = None
+            self.column = None
         else:
             self.line, self.column = line_and_column(query, offset)
         super().__init__(message)

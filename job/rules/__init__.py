@@ -12,7 +12,7 @@ from job.rules.caps import effective_max_signals
 from job.rules.exceptions import build_exception_filter
 from job.rules.loader import LoadResult, RuleFileError, load_rule, load_rules, read_rule
 from job.rules.model import ExceptionEntry, ExceptionItem, ExceptionList, Rule
-from job.rules.validation import Finding, translate_query, validate_rule
+from job.rules.validation import Finding, validate_rule
 from job.rules.writer import rule_to_toml
 
 __all__ = [
@@ -30,6 +30,5 @@ __all__ = [
     "load_rules",
     "read_rule",
     "rule_to_toml",
-    "translate_query",
     "validate_rule",
 ]

@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.files import read_toml, toml_files
 from job.rules.model import ExceptionList
@@ -81,7 +82,7 @@ def _to_toml(prefix: KeyPath, detection_rules_shape: bool) -> Callable[[KeyPath]
 
 def _validate(
     path: Path, lines: Mapping[KeyPath, int], body: dict[str, Any], prefix: KeyPath, shape: bool
-) -> tuple[ExceptionList | None, list[RuleError]]:
+) -> tuple[ExceptionList | None, list[Diagnostic]]:
     try:
         found = ExceptionList.model_validate(body)
     except ValidationError as exc:
@@ -101,17 +102,17 @@ def _validate(
     return found.model_copy(update={"items": items}), wrong
 
 
-def load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
+def load_list_file(path: Path) -> tuple[list[ExceptionList], list[Diagnostic]]:
     """The lists of one file, and the problems that kept lists or items from loading (never raises)."""
     try:
         return _load_list_file(path)
     except RuleError as exc:
-        return [], [exc]
+        return [], [exc.diagnostic]
     except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader is that file's problem
         return [], [failure(str(path), exc)]
 
 
-def _load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
+def _load_list_file(path: Path) -> tuple[list[ExceptionList], list[Diagnostic]]:
     text, data = read_toml(path)
     lines = key_lines(text)
     shape = "exceptions" in data
@@ -119,7 +120,7 @@ def _load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
     if problem:
         return [], [at(str(path), lines, *problem)]
     lists: list[ExceptionList] = []
-    problems: list[RuleError] = []
+    problems: list[Diagnostic] = []
     for body, prefix in _candidates(data):
         found, found_problems = _validate(path, lines, body, prefix, shape)
         problems.extend(found_problems)
@@ -128,16 +129,16 @@ def _load_list_file(path: Path) -> tuple[list[ExceptionList], list[RuleError]]:
     return lists, problems
 
 
-def load_exception_lists(directories: Iterable[Path]) -> tuple[dict[str, ExceptionList], list[RuleError]]:
+def load_exception_lists(directories: Iterable[Path]) -> tuple[dict[str, ExceptionList], list[Diagnostic]]:
     """Every list of every ``*.toml`` file in ``directories``; a ``list_id`` defined twice is a problem."""
     lists: dict[str, ExceptionList] = {}
     origin: dict[str, Path] = {}
-    problems: list[RuleError] = []
+    problems: list[Diagnostic] = []
     for directory in directories:
         try:
             paths = list(toml_files(directory))
         except OSError as exc:
-            problems.append(RuleError(str(directory), f"cannot read directory: {exc.strerror or exc}"))
+            problems.append(error(str(directory), f"cannot read directory: {exc.strerror or exc}"))
             continue
         for path in paths:
             found, file_problems = load_list_file(path)
@@ -147,7 +148,7 @@ def load_exception_lists(directories: Iterable[Path]) -> tuple[dict[str, Excepti
                     message = (
                         f"exception list {exception_list.list_id!r} is also defined in {origin[exception_list.list_id]}"
                     )
-                    problems.append(RuleError(str(path), message))
+                    problems.append(error(str(path), message))
                     continue
                 lists[exception_list.list_id] = exception_list
                 origin[exception_list.list_id] = path

@@ -5,7 +5,8 @@ Mapped: ``created_at`` / ``updated_at`` → ``[metadata]`` ``creation_date`` / `
 (``YYYY/MM/DD``); ``new_terms_fields`` + ``history_window_start`` → the ``[rule.new_terms]`` table of
 detection-rules; exception-list containers and items → one exception-list file per list.
 Dropped: Kibana's own bookkeeping (``KIBANA_ONLY_KEYS``), null values and empty lists. Actions and
-response actions are dropped with a warning (this job sends no notifications).
+response actions are dropped with a warning (this job sends no notifications). Exception entries of type
+``list`` are kept, with a warning saying how to load the list's values (an export does not hold them).
 Skipped lines: action connectors and the final summary line (``exported_count``).
 """
 
@@ -35,8 +36,6 @@ KIBANA_ONLY_KEYS = frozenset(
         "immutable",
         "rule_source",
         "revision",
-        "related_integrations",
-        "required_fields",
         "output_index",
         "meta",
         "actions",
@@ -175,17 +174,15 @@ def rule_document(obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return ({"metadata": metadata, "rule": rule} if metadata else {"rule": rule}), warnings
 
 
-def _uses_value_list(item: Mapping[str, Any]) -> bool:
-    found = item.get("entries")
-    entries = list(found) if isinstance(found, list) else []
-    while entries:
-        entry = entries.pop()
-        if isinstance(entry, Mapping):
-            if entry.get("type") == "list":
-                return True
-            inner = entry.get("entries")
-            entries.extend(inner if isinstance(inner, list) else [])
-    return False
+def _value_lists(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(list id, list type) of every ``list`` entry of an item."""
+    found = []
+    entries = item.get("entries")
+    for entry in entries if isinstance(entries, list) else []:
+        ref = entry.get("list") if isinstance(entry, Mapping) and entry.get("type") == "list" else None
+        if isinstance(ref, Mapping):
+            found.append((str(ref.get("id")), str(ref.get("type"))))
+    return found
 
 
 def _item_problem(item: dict[str, Any]) -> str | None:
@@ -212,13 +209,12 @@ def exception_list_documents(export: Export) -> tuple[dict[str, dict[str, Any]],
         lists[list_id]["items"] = []
     for number, item in export.items:
         list_id = str(item.get("list_id", ""))
-        if _uses_value_list(item):
+        for value_list, kind in _value_lists(item):
             message = (
-                f"exception item {item.get('item_id')!r} uses a value list (entry type list), "
-                "which this job cannot read; skipped"
+                f"exception item {item.get('item_id')!r} uses value list {value_list!r}: the export does not hold "
+                f"its values; load them with: detection-job lists import FILE --type {kind} --list-id {value_list}"
             )
             warnings.append((number, message))
-            continue
         cleaned = _clean({k: v for k, v in item.items() if k not in _ITEM_BOOKKEEPING})
         problem = _item_problem(cleaned)
         if problem is not None:

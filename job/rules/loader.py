@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.exception_lists import load_exception_lists
 from job.rules.files import EXCEPTIONS_DIR, collect, read_toml
@@ -30,7 +31,7 @@ _MAX_PASSES = 8
 class RuleFileError(RuleError):
     """A rule file that does not load: the first problem, and all of them in ``problems``."""
 
-    def __init__(self, problems: Sequence[RuleError]) -> None:
+    def __init__(self, problems: Sequence[Diagnostic]) -> None:
         first = problems[0]
         super().__init__(first.path, first.message, first.line)
         self.problems = tuple(problems)
@@ -41,8 +42,8 @@ class LoadResult:
     """Rules that loaded (unsupported types included, so callers can report them) and every problem."""
 
     rules: tuple[Rule, ...]
-    problems: tuple[RuleError, ...]
-    warnings: tuple[RuleError, ...] = ()
+    problems: tuple[Diagnostic, ...]
+    warnings: tuple[Diagnostic, ...] = ()
 
 
 def _to_toml(loc: KeyPath) -> KeyPath:
@@ -137,21 +138,23 @@ def rule_from_data(
     lines: Mapping[KeyPath, int],
     strict: bool = True,
     exception_lists: Mapping[str, ExceptionList] | None = None,
-) -> tuple[Rule, tuple[RuleError, ...]]:
+) -> tuple[Rule, tuple[Diagnostic, ...]]:
     """A parsed rule document as a ``Rule`` plus warnings; ``RuleFileError`` lists every problem."""
     body, shape = _model_input(data)
     problems = [at(source, lines, key, message) for key, message, unknown in shape if strict or not unknown]
     warnings = [
-        at(source, lines, key, message + " (ignored)") for key, message, unknown in shape if unknown and not strict
+        at(source, lines, key, message + " (ignored)", "warning")
+        for key, message, unknown in shape
+        if unknown and not strict
     ]
     rule, found, unknown = _validate(body, strict) if body else (None, [], [])
     problems += [at(source, lines, key, message) for key, message in found]
-    warnings += [at(source, lines, key, message) for key, message in unknown]
+    warnings += [at(source, lines, key, message, "warning") for key, message in unknown]
     if problems or rule is None:
-        raise RuleFileError(problems or [RuleError(source, "the rule did not load")])
+        raise RuleFileError(problems or [error(source, "the rule did not load")])
 
     def warn(key: KeyPath, message: str) -> None:
-        warnings.append(at(source, lines, key, message))
+        warnings.append(at(source, lines, key, message, "warning"))
 
     rule = _resolve_lists(rule.model_copy(update={"source": source}), exception_lists, warn)
     return rule, tuple(warnings)
@@ -159,18 +162,18 @@ def rule_from_data(
 
 def _read(
     path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
-) -> tuple[Rule, tuple[RuleError, ...], dict[KeyPath, int]]:
+) -> tuple[Rule, tuple[Diagnostic, ...], dict[KeyPath, int]]:
     try:
         return _read_file(path, strict, exception_lists)
     except RuleError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader is that file's problem
-        raise failure(str(path), exc) from None
+        raise RuleFileError([failure(str(path), exc)]) from None
 
 
 def _read_file(
     path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
-) -> tuple[Rule, tuple[RuleError, ...], dict[KeyPath, int]]:
+) -> tuple[Rule, tuple[Diagnostic, ...], dict[KeyPath, int]]:
     text, data = read_toml(path)
     if exception_lists is None:
         folder = path.parent / EXCEPTIONS_DIR
@@ -184,7 +187,7 @@ def _read_file(
 
 def read_rule(
     path: Path, *, strict: bool = True, exception_lists: Mapping[str, ExceptionList] | None = None
-) -> tuple[Rule, tuple[RuleError, ...]]:
+) -> tuple[Rule, tuple[Diagnostic, ...]]:
     """Load one rule file: the rule and its warnings. Lists default to the ``exceptions/`` folder beside it."""
     rule, warnings, _ = _read(path, strict, exception_lists)
     return rule, warnings
@@ -201,15 +204,15 @@ def load_rule(path: Path, *, strict: bool = True) -> Rule:
 def load_rules(paths: Sequence[Path], *, strict: bool = True) -> LoadResult:
     """Load every rule file under ``paths`` (files or folders, walked recursively).
 
-    One bad file never stops the others: each problem is one ``RuleError`` in ``problems``. Exception
+    One bad file never stops the others: each problem is one ``Diagnostic`` in ``problems``. Exception
     lists come from every ``exceptions/`` folder found. A rule_id seen twice keeps the first file (in
     path order) and reports the others.
     """
     found = collect(paths)
     lists, list_problems = load_exception_lists(found.exception_dirs)
-    problems = found.problems + list_problems
+    problems = [problem.diagnostic for problem in found.problems] + list_problems
     rules: dict[str, Rule] = {}
-    warnings: list[RuleError] = []
+    warnings: list[Diagnostic] = []
     for path in found.rule_files:
         try:
             rule, rule_warnings, lines = _read(path, strict, lists)
@@ -217,7 +220,7 @@ def load_rules(paths: Sequence[Path], *, strict: bool = True) -> LoadResult:
             problems.extend(exc.problems)
             continue
         except RuleError as exc:
-            problems.append(exc)
+            problems.append(exc.diagnostic)
             continue
         if rule.rule_id in rules:
             message = (

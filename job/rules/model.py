@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from job.durations import MAX_DURATION, date_math_reach, parse_duration, shown
+from job.lists.model import ListType
 
 Severity = Literal["low", "medium", "high", "critical"]
 RuleType = Literal["query", "saved_query", "eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"]
@@ -82,6 +83,13 @@ class Threat(Frozen):
     technique: tuple[Technique, ...] = ()
 
 
+class ListRef(Frozen):
+    """The value list an entry of type ``list`` refers to: its id, and the type the entry trusts it to have."""
+
+    id: str = Field(min_length=1)
+    type: ListType
+
+
 class ExceptionEntry(Frozen):
     """One condition of an exception item, in Kibana's exception-item shape."""
 
@@ -90,6 +98,7 @@ class ExceptionEntry(Frozen):
     operator: Operator = "included"
     value: str | tuple[str, ...] | None = None
     entries: tuple[ExceptionEntry, ...] = ()
+    list: ListRef | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -106,10 +115,13 @@ def entry_shape_problem(entry: dict[str, Any], *, nested: bool = False) -> str |
     """Why an exception entry (a TOML table) has the wrong shape for its type, or None."""
     kind, value = entry.get("type"), entry.get("value")
     if kind == "list":
-        return (
-            "entry type 'list' refers to a value list stored in Kibana, which this job cannot read; "
-            "use match_any with the values instead"
-        )
+        ref = entry.get("list")
+        if not isinstance(ref, dict) or not ref.get("id") or not ref.get("type"):
+            return "a list entry needs list = { id = \"<list id>\", type = \"<list type>\" }"
+        if value is not None:
+            return "a list entry takes no value (the values are in the list)"
+    elif entry.get("list") is not None:
+        return f"a {kind} entry takes no list (only list entries do)"
     if kind in ("match", "wildcard") and not (isinstance(value, str) and value):
         return f"a {kind} entry needs a non-empty string value"
     if kind == "match_any" and not (
@@ -182,6 +194,47 @@ class ExceptionList(Frozen):
     items: tuple[ExceptionItem, ...] = ()
 
 
+class SeverityMappingItem(Frozen):
+    """``[[rule.severity_mapping]]``: an event whose ``field`` holds ``value`` gets ``severity``."""
+
+    field: str = Field(min_length=1)
+    operator: Literal["equals"] = "equals"
+    value: str
+    severity: Severity
+
+
+class RiskScoreMappingItem(Frozen):
+    """``[[rule.risk_score_mapping]]``: the risk score comes from ``field``; ``value`` and ``risk_score`` are
+    kept as written (Kibana reads only the first entry's ``field``)."""
+
+    field: str = Field(min_length=1)
+    operator: Literal["equals"] = "equals"
+    value: str = ""
+    risk_score: StrictInt | None = Field(default=None, ge=0, le=100)
+
+
+class RequiredField(Frozen):
+    """A field the rule needs, with its Elasticsearch type; ``ecs`` says whether ECS defines it so."""
+
+    name: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    ecs: StrictBool = False
+
+
+class RelatedIntegration(Frozen):
+    """A Fleet integration the rule's data comes from (Kibana shows whether it is installed)."""
+
+    package: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    integration: str | None = Field(default=None, min_length=1)
+
+
+class InvestigationFields(Frozen):
+    """Fields Kibana's alert flyout shows first."""
+
+    field_names: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
+
+
 class Metadata(Frozen):
     """The ``[metadata]`` table: repository bookkeeping, never sent to Elasticsearch."""
 
@@ -226,6 +279,14 @@ class Rule(Frozen):
     threat: tuple[Threat, ...] = ()
     building_block_type: str | None = None
     enabled: StrictBool = True
+    # Overrides: severity, risk score and name of each alert from the event's own fields.
+    severity_mapping: tuple[SeverityMappingItem, ...] = ()
+    risk_score_mapping: tuple[RiskScoreMappingItem, ...] = ()
+    rule_name_override: str | None = None
+    # Copied into every alert's kibana.alert.rule.parameters; the run does not read them.
+    investigation_fields: InvestigationFields | None = None
+    required_fields: tuple[RequiredField, ...] = ()
+    related_integrations: tuple[RelatedIntegration, ...] = ()
     # Inline items (``[[rule.exceptions]]``, our extension) followed by the items of the lists named in
     # ``exceptions_list``, which the loader resolves from the ``exceptions/`` folder.
     exceptions: tuple[ExceptionItem, ...] = ()
@@ -234,10 +295,6 @@ class Rule(Frozen):
     # Keys of the format that this job reads but does not act on (validate warns about those that
     # change what Kibana would alert on); kept so that files load and round-trip unchanged.
     data_view_id: str | None = None
-    risk_score_mapping: tuple[dict[str, Any], ...] = ()
-    severity_mapping: tuple[dict[str, Any], ...] = ()
-    rule_name_override: str | None = None
-    investigation_fields: dict[str, Any] | None = None
     timeline_id: str | None = None
     timeline_title: str | None = None
     alert_suppression: dict[str, Any] | None = None
@@ -264,6 +321,14 @@ class Rule(Frozen):
     transform: dict[str, Any] | None = None
     # Where the rule came from (a file path); not part of the rule format.
     source: str = Field(default="", exclude=True)
+
+    @field_validator("investigation_fields", mode="before")
+    @classmethod
+    def _legacy_investigation_fields(cls, value: Any) -> Any:
+        # Kibana 8.10 wrote a plain list of names; later versions migrate it, and drop an empty one.
+        if isinstance(value, list | tuple):
+            return {"field_names": value} if value else None
+        return value
 
     @field_validator("interval")
     @classmethod

@@ -8,8 +8,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from job.diagnostics import Diagnostic, Severity
+from job.diagnostics import error as error_at
 from job.durations import shown
-from job.errors import RuleError
 from job.rules.positions import KeyPath, PathPart, line_of
 
 # Maps a location in the model's input to the key path in the TOML document.
@@ -92,13 +93,15 @@ def validation_problems(exc: ValidationError, data: Any, to_toml: LocMapper) -> 
     return found
 
 
-def at(path: str, lines: Mapping[KeyPath, int], key: Sequence[PathPart], message: str) -> RuleError:
-    """A ``RuleError`` on the line of ``key`` (or of its closest enclosing table)."""
-    return RuleError(path, message, line_of(lines, key))
+def at(
+    path: str, lines: Mapping[KeyPath, int], key: Sequence[PathPart], message: str, severity: Severity = "error"
+) -> Diagnostic:
+    """A diagnostic on the line of ``key`` (or of its closest enclosing table)."""
+    return Diagnostic(path, line_of(lines, key), None, severity, message)
 
 
-def failure(path: str, exc: BaseException) -> RuleError:
-    """A ``RuleError`` for an unexpected exception while loading ``path`` (a recursion, an overflow...): one line."""
+def failure(path: str, exc: BaseException) -> Diagnostic:
+    """The problem of a file whose loading raised unexpectedly (a recursion, an overflow...): one line."""
     detail = str(exc)
     detail = detail if len(detail) <= 200 else detail[:200] + "..."
-    return RuleError(path, f"cannot load: {type(exc).__name__}" + (f": {detail}" if detail else ""))
+    return error_at(path, f"cannot load: {type(exc).__name__}" + (f": {detail}" if detail else ""))

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Raise when the settings or mappings below change, so an installer knows to update the template.
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 TEMPLATE_PRIORITY = 500
 KEYWORD_LIMIT = 1024
 LONG_KEYWORD_LIMIT = 8191  # 4 UTF-8 bytes per character stays under Lucene's 32,766-byte term limit
@@ -134,7 +134,8 @@ ECS_FIELDS: dict[str, str] = {
     **_group("service", "keyword", "name type"),
 }
 
-# Kibana's legacy ``signal.*`` names, kept as aliases so old saved searches keep working.
+# Kibana's legacy ``signal.*`` names, kept as aliases so old saved searches keep working. As in Kibana, the
+# severity, risk score and name ones show the alert's effective values (after the rule's overrides).
 SIGNAL_ALIASES: dict[str, str] = {
     "signal.status": "kibana.alert.workflow_status",
     "signal.reason": "kibana.alert.reason",
@@ -143,8 +144,8 @@ SIGNAL_ALIASES: dict[str, str] = {
     "signal.rule.id": "kibana.alert.rule.uuid",
     "signal.rule.rule_id": "kibana.alert.rule.rule_id",
     "signal.rule.name": "kibana.alert.rule.name",
-    "signal.rule.severity": "kibana.alert.rule.severity",
-    "signal.rule.risk_score": "kibana.alert.rule.risk_score",
+    "signal.rule.severity": "kibana.alert.severity",
+    "signal.rule.risk_score": "kibana.alert.risk_score",
 }
 
 

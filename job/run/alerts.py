@@ -21,6 +21,7 @@ from job.rules.model import Rule
 from job.run.alert_template import alert_properties
 from job.run.conform import conform, mapped_paths
 from job.run.ids import alert_id
+from job.run.overrides import apply_overrides
 from job.run.reason import build_reason
 from job.run.rule_fields import rule_fields
 from job.run.source_fields import subtree_leaves
@@ -46,6 +47,8 @@ def build_alert(
     source: Mapping[str, Any] = hit.get("_source") or {}
     timestamp = format_timestamp(now)
     uuid = alert_id(index, doc_id, rule.rule_id, space_id)
+    # The event decides these three (severity_mapping, risk_score_mapping, rule_name_override), nothing else.
+    overrides = apply_overrides(rule, source)
 
     document = event_copy(source)
     original_event = subtree_leaves(document, "event")
@@ -67,14 +70,14 @@ def build_alert(
             "kibana.alert.workflow_status": "open",
             "kibana.alert.workflow_tags": [],
             "kibana.alert.workflow_assignee_ids": [],
-            "kibana.alert.reason": build_reason(source, severity=rule.severity, rule_name=rule.name),
-            "kibana.alert.severity": rule.severity,
-            "kibana.alert.risk_score": rule.risk_score,
+            "kibana.alert.reason": build_reason(source, severity=overrides.severity, rule_name=overrides.name),
+            "kibana.alert.severity": overrides.severity,
+            "kibana.alert.risk_score": overrides.risk_score,
         }
     )
     if rule.building_block_type is not None:
         document["kibana.alert.building_block_type"] = rule.building_block_type
-    document.update(rule_fields(rule, now=now))
+    document.update(rule_fields(rule, now=now, name=overrides.name))
     document.update(
         {
             "kibana.alert.rule.execution.uuid": execution_uuid,

@@ -168,12 +168,14 @@ def execute(
     clock: Callable[[], datetime],
     metrics: RunMetrics,
     should_stop: Callable[[], bool] = lambda: False,
+    page_filter: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda hits: hits,
 ) -> Outcome:
     """Search ``plan.window`` with ``search`` and write the alerts; ``metrics`` is filled as it goes, also
     when an error ends the run early.
 
     ``should_stop`` is asked after each full page; when it says yes (the run's lease is running out), the
-    run ends there and the next run continues from the last timestamp it handled.
+    run ends there and the next run continues from the last timestamp it handled. ``page_filter`` drops
+    the hits of a page that exceptions applied per page (large value lists) exclude.
     """
     if search.query is None:  # no index matches: nothing to search, the window is done
         return Outcome(searched_to=plan.window.end)
@@ -182,7 +184,7 @@ def execute(
     outcome = Outcome(searched_to=plan.window.end)
     try:
         for page in pager.pages():
-            new = run.new_events(page)
+            new = run.new_events(page_filter(page))
             while new and run.writes.created < plan.cap:
                 room = plan.cap - run.writes.created
                 batch, new = new[:room], new[room:]

@@ -8,15 +8,13 @@ is searched; :func:`plan_search` needs the field capabilities of the rule's indi
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from job.fieldcaps import field_types_from_caps
-from job.kql import lucene_to_dsl, to_dsl
+from job.lists.plan import ExceptionPlan
 from job.rules.caps import effective_max_signals
-from job.rules.exceptions import build_exception_filter
 from job.rules.model import Rule
 from job.run.history import RuleHistory
 from job.run.query import build_query, build_sort, own_alerts_clause, timestamp_fields
@@ -63,18 +61,14 @@ def plan_run(rule: Rule, now: datetime, history: RuleHistory, *, max_catchup: ti
 
 @dataclass(frozen=True, slots=True)
 class SearchPlan:
-    """The search of one run. ``query`` is None when no index matches the rule's patterns."""
+    """The search of one run. ``query`` is None when no index matches the rule's patterns; ``exceptions``
+    holds the exception items (of large value lists) that are applied to each page instead."""
 
     query: dict[str, Any] | None
     sort: list[dict[str, Any]]
     warnings: tuple[str, ...]
     exceptions_expired: tuple[str, ...]
-
-
-def rule_query_dsl(rule: Rule, field_types: dict[str, str]) -> dict[str, Any]:
-    if rule.language == "lucene":
-        return lucene_to_dsl(rule.query)
-    return to_dsl(rule.query, field_types)
+    exceptions: ExceptionPlan = ExceptionPlan()
 
 
 def _missing_timestamp_warning(rule: Rule, caps: Mapping[str, Any]) -> str | None:
@@ -90,20 +84,32 @@ def _missing_timestamp_warning(rule: Rule, caps: Mapping[str, Any]) -> str | Non
     return None
 
 
-def plan_search(rule: Rule, window: Window, caps: Mapping[str, Any], *, alerts_alias: str, now: datetime) -> SearchPlan:
+def plan_search(
+    rule: Rule,
+    window: Window,
+    caps: Mapping[str, Any],
+    *,
+    alerts_alias: str,
+    rule_dsl: Callable[[], dict[str, Any]],
+    exceptions: Callable[[], ExceptionPlan],
+) -> SearchPlan:
     """The query and sort of the run, from the ``_field_caps`` response of the rule's index patterns.
 
-    Raises the KQL errors of a query that does not translate.
+    ``rule_dsl`` gives the rule's query translated (``job.backends``) and ``exceptions`` the plan of its
+    exception items (``job.lists``); both are asked only when some index matches. Raises what they raise
+    (a query that does not translate, a value list that cannot be found).
     """
     if not caps.get("indices"):
         return SearchPlan(query=None, sort=[], warnings=(no_index_message(rule.index),), exceptions_expired=())
     timestamp_warning = _missing_timestamp_warning(rule, caps)
-    exception_clause, expired = build_exception_filter(rule.exceptions, now=now)
+    exception_plan = exceptions()
     own_alerts = own_alerts_clause(alerts_alias, rule.rule_id)
-    query = build_query(rule, rule_query_dsl(rule, field_types_from_caps(caps)), window, exception_clause, [own_alerts])
+    query = build_query(rule, rule_dsl(), window, exception_plan.clause, [own_alerts])
+    warnings = [*([timestamp_warning] if timestamp_warning else []), *exception_plan.warnings]
     return SearchPlan(
         query=query,
         sort=build_sort(rule),
-        warnings=(timestamp_warning,) if timestamp_warning else (),
-        exceptions_expired=tuple(item.item_id for item in expired),
+        warnings=tuple(warnings),
+        exceptions_expired=tuple(item.item_id for item in exception_plan.expired),
+        exceptions=exception_plan,
     )

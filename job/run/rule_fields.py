@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from job.rules.model import ExceptionItem, Rule
+from job.run.overrides import sorted_severity_mapping
 
 # (category, rule_type_id) per rule type, as Kibana's rule registry names them.
 RULE_TYPES: dict[str, tuple[str, str]] = {
@@ -19,15 +20,21 @@ CONSUMER = "siem"
 _NOT_PARAMETERS = {"name", "tags", "interval", "enabled", "metadata", "source"}
 
 
-def rule_fields(rule: Rule, *, now: datetime) -> dict[str, Any]:
-    """Flat ``kibana.alert.rule.*`` keys for ``rule``; values that are not set are left out."""
+def rule_fields(rule: Rule, *, now: datetime, name: str | None = None) -> dict[str, Any]:
+    """Flat ``kibana.alert.rule.*`` keys for ``rule``; values that are not set are left out.
+
+    ``name`` is the alert's rule name after ``rule_name_override`` (default: the rule's name). Severity and
+    risk score here are the rule's own; the alert's effective ones are ``kibana.alert.severity`` and
+    ``kibana.alert.risk_score``.
+    """
     try:
         category, rule_type_id = RULE_TYPES[rule.type]
     except KeyError:
         raise ValueError(f"rule {rule.rule_id}: type {rule.type!r} does not produce query-rule alerts") from None
     plain = rule.model_dump(mode="json", by_alias=True)
+    parameters = rule_parameters(rule)
     fields: dict[str, Any] = {
-        "name": rule.name,
+        "name": rule.name if name is None else name,
         "rule_id": rule.rule_id,
         "uuid": rule.rule_id,  # no Kibana saved object: the rule_id is the rule's identity
         "type": rule.type,
@@ -60,17 +67,24 @@ def rule_fields(rule: Rule, *, now: datetime) -> dict[str, Any]:
         "immutable": False,
         "enabled": rule.enabled,
         "actions": [],
-        "risk_score_mapping": [],
-        "severity_mapping": [],
-        "parameters": rule_parameters(rule),
+        "risk_score_mapping": parameters["risk_score_mapping"],
+        "severity_mapping": parameters["severity_mapping"],
+        "rule_name_override": rule.rule_name_override,
+        "parameters": parameters,
     }
     return {f"kibana.alert.rule.{key}": value for key, value in fields.items() if value is not None}
 
 
 def rule_parameters(rule: Rule) -> dict[str, Any]:
     """``kibana.alert.rule.parameters``: every rule parameter in snake_case (``query``, ``language``, ``index``,
-    ``filters``, ...), plus our inline exception items under ``exceptions``. Unset values are left out."""
+    ``filters``, ...), plus our inline exception items under ``exceptions``. Unset values are left out, but
+    ``related_integrations``, ``required_fields`` and ``setup`` are always there (``[]``, ``[]``, ``""``), and
+    ``severity_mapping`` is sorted low -> critical, as Kibana writes them."""
     parameters = rule.model_dump(mode="json", by_alias=True, exclude=_NOT_PARAMETERS, exclude_none=True)
+    parameters["severity_mapping"] = [
+        item.model_dump(mode="json", exclude_none=True) for item in sorted_severity_mapping(rule.severity_mapping)
+    ]
+    parameters.setdefault("setup", "")
     parameters["immutable"] = False
     return parameters
 

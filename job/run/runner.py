@@ -21,8 +21,10 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.backends import QueryTranslator
 from job.errors import JobError
-from job.kql import KqlSemanticError, KqlSyntaxError
+from job.fieldcaps import field_types_from_caps
+from job.lists.store import ListStore
 from job.logs import rule_context
 from job.rules.model import Rule
 from job.run import lease, record
@@ -51,6 +53,14 @@ class RunContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
     runner: lease.Runner = field(default_factory=lease.this_runner)
+    # Each rule query translated once per pass, with the field types of its indices (shared with validation).
+    translator: QueryTranslator = field(init=False)
+    # Value lists, each read once per pass.
+    lists: ListStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.translator = QueryTranslator(lambda indices: field_types_from_caps(self.field_caps(indices)))
+        self.lists = ListStore(self.es, self.policy, self.settings.lists_index, self.settings.list_items_index)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
         """``_field_caps`` of the rule's index patterns, fetched once per pass."""
@@ -121,12 +131,10 @@ def record_refused(
 
 def _error_reason(rule: Rule, exc: Exception) -> str:
     """One line for the execution record; an unexpected error's traceback goes to the debug log only."""
-    if isinstance(exc, KqlSyntaxError | KqlSemanticError):
-        return str(exc).splitlines()[0]
     if isinstance(exc, ApiError | TransportError):
         return describe(exc)
-    if isinstance(exc, JobError):
-        return str(exc)
+    if isinstance(exc, JobError):  # query errors (with a caret line below), value-list errors, ...
+        return str(exc).splitlines()[0]
     reason = f"{type(exc).__name__}: {exc}"
     log.error("rule %s: unexpected error: %s", rule.rule_id, reason)
     log.debug("rule %s: traceback of the unexpected error", rule.rule_id, exc_info=exc)
@@ -167,7 +175,12 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
     lease.started(execution.uuid)
 
     search = plan_search(
-        rule, plan.window, ctx.field_caps(tuple(rule.index)), alerts_alias=settings.alerts_index, now=ctx.now
+        rule,
+        plan.window,
+        ctx.field_caps(tuple(rule.index)),
+        alerts_alias=settings.alerts_index,
+        rule_dsl=lambda: ctx.translator.translate(rule),
+        exceptions=lambda: ctx.lists.plan(rule.exceptions, now=ctx.now),
     )
     execution.warnings.extend(search.warnings)
     execution.metrics.exceptions_expired = list(search.exceptions_expired)
@@ -185,6 +198,7 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
         clock=ctx.clock,
         metrics=execution.metrics,
         should_stop=lambda: ctx.clock() >= stop_at,
+        page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
     )
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from job.rules import ExceptionItem, build_exception_filter, load_rule, load_rules, translate_query
+from job.backends import translate_rule_query
+from job.rules import ExceptionItem, build_exception_filter, load_rule, load_rules
 from job.settings import SHIPPED_RULES_DIR
 
 pytestmark = pytest.mark.integration
@@ -98,7 +99,7 @@ def endgame_index(es: Elasticsearch) -> Iterator[str]:
 
 
 def _hits(es: Elasticsearch, index: str, must_not: dict[str, Any] | None) -> set[str]:
-    query: dict[str, Any] = {"bool": {"filter": [translate_query(load_rule(SEED))]}}
+    query: dict[str, Any] = {"bool": {"filter": [translate_rule_query(load_rule(SEED))]}}
     if must_not is not None:
         query["bool"]["must_not"] = [must_not]
     response = es.search(index=index, query=query, size=100)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from job.rules import Rule, load_rule, load_rules, rule_to_toml, translate_query
+from job.backends import translate_rule_query
+from job.rules import Rule, load_rule, load_rules, rule_to_toml
 from job.rules.loader import rule_from_data
 from job.rules.positions import key_lines
 from job.settings import SHIPPED_RULES_DIR
@@ -80,7 +81,7 @@ def test_the_folder_loads_strictly_without_problems_or_warnings() -> None:
 def test_rule_loads_and_its_query_translates(path: Path) -> None:
     rule = load_rule(path)
     assert rule.supported
-    dsl = translate_query(rule)
+    dsl = translate_rule_query(rule)
     assert isinstance(dsl, dict) and dsl
 
 

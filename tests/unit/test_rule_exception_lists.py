@@ -147,7 +147,7 @@ def test_a_list_id_defined_twice_is_a_problem(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
-        (OURS.replace('type = "match_any"', 'type = "list"'), "[[items.entries]]", "value list stored in Kibana"),
+        (OURS.replace('type = "match_any"', 'type = "list"'), "[[items.entries]]", "a list entry needs list ="),
         (OURS.replace('list_id = "admins"\n', ""), None, "list_id: missing required key"),
         (
             OURS.replace('item_id = "backup"', 'item_id = "backup"\ncolour = 1'),

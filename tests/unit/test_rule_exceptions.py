@@ -159,7 +159,19 @@ def test_no_active_item_gives_no_clause() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"field": "f", "type": "list", "list": {"id": "ips", "type": "ip"}}, "value list"),
+        ({"field": "f", "type": "list"}, "a list entry needs list ="),
+        ({"field": "f", "type": "list", "list": {"id": "ips"}}, "a list entry needs list ="),
+        ({"field": "f", "type": "list", "list": {"id": "ips", "type": "ip"}, "value": "x"}, "takes no value"),
+        ({"field": "f", "type": "list", "list": {"id": "ips", "type": "double"}}, "input should be"),
+        ({"field": "f", "type": "match", "value": "a", "list": {"id": "ips", "type": "ip"}}, "takes no list"),
+        (
+            {
+                "field": "f",
+                "type": "nested",
+                "entries": [{"field": "g", "type": "list", "list": {"id": "i", "type": "ip"}}],
+            },
+            "must be match, match_any or exists",
+        ),
         ({"field": "f", "type": "match"}, "needs a non-empty string value"),
         ({"field": "f", "type": "match", "value": ["a"]}, "needs a non-empty string value"),
         ({"field": "f", "type": "wildcard", "value": ""}, "needs a non-empty string value"),

@@ -11,6 +11,7 @@ import pytest
 from job.cli import main
 from job.rules import load_rule, load_rules
 from job.rules.kibana_import import parse_export, rule_document, rule_filename
+from job.rules.model import ListRef
 
 EXPORT = Path(__file__).resolve().parent.parent / "fixtures" / "kibana_export.ndjson"
 RULE_FILES = ("admin_tool_execution.toml", "suspicious_child_of_word.toml", "new_country_for_user.toml")
@@ -51,8 +52,10 @@ def test_kibana_only_keys_are_dropped_and_dates_mapped() -> None:
     rule = document["rule"]
     for key in ("id", "created_at", "updated_by", "immutable", "rule_source", "revision", "related_integrations"):
         assert key not in rule
-    for key in ("required_fields", "output_index", "actions", "meta", "throttle", "risk_score_mapping"):
+    for key in ("output_index", "actions", "meta", "throttle", "risk_score_mapping"):
         assert key not in rule
+    # Rule parameters that reach the alert are kept (empty lists are dropped as defaults).
+    assert rule["required_fields"] == [{"name": "process.name", "type": "keyword", "ecs": True}]
     assert rule["filters"][0]["meta"] == {"negate": True, "disabled": False, "key": "host.name", "type": "phrase",
                                            "params": {"query": "jump-01"}}  # fmt: skip
     assert rule["version"] == 3 and rule["timestamp_override"] == "event.ingested"
@@ -70,7 +73,10 @@ def test_import_writes_rules_and_lists_that_load_strictly(tmp_path: Path, capsys
     assert f"{EXPORT}:1: warning: rule.experimental_flag: unknown key (ignored)" in warnings
     assert f"{EXPORT}:1: warning: actions are not imported: this job sends no notifications" in warnings
     assert f"{EXPORT}:7: warning: action connector skipped (this job sends no notifications)" in warnings
-    assert any(w.startswith(f"{EXPORT}:6: warning: exception item 'jump-hosts' uses a value list") for w in warnings)
+    assert (
+        f"{EXPORT}:6: warning: exception item 'jump-hosts' uses value list 'jump-hosts.txt': the export does not "
+        "hold its values; load them with: detection-job lists import FILE --type ip --list-id jump-hosts.txt"
+    ) in warnings
 
     result = load_rules([tmp_path])  # strict: the files are ours now
     assert result.problems == () and result.warnings == ()
@@ -80,7 +86,10 @@ def test_import_writes_rules_and_lists_that_load_strictly(tmp_path: Path, capsys
     assert admin.version == 3
     assert (admin.references, admin.false_positives) == (("https://example.com/runbook",), ("Patch nights",))
     assert admin.threat[0].technique[0].subtechnique[0].id == "T1569.002"
-    (item,) = admin.exceptions
+    item, jump_hosts = admin.exceptions
+    assert [(e.field, e.type, e.operator, e.list) for e in jump_hosts.entries] == [
+        ("source.ip", "list", "included", ListRef(id="jump-hosts.txt", type="ip"))
+    ]
     assert (item.item_id, item.list_id, item.os_types, item.comments) == (
         "svc-patch-tools",
         "team-exceptions",

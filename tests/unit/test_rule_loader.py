@@ -102,9 +102,9 @@ CASES = [
     ),
     (
         "value_list_entry",
-        lambda t: t + RULE_EXCEPTION_WITH.format(extra="", entry='type = "list"\nlist = { id = "ips", type = "ip" }'),
+        lambda t: t + RULE_EXCEPTION_WITH.format(extra="", entry='type = "list"\nvalue = "ips"'),
         "[[rule.exceptions.entries]]",
-        "value list stored in Kibana",
+        'a list entry needs list = { id = "<list id>", type = "<list type>" }',
     ),
     (
         "match_without_value",

@@ -19,6 +19,17 @@ EVENT_MAPPING: dict[str, Any] = {
     "properties": {"@timestamp": {"type": "date"}, "message": {"type": "text"}},
 }
 
+# Strings as keywords, and the ECS fields value lists are matched against with their ECS types.
+ECS_EVENT_MAPPING: dict[str, Any] = {
+    "dynamic_templates": EVENT_MAPPING["dynamic_templates"],
+    "properties": {
+        "@timestamp": {"type": "date"},
+        "message": {"type": "text"},
+        "source": {"properties": {"ip": {"type": "ip"}}},
+        "destination": {"properties": {"ip": {"type": "ip"}, "port": {"type": "long"}}},
+    },
+}
+
 RULE_TEMPLATE = """\
 [metadata]
 creation_date = "2026/01/01"
