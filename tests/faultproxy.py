@@ -2,7 +2,9 @@
 
 Requests are forwarded unchanged unless a fault is armed: answer the next N matching requests
 with a status (429, 503, ...) or close their connection without answering. It also counts the
-requests it sees, so tests can assert on retries.
+requests it sees, so tests can assert on retries, and records every ``Warning`` header the node
+answers with (deprecations), so the test session can fail on them. When the node cannot be reached
+(killed, restarting) the proxy closes the client's connection without an answer, as a dead node would.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class ProxyState:
     faults: list[Fault] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     injected: int = 0
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Warning header)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -114,6 +117,12 @@ class FaultProxy:
         """Answer bulk requests with every item failed (e.g. 429 queue full, 400 mapping error)."""
         self.fail(r"/_bulk", times=times, status=200, respond=bulk_items_answer(status, kind))
 
+    def take_warnings(self) -> list[tuple[str, str, str]]:
+        """The (method, path, Warning header) seen since the last call, oldest first."""
+        with self.state.lock:
+            taken, self.state.warnings = self.state.warnings, []
+        return taken
+
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
         with self.state.lock:
@@ -161,9 +170,17 @@ class FaultProxy:
                 connection = http.client.HTTPConnection(*upstream, timeout=120)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    data = response.read()
+                    try:
+                        connection.request(self.command, self.path, body=body, headers=headers)
+                        response = connection.getresponse()
+                        data = response.read()
+                    except OSError:
+                        self.close_connection = True
+                        return
+                    warning = response.getheader("Warning")
+                    if warning:
+                        with state.lock:
+                            state.warnings.append((self.command, self.path, warning))
                     self.send_response(response.status)
                     for key, value in response.getheaders():
                         if key.lower() not in _HOP_HEADERS:
