@@ -40,6 +40,16 @@ even if pytest is killed)::
     with esnode.running_node(workdir) as node: ...   # and running_cluster(workdir): stopped on exit
 
 A rolling restart is ``for n in cluster.nodes: n.restart(); cluster.wait_for(status="green")``.
+
+In pytest (tests/conftest.py): ``es_node`` is the session's RunningNode (None with
+``DETECTION_ES_HOSTS``), ``es_url`` its URL behind the recording proxy, which stays valid across
+``es_node.kill()`` + ``es_node.restart()`` (while the node is down the proxy drops connections, as
+a dead node would). A test that kills or pauses the session node must restart or resume it, in a
+``finally``. For a cluster, start one per module (``running_cluster``) and give the job
+``cluster.hosts``.
+
+Modules: build.py (releases, JDK, Maven and javac), node.py (RunningNode), cluster.py (Cluster);
+this file re-exports their API and is the command line.
 """
 
 from __future__ import annotations
