@@ -6,7 +6,13 @@ STAMP := $(VENV)/.installed-stamp
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed-stamp
 
-.PHONY: help venv es-up es-down es-build test unit lint demo bench clean chart-tools chart-check test-lowest
+.PHONY: help venv es-up es-down es-build test test-es test-cluster unit lint demo bench clean chart-tools chart-check test-lowest
+
+# The local node's release: 8 (8.19.x, the default), 9 (the pinned 9.x) or an exact x.y.z;
+# NODES=3 makes es-up start a three-node cluster. esnode.py reads both from the environment.
+export ES_VERSION NODES
+# The releases make test runs the integration tests on (unit tests run once).
+TEST_ES_VERSIONS ?= 8 9
 
 # The chart checks run the real helm and promtool, built once from the Go module proxy into
 # .tools/ (ignored by git; a new version pin builds into a new folder). The Prometheus module's
@@ -26,9 +32,9 @@ HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 
 help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
-	@echo "make test     lint, type-check and run every test (starts and stops its own node)"
-	@echo "make es-up    start the local node in the background; prints its URL last"
-	@echo "make es-down  stop the local node"
+	@echo "make test     lint, type-check and run every test (integration tests on Elasticsearch 8.19 and 9.x)"
+	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3); prints its URL last"
+	@echo "make es-down  stop every local node es-up started"
 	@echo "make bench    speed and memory benchmarks"
 	@echo "make chart-check  helm lint/template, Kubernetes 1.30 schemas, promtool, the rendered pods run"
 
@@ -51,13 +57,26 @@ es-down:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check job tests esnode bench
-	$(VENV)/bin/mypy job
+	$(VENV)/bin/mypy job esnode
 
 # The test session starts its own node (fresh data in a temporary folder) unless
-# DETECTION_ES_HOSTS points at a cluster, and stops it at the end.
-test: $(STAMP) lint es-build chart-check
-	$(VENV)/bin/pytest --ignore=tests/chart
+# DETECTION_ES_HOSTS points at a cluster, and stops it at the end. Unit tests run once, the
+# integration tests once per release in TEST_ES_VERSIONS; then the chart checks and the lowest
+# dependency versions.
+test: $(STAMP) lint
+	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	$(VENV)/bin/pytest -m "not integration" --ignore=tests/chart
+	@for v in $(TEST_ES_VERSIONS); do $(MAKE) --no-print-directory test-es ES_VERSION=$$v || exit 1; done
+	@$(MAKE) --no-print-directory chart-check
 	@$(MAKE) --no-print-directory test-lowest
+
+# The integration tests on one release: make test-es ES_VERSION=9
+test-es: $(STAMP) es-build
+	$(VENV)/bin/pytest -m integration --ignore=tests/chart
+
+# Only the three-node cluster tests (make test runs them too), on every release in TEST_ES_VERSIONS.
+test-cluster: $(STAMP)
+	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(VENV)/bin/pytest -m cluster || exit 1; done
 
 $(HELM):
 	@echo "building helm $(HELM_VERSION) from the Go module proxy (once; several minutes)"

@@ -1,213 +1,161 @@
-"""Build, start and stop the local Elasticsearch node (standard library only).
+"""Build, start, stop, kill and restart local Elasticsearch nodes and clusters (standard library only).
+
+Command line (``make es-up`` / ``make es-down`` call it)::
 
     python esnode/esnode.py up      # build if needed, start in the background, print the URL last
-    python esnode/esnode.py down    # stop it; no JVM is left behind
-    python esnode/esnode.py url     # print the URL of the running node, exit 1 if none
+    python esnode/esnode.py down    # stop every node ``up`` started; no JVM is left behind
+    python esnode/esnode.py url     # print the URL of the running node (comma-separated for a cluster)
+    python esnode/esnode.py build   # resolve the jars and compile the launcher
 
-The pytest session fixture imports this module and calls :func:`start` with
-``watch_stdin=True``, so the node dies with the test run even if pytest is killed.
+``ES_VERSION`` (or ``--es-version``) picks the release: ``8.19.21`` (the default, also ``8``) or
+``9.5.4`` (also ``9``); any other exact release is built on demand. Each release is built in its
+own folder (``esnode/target/<version>``), so switching never rebuilds the other. ``NODES=3`` (or
+``--nodes 3``) starts a cluster of three nodes instead of one. A node started again on an existing
+data folder gets its previous HTTP port back, so a URL stays valid across restarts.
+
+The JDK: ``ES_JAVA_HOME`` if set (it must be new enough), else ``JAVA_HOME`` or the ``javac`` on
+the PATH if new enough (Java 17 for 8.x, 21 for 9.x), else the newest suitable JDK installed in
+the usual JVM folders.
+
+Python API (the pytest fixtures use it; ``watch_stdin=True`` makes the JVMs die with the test run
+even if pytest is killed)::
+
+    node = esnode.start(workdir, watch_stdin=True, version="9")    # RunningNode, ready to serve
+    node.url, node.port, node.version, node.name, node.pid
+    node.kill()       # SIGKILL, as the OOM killer or a lost host would
+    node.restart()    # start again (stopping it first if alive): same data, same ports; waits until it serves
+    node.pause()      # SIGSTOP: the process hangs, connections stay open, nothing answers
+    node.resume()     # SIGCONT
+    node.stop()       # graceful shutdown
+
+    cluster = esnode.start_cluster(workdir, nodes=3, watch_stdin=True)   # Cluster, green
+    cluster.hosts                          # "http://127.0.0.1:p0,http://...": DETECTION_ES_HOSTS
+    cluster.nodes, cluster.node("es1")
+    cluster.master()                       # the RunningNode that is the elected master now
+    cluster.holding("alerts", shard=0, primary=False)   # the RunningNode holding that copy
+    cluster.health(wait_for_status="green", wait_for_nodes="3")   # GET _cluster/health via a live node
+    cluster.wait_for(status="green", nodes=3)   # blocks until so, NodeError after a timeout
+    cluster.stop()
+
+    with esnode.running_node(workdir) as node: ...   # and running_cluster(workdir): stopped on exit
+
+A rolling restart is ``for n in cluster.nodes: n.restart(); cluster.wait_for(status="green")``.
+
+In pytest (tests/conftest.py): ``es_node`` is the session's RunningNode (None with
+``DETECTION_ES_HOSTS``), ``es_url`` its URL behind the recording proxy, which stays valid across
+``es_node.kill()`` + ``es_node.restart()`` (while the node is down the proxy drops connections, as
+a dead node would). A test that kills or pauses the session node must restart or resume it, in a
+``finally``. For a cluster, start one per module (``running_cluster``) and give the job
+``cluster.hosts``.
+
+Modules: build.py (releases, JDK, Maven and javac), node.py (RunningNode), cluster.py (Cluster);
+this file re-exports their API and is the command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import shutil
 import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-TARGET = HERE / "target"
-CLASSES = TARGET / "classes"
-CLASSPATH_FILE = TARGET / "cp.txt"
-STAMP = TARGET / "build.stamp"
-DEFAULT_WORKDIR = ROOT / ".esnode"
-MAIN_CLASS = "dev.detectionjob.esnode.EsNode"
-READY_TIMEOUT_S = 180.0
+if __package__ in (None, ""):  # run as a script: import the package, not this file
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-# The flags Elasticsearch's own launcher passes (server-cli SystemJvmOptions), plus a heap cap.
-JVM_FLAGS = [
-    "-Xms512m",
-    "-Xmx1g",
-    "-XX:+UseSerialGC",
-    "-Dio.netty.noUnsafe=true",
-    "-Dio.netty.noKeySetOptimization=true",
-    "-Dio.netty.recycler.maxCapacityPerThread=0",
-    "-Dlog4j.shutdownHookEnabled=false",
-    "-Dlog4j2.disable.jmx=true",
-    "-Djna.nosys=true",
-    "-Dfile.encoding=UTF-8",
-    "-Des.set.netty.runtime.available.processors=false",
+from esnode.build import (  # noqa: E402
+    DEFAULT_VERSION,
+    ES8_VERSION,
+    ES9_VERSION,
+    TESTED_VERSIONS,
+    Build,
+    NodeError,
+    build,
+    find_java,
+    required_java,
+    resolve_version,
+)
+from esnode.cluster import Cluster, running_cluster, start_cluster  # noqa: E402
+from esnode.node import NodeSpec, RunningNode, get_json, healthy, read_port, running_node, start  # noqa: E402
+
+__all__ = [
+    "DEFAULT_VERSION",
+    "ES8_VERSION",
+    "ES9_VERSION",
+    "TESTED_VERSIONS",
+    "Build",
+    "Cluster",
+    "NodeError",
+    "NodeSpec",
+    "RunningNode",
+    "build",
+    "find_java",
+    "get_json",
+    "healthy",
+    "required_java",
+    "resolve_version",
+    "running_cluster",
+    "running_node",
+    "start",
+    "start_cluster",
 ]
 
-
-class NodeError(RuntimeError):
-    """The node could not be built, started or reached."""
+DEFAULT_WORKDIR = Path(__file__).resolve().parent.parent / ".esnode"
 
 
-@dataclass
-class RunningNode:
-    url: str
-    process: subprocess.Popen[bytes] | None
-    workdir: Path
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop a node started with ``watch_stdin`` by closing its standard input."""
-        if self.process is None:
-            return
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+# --- background nodes for make es-up / es-down ---------------------------------------------------
 
 
-def _sources_digest() -> str:
-    digest = hashlib.sha256()
-    for path in sorted([HERE / "pom.xml", *HERE.glob("src/**/*.java")]):
-        digest.update(path.relative_to(HERE).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+def _background_dir(root: Path, version: str, nodes: int) -> Path:
+    return root / (version if nodes == 1 else f"{version}-{nodes}nodes")
 
 
-def build() -> None:
-    """Resolve the jars with Maven and compile the launcher, unless nothing changed."""
-    digest = _sources_digest()
-    if STAMP.exists() and STAMP.read_text() == digest and CLASSPATH_FILE.exists():
-        return
-    for tool in ("mvn", "javac", "java"):
-        if shutil.which(tool) is None:
-            raise NodeError(f"{tool} not found on PATH: the local node needs a JDK 17 and Maven")
-    TARGET.mkdir(exist_ok=True)
-    resolved = subprocess.run(
-        ["mvn", "-B", "-q", "-Dstyle.color=never", "dependency:build-classpath", f"-Dmdep.outputFile={CLASSPATH_FILE}"],
-        cwd=HERE,
-        capture_output=True,
-        text=True,
-    )
-    if resolved.returncode != 0:
-        raise NodeError(f"Maven could not resolve the Elasticsearch jars:\n{resolved.stdout}{resolved.stderr}")
-    if CLASSES.exists():
-        shutil.rmtree(CLASSES)
-    CLASSES.mkdir(parents=True)
-    sources = [str(p) for p in sorted(HERE.glob("src/**/*.java"))]
-    subprocess.run(
-        ["javac", "-nowarn", "-d", str(CLASSES), "-cp", CLASSPATH_FILE.read_text().strip(), *sources],
-        check=True,
-    )
-    STAMP.write_text(digest)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def healthy(url: str, timeout: float = 2.0) -> bool:
-    """True when the cluster answers ``/_cluster/health`` with yellow or green."""
-    try:
-        with urllib.request.urlopen(
-            f"{url}/_cluster/health?wait_for_status=yellow&timeout={int(timeout)}s", timeout=timeout + 3
-        ) as response:
-            body = json.load(response)
-            return response.status == 200 and body.get("status") in ("yellow", "green")
-    except (OSError, urllib.error.URLError, ValueError):
-        return False
-
-
-def _wait_ready(workdir: Path, process: subprocess.Popen[bytes], log: Path) -> str:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    port_file = workdir / "http.port"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise NodeError(f"the node exited with code {process.returncode} while starting:\n{tail}")
-        if port_file.exists():
-            url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-            if healthy(url):
-                return url
-        time.sleep(0.3)
-    process.kill()
-    raise NodeError(f"the node was not ready within {READY_TIMEOUT_S:.0f}s; see {log}")
-
-
-def start(workdir: Path, *, watch_stdin: bool) -> RunningNode:
-    """Build if needed, start a node with its data under ``workdir`` and wait until it is ready."""
-    build()
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config").mkdir(exist_ok=True)
-    (workdir / "http.port").unlink(missing_ok=True)
-    log = workdir / "node.log"
-    classpath = f"{CLASSES}{os.pathsep}{CLASSPATH_FILE.read_text().strip()}"
-    command = ["java", *JVM_FLAGS, "-cp", classpath, MAIN_CLASS, str(workdir), str(_free_port())]
-    if watch_stdin:
-        command.append("--watch-stdin")
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE if watch_stdin else subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            start_new_session=not watch_stdin,
-        )
-    url = _wait_ready(workdir, process, log)
-    return RunningNode(url=url, process=process, workdir=workdir)
-
-
-def _pid_file(workdir: Path) -> Path:
-    return workdir / "node.pid"
+def _node_dirs(folder: Path, nodes: int) -> list[Path]:
+    return [folder] if nodes == 1 else [folder / f"es{i}" for i in range(nodes)]
 
 
 def _running_pid(workdir: Path) -> int | None:
     try:
-        pid = int(_pid_file(workdir).read_text().strip())
+        pid = int((workdir / "node.pid").read_text().strip())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
     return pid
 
 
-def current_url(workdir: Path = DEFAULT_WORKDIR) -> str | None:
-    """URL of the background node started by ``up``, if it runs and is healthy."""
-    if _running_pid(workdir) is None:
-        return None
-    port_file = workdir / "http.port"
-    if not port_file.exists():
-        return None
-    url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-    return url if healthy(url) else None
+def current_url(root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes: int = 1) -> str | None:
+    """URL (comma-separated for a cluster) of the background node(s) ``up`` started, if all run and serve."""
+    urls = []
+    for folder in _node_dirs(_background_dir(root, resolve_version(version), nodes), nodes):
+        port = read_port(folder / "http.port")
+        if _running_pid(folder) is None or port is None:
+            return None
+        urls.append(f"http://127.0.0.1:{port}")
+    return ",".join(urls) if healthy(urls[0]) else None
 
 
-def up(workdir: Path = DEFAULT_WORKDIR) -> str:
-    """Start the background node unless it already runs; return its URL."""
-    url = current_url(workdir)
+def up(root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes: int = 1) -> str:
+    """Start the background node (or cluster) unless it already runs; return its URL(s)."""
+    version = resolve_version(version)
+    url = current_url(root, version, nodes)
     if url is not None:
         return url
-    down(workdir)
-    node = start(workdir, watch_stdin=False)
-    assert node.process is not None
-    _pid_file(workdir).write_text(str(node.process.pid))
-    return node.url
+    folder = _background_dir(root, version, nodes)
+    for workdir in _node_dirs(folder, nodes):
+        _stop_pid(workdir)
+    if nodes == 1:
+        started = [start(folder, watch_stdin=False, version=version)]
+    else:
+        started = start_cluster(folder, nodes=nodes, watch_stdin=False, version=version).nodes
+    for node in started:
+        (node.workdir / "node.pid").write_text(str(node.pid))
+    return ",".join(node.url for node in started)
 
 
-def down(workdir: Path = DEFAULT_WORKDIR, timeout: float = 30.0) -> bool:
-    """Stop the background node; return True if one was running."""
+def _stop_pid(workdir: Path, timeout: float = 30.0) -> bool:
     pid = _running_pid(workdir)
-    _pid_file(workdir).unlink(missing_ok=True) if pid is None else None
+    (workdir / "node.pid").unlink(missing_ok=True)
     if pid is None:
         return False
     os.kill(pid, signal.SIGTERM)
@@ -216,37 +164,46 @@ def down(workdir: Path = DEFAULT_WORKDIR, timeout: float = 30.0) -> bool:
         try:
             os.kill(pid, 0)
         except OSError:
-            break
+            return True
         time.sleep(0.2)
-    else:
-        os.kill(pid, signal.SIGKILL)
-    _pid_file(workdir).unlink(missing_ok=True)
-    (workdir / "http.port").unlink(missing_ok=True)
+    os.kill(pid, signal.SIGKILL)
     return True
+
+
+def down(root: Path = DEFAULT_WORKDIR) -> int:
+    """Stop every background node ``up`` started under ``root`` (any version); return how many ran."""
+    if not root.is_dir():
+        return 0
+    return sum(_stop_pid(pid_file.parent) for pid_file in sorted(root.rglob("node.pid")))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["up", "down", "url", "build"])
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="root of the background nodes' data")
+    parser.add_argument("--es-version", default=None, help="8, 9 or an exact release (default: $ES_VERSION or 8)")
+    parser.add_argument("--nodes", type=int, default=None, help="1 (default: $NODES or 1) or a cluster of 2 or more")
     args = parser.parse_args(argv)
     try:
+        nodes = args.nodes or int(os.environ.get("NODES") or 1)
         if args.command == "build":
-            build()
+            build(args.es_version)
         elif args.command == "up":
-            started = time.monotonic()
-            url = up(args.workdir)
-            print(f"local Elasticsearch ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+            began = time.monotonic()
+            url = up(args.workdir, args.es_version, nodes)
+            what = f"local Elasticsearch {resolve_version(args.es_version)}" + (f", {nodes} nodes," * (nodes > 1))
+            print(f"{what} ready in {time.monotonic() - began:.1f}s", file=sys.stderr)
             print(url)
         elif args.command == "down":
-            print("stopped" if down(args.workdir) else "not running")
+            stopped = down(args.workdir)
+            print(f"stopped {stopped} node{'s' if stopped != 1 else ''}" if stopped else "not running")
         else:
-            url = current_url(args.workdir)
-            if url is None:
+            running = current_url(args.workdir, args.es_version, nodes)
+            if running is None:
                 print("not running", file=sys.stderr)
                 return 1
-            print(url)
-    except (NodeError, subprocess.CalledProcessError) as exc:
+            print(running)
+    except (NodeError, ValueError) as exc:
         print(f"esnode: {exc}", file=sys.stderr)
         return 1
     return 0

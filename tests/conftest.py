@@ -1,7 +1,16 @@
 """Shared fixtures. Integration tests talk to a real Elasticsearch node, never a mock.
 
 ``DETECTION_ES_HOSTS`` set: the tests use that cluster. Not set: the session starts the local node
-(esnode/esnode.py) with its data in a temporary folder and stops it at the end.
+(esnode/esnode.py) of the release ``ES_VERSION`` names (default 8.19.x; ``ES_VERSION=9`` for the
+pinned 9.x) with its data in a temporary folder, and stops it at the end.
+
+Every request to the local node goes through a recording proxy (tests/faultproxy.py): a test during
+which the node answered any request with a ``Warning`` header (a deprecation) fails, naming the
+request. That covers the job's requests in this process and in the subprocesses the tests start, and
+the tests' own requests. ``es_node`` is the node itself (kill, pause, restart: see esnode.py); its
+URL stays the same across restarts, so ``es_url`` does too.
+
+Any test that uses ``es_url`` is marked ``integration`` (make test runs those once per release).
 """
 
 from __future__ import annotations
@@ -15,21 +24,77 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from esnode import esnode
+from tests.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 
+_recorder: FaultProxy | None = None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    del config
+    if os.environ.get("DETECTION_ES_HOSTS"):
+        return "elasticsearch: the cluster DETECTION_ES_HOSTS names"
+    return f"elasticsearch: local node {esnode.resolve_version(None)} (ES_VERSION={os.environ.get('ES_VERSION', '')!r})"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "es_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
 
 @pytest.fixture(scope="session")
-def es_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("DETECTION_ES_HOSTS")
-    if configured:
-        yield configured.split(",")[0].strip()
+def es_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[esnode.RunningNode | None]:
+    """The session's local node (None when ``DETECTION_ES_HOSTS`` names a cluster)."""
+    if os.environ.get("DETECTION_ES_HOSTS"):
+        yield None
         return
     node = esnode.start(tmp_path_factory.mktemp("esnode"), watch_stdin=True)
     try:
-        yield node.url
+        yield node
     finally:
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def es_url(es_node: esnode.RunningNode | None) -> Iterator[str]:
+    global _recorder
+    if es_node is None:
+        yield os.environ["DETECTION_ES_HOSTS"].split(",")[0].strip()
+        return
+    with FaultProxy(es_node.url) as recorder:
+        _recorder = recorder
+        try:
+            yield recorder.url
+        finally:
+            _recorder = None
+
+
+@pytest.fixture(scope="session")
+def es_version(es_node: esnode.RunningNode | None, es_url: str) -> str:
+    """The release the cluster runs: the one the session started, else as the cluster's nodes report it."""
+    if es_node is not None:
+        return es_node.version
+    nodes = esnode.get_json(es_url, "/_nodes/_local?filter_path=nodes.*.version")["nodes"]
+    return str(next(iter(nodes.values()))["version"])
+
+
+@pytest.fixture
+def es_warnings(es_url: str) -> FaultProxy:
+    """The session's recording proxy, for a test that means to provoke a warning and take it."""
+    if _recorder is None:
+        pytest.skip("DETECTION_ES_HOSTS names a cluster: no recording proxy")
+    return _recorder
+
+
+@pytest.fixture(autouse=True)
+def _no_elasticsearch_warnings(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test if the node sent a Warning header (a deprecation) for any request made during it."""
+    yield
+    if _recorder is not None and (warnings := _recorder.take_warnings()):
+        lines = "\n".join(f"  {method} {path}: {warning}" for method, path, warning in warnings)
+        pytest.fail(f"Elasticsearch warned during {request.node.nodeid}:\n{lines}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,9 @@
 
 Requests are forwarded unchanged unless a fault is armed: answer the next N matching requests
 with a status (429, 503, ...) or close their connection without answering. It also counts the
-requests it sees, so tests can assert on retries.
+requests it sees, so tests can assert on retries, and records every ``Warning`` header the node
+answers with (deprecations), so the test session can fail on them. When the node cannot be reached
+(killed, restarting) the proxy closes the client's connection without an answer, as a dead node would.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class ProxyState:
     standing: list[tuple[re.Pattern[str], Responder]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     injected: int = 0
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Warning header)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -169,6 +172,12 @@ class FaultProxy:
         with self.state.lock:
             self.state.standing.append((re.compile(path_regex), respond))
 
+    def take_warnings(self) -> list[tuple[str, str, str]]:
+        """The (method, path, Warning header) seen since the last call, oldest first."""
+        with self.state.lock:
+            taken, self.state.warnings = self.state.warnings, []
+        return taken
+
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
         with self.state.lock:
@@ -215,7 +224,11 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                status, response_headers, data = self._upstream_response(body)
+                answer = self._upstream_response(body)
+                if answer is None:
+                    self.close_connection = True
+                    return
+                status, response_headers, data = answer
                 self.send_response(status)
                 for key, value in response_headers:
                     if key.lower() not in _HOP_HEADERS:
@@ -225,7 +238,7 @@ class FaultProxy:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            def _upstream_response(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes]:
+            def _upstream_response(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes] | None:
                 with state.lock:
                     standing = [respond for pattern, respond in state.standing if pattern.search(self.path)]
                 if standing:
@@ -235,9 +248,17 @@ class FaultProxy:
                 connection = http.client.HTTPConnection(*upstream, timeout=120)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
-                    connection.request(self.command, self.path, body=body, headers=headers)
-                    response = connection.getresponse()
-                    return response.status, response.getheaders(), response.read()
+                    try:
+                        connection.request(self.command, self.path, body=body, headers=headers)
+                        response = connection.getresponse()
+                        data = response.read()
+                    except OSError:  # the node is down (killed, restarting): the client sees a dropped connection
+                        return None
+                    warning = response.getheader("Warning")
+                    if warning:
+                        with state.lock:
+                            state.warnings.append((self.command, self.path, warning))
+                    return response.status, response.getheaders(), data
                 finally:
                     connection.close()
 

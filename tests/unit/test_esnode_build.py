@@ -1,0 +1,107 @@
+"""esnode's choice of release and JDK (no JVM is started: the JDKs here are folders made by the test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from esnode import build
+from esnode.build import ES8_VERSION, ES9_VERSION, NodeError, find_java, required_java, resolve_version
+
+
+@pytest.mark.parametrize(
+    ("given", "environment", "expected"),
+    [
+        (None, None, ES8_VERSION),
+        ("", None, ES8_VERSION),
+        (None, "", ES8_VERSION),
+        ("8", None, ES8_VERSION),
+        ("9", None, ES9_VERSION),
+        (None, "9", ES9_VERSION),
+        (" 9.5.2 ", None, "9.5.2"),
+        ("8.19.21", "9", "8.19.21"),  # the argument wins over ES_VERSION
+    ],
+)
+def test_resolve_version(
+    given: str | None, environment: str | None, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if environment is None:
+        monkeypatch.delenv("ES_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("ES_VERSION", environment)
+    assert resolve_version(given) == expected
+
+
+@pytest.mark.parametrize("given", ["nine", "9.5", "9.5.4-SNAPSHOT", "../9.5.4", "10"])
+def test_resolve_version_refuses_anything_but_a_major_or_an_exact_release(given: str) -> None:
+    with pytest.raises(NodeError, match="ES_VERSION must be"):
+        resolve_version(given)
+
+
+@pytest.mark.parametrize(("version", "java"), [(ES8_VERSION, 17), (ES9_VERSION, 21), ("10.0.0", 21)])
+def test_required_java(version: str, java: int) -> None:
+    assert required_java(version) == java
+
+
+def _jdk(home: Path, release: str | None, *, javac: bool = True) -> Path:
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "java").write_text("")
+    if javac:
+        (home / "bin" / "javac").write_text("")
+    if release is not None:
+        (home / "release").write_text(f'IMPLEMENTOR="Test"\nJAVA_VERSION="{release}"\n')
+    return home
+
+
+@pytest.mark.parametrize(
+    ("release", "javac", "major"),
+    [("17.0.15", True, 17), ("21", True, 21), ("25.0.3", True, 25), ("1.8.0_392", True, 8), ("21.0.2", False, None)],
+)
+def test_java_major_reads_the_release_file(tmp_path: Path, release: str, javac: bool, major: int | None) -> None:
+    assert build._java_major(_jdk(tmp_path / "jdk", release, javac=javac)) == major
+
+
+@pytest.fixture
+def no_java_hints(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No ES_JAVA_HOME, JAVA_HOME or javac on PATH; the JVM folder searched is an empty one of the test's."""
+    for name in ("ES_JAVA_HOME", "JAVA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    folder = tmp_path / "jvm"
+    folder.mkdir()
+    monkeypatch.setattr(build, "JVM_FOLDERS", (str(folder),))
+    return folder
+
+
+def test_the_newest_installed_jdk_that_is_new_enough_is_found(no_java_hints: Path) -> None:
+    _jdk(no_java_hints / "old", "17.0.1")
+    _jdk(no_java_hints / "mid", "21.0.4")
+    _jdk(no_java_hints / "new", "25.0.3")
+    assert find_java(ES9_VERSION) == (no_java_hints / "new", 25)
+
+
+def test_java_home_is_used_when_new_enough(no_java_hints: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _jdk(no_java_hints / "new", "25.0.3")
+    home = _jdk(no_java_hints.parent / "chosen", "21.0.4")
+    monkeypatch.setenv("JAVA_HOME", str(home))
+    assert find_java(ES9_VERSION) == (home, 21)
+    old = _jdk(no_java_hints.parent / "old", "17.0.1")
+    monkeypatch.setenv("JAVA_HOME", str(old))  # too old for 9.x: the installed JDKs are searched instead
+    assert find_java(ES9_VERSION) == (no_java_hints / "new", 25)
+    assert find_java(ES8_VERSION) == (old, 17)
+
+
+def test_es_java_home_wins_and_must_be_new_enough(no_java_hints: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _jdk(no_java_hints / "new", "25.0.3")
+    old = _jdk(no_java_hints.parent / "old", "17.0.1")
+    monkeypatch.setenv("ES_JAVA_HOME", str(old))
+    assert find_java(ES8_VERSION) == (old, 17)
+    with pytest.raises(NodeError, match=r"ES_JAVA_HOME=.* is not a JDK 21 or newer"):
+        find_java(ES9_VERSION)
+
+
+def test_no_suitable_jdk_is_one_clear_error(no_java_hints: Path) -> None:
+    _jdk(no_java_hints / "old", "17.0.1")
+    with pytest.raises(NodeError, match=r"needs a JDK 21 or newer; set ES_JAVA_HOME.*old \(17\)"):
+        find_java(ES9_VERSION)
