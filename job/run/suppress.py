@@ -69,8 +69,18 @@ CONFLICT_ATTEMPTS = 3
 DEAD_LETTER_SAMPLES = 3
 # The metrics job.run.execute.execute fills: those of the ordinary alerts of a doNotSuppress run, to which
 # the groups' own are added.
-EXECUTE_COUNTS = ("pages", "hits", "pit_reopened", "total_search_duration_ms", "total_indexing_duration_ms")
-EXECUTE_COUNTS += ("alerts_created", "duplicates_skipped", "errors", "dead_lettered", "dead_letters_skipped")
+EXECUTE_COUNTS = (
+    "pages",
+    "hits",
+    "pit_reopened",
+    "total_search_duration_ms",
+    "total_indexing_duration_ms",
+    "alerts_created",
+    "duplicates_skipped",
+    "errors",
+    "dead_lettered",
+    "dead_letters_skipped",
+)
 
 
 class SuppressionConflict(JobError):
