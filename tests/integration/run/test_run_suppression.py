@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from job.cli import main as cli_main
 from job.rules import load_rule
+from job.run.alert_template import alert_index_template, template_name
 from job.run.alerts import build_alert
 from job.run.execute import MAX_ALERTS_WARNING
 from job.run.ids import alert_id
@@ -364,3 +366,24 @@ def test_do_not_suppress_shares_the_cap_with_the_groups(job_env: JobEnv) -> None
     assert job_env.run("--now", iso(NOW + 10 * MINUTE)) == 0
     ids = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
     assert ids == ["g1", "n0", "n1", "n2"]
+
+
+def test_setup_upgrades_an_index_of_template_version_2_to_map_the_suppression_fields(job_env: JobEnv) -> None:
+    older = alert_index_template(job_env.alerts)
+    older["version"] = 2
+    kibana_alert = older["template"]["mappings"]["properties"]["kibana"]["properties"]["alert"]["properties"]
+    del kibana_alert["suppression"], kibana_alert["instance"]
+    job_env.es.indices.put_index_template(name=template_name(job_env.alerts), **older)
+    job_env.es.indices.create(index=f"{job_env.alerts}-000001", aliases={job_env.alerts: {"is_write_index": True}})
+    rule_id = job_env.write_rule(extra=ONE_HOUR)
+    job_env.index_events([event(NOW - 2 * MINUTE, "a1"), event(NOW - 1 * MINUTE, "a2")])
+    assert cli_main(["setup"]) == 0
+    assert job_env.run("--now", iso(NOW)) == 0
+    instance = instance_id((("host.name", "ws-01"),), rule_id, "default")
+    for query in (
+        {"term": {"kibana.alert.instance.id": instance}},
+        {"term": {"kibana.alert.suppression.terms.value": "ws-01"}},
+        {"range": {"kibana.alert.suppression.end": {"gte": iso(NOW - 1 * MINUTE)}}},
+        {"term": {"kibana.alert.suppression.docs_count": 1}},
+    ):
+        assert job_env.es.count(index=job_env.alerts, query=query)["count"] == 1, query
