@@ -26,6 +26,7 @@ from job.run.runner import RunContext, run_rule
 from job.run.suppress_store import SuppressionStore
 from job.run.suppression import instance_id
 from job.settings import load_settings
+from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint, run_job
 
@@ -387,3 +388,27 @@ def test_setup_upgrades_an_index_of_template_version_2_to_map_the_suppression_fi
         {"term": {"kibana.alert.suppression.docs_count": 1}},
     ):
         assert job_env.es.count(index=job_env.alerts, query=query)["count"] == 1, query
+
+
+@pytest.mark.parametrize("suppression", [PER_EXECUTION, ONE_HOUR], ids=["new alert", "update"])
+def test_a_group_whose_write_is_refused_is_dead_lettered_under_its_earliest_event(
+    job_env: JobEnv, es_url: str, suppression: str
+) -> None:
+    rule_id = job_env.write_rule(extra=suppression)
+    job_env.index_events([event(NOW - 14 * MINUTE, "a0")])
+    assert job_env.run("--now", iso(NOW - 10 * MINUTE)) == 0
+    job_env.index_events([event(NOW - 4 * MINUTE, "a1"), event(NOW - 2 * MINUTE, "a2")])
+    with FaultProxy(es_url) as proxy:
+        job_env.set(es_hosts=proxy.url)
+        proxy.reject_bulk_items(times=1, status=400, kind="mapper_parsing_exception")
+        assert job_env.run("--now", iso(NOW)) == 1  # dead letters make the exit code 1
+    execution = last_execution(job_env, rule_id)
+    assert execution["execution"]["status"] == "partial failure"
+    assert execution["metrics"]["dead_lettered"] == 1
+    assert execution["window"]["searched_to"] == iso(NOW)
+    [letter] = [hit["_source"] for hit in job_env.es.search(index=job_env.dead_letters)["hits"]["hits"]]
+    assert letter["event"] == {"index": job_env.events_index(), "id": "a1"}
+    assert letter["stage"] == "index"
+    assert "the alert of the group host.name='ws-01' (2 events): HTTP 400 mapper_parsing_exception" in letter["reason"]
+    [alert] = job_env.alert_docs(rule_id)  # the first run's, unchanged
+    assert span(alert) == (iso(NOW - 14 * MINUTE), iso(NOW - 14 * MINUTE), 0)
