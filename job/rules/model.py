@@ -235,6 +235,52 @@ class InvestigationFields(Frozen):
     field_names: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
 
 
+SuppressionUnit = Literal["s", "m", "h"]
+MissingFieldsStrategy = Literal["suppress", "doNotSuppress"]
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+class SuppressionDuration(Frozen):
+    """``[rule.alert_suppression.duration]``: how long an alert keeps taking in its group's new events."""
+
+    value: StrictInt = Field(ge=1)
+    unit: SuppressionUnit
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SuppressionDuration:
+        if self.value * _UNIT_SECONDS[self.unit] > MAX_DURATION.total_seconds():
+            raise ValueError(f"duration: at most {MAX_DURATION.days} days (got {self.value}{self.unit})")
+        return self
+
+    @property
+    def delta(self) -> timedelta:
+        return timedelta(seconds=self.value * _UNIT_SECONDS[self.unit])
+
+
+class AlertSuppression(Frozen):
+    """``[rule.alert_suppression]``: one alert per group of events with equal ``group_by`` values.
+
+    ``missing_fields_strategy`` is kept as written (None: Kibana's default, ``suppress``); threshold rules
+    carry a ``duration`` only.
+    """
+
+    group_by: tuple[Annotated[str, Field(min_length=1)], ...] = Field(default=(), max_length=3)
+    duration: SuppressionDuration | None = None
+    missing_fields_strategy: MissingFieldsStrategy | None = None
+
+    @field_validator("group_by")
+    @classmethod
+    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each field may appear once")
+        return value
+
+    @property
+    def suppresses_missing(self) -> bool:
+        """Whether events lacking a ``group_by`` field are grouped (on ``null``) rather than alerted one by one."""
+        return self.missing_fields_strategy != "doNotSuppress"
+
+
 class Metadata(Frozen):
     """The ``[metadata]`` table: repository bookkeeping, never sent to Elasticsearch."""
 
@@ -292,12 +338,12 @@ class Rule(Frozen):
     exceptions: tuple[ExceptionItem, ...] = ()
     exceptions_list: tuple[dict[str, Any], ...] = ()
     metadata: Metadata = Metadata()
-    # Keys of the format that this job reads but does not act on (validate warns about those that
-    # change what Kibana would alert on); kept so that files load and round-trip unchanged.
+    # One alert per group of events (job.run.suppress); Kibana's threshold rules give only a duration.
+    alert_suppression: AlertSuppression | None = None
+    # Keys of the format that this job reads but does not act on; kept so that files load and round-trip.
     data_view_id: str | None = None
     timeline_id: str | None = None
     timeline_title: str | None = None
-    alert_suppression: dict[str, Any] | None = None
     # Keys of the rule types that this job does not run (TYPE_KEYS), kept as written.
     saved_id: str | None = None
     timestamp_field: str | None = None
@@ -383,6 +429,14 @@ class Rule(Frozen):
             raise ValueError(f"{value!r} does not fit a {kind} rule (expected {' or '.join(sorted(allowed))})")
         if kind == "machine_learning" and value is not None:
             raise ValueError("machine_learning rules take no language")
+        return value
+
+    @field_validator("alert_suppression")
+    @classmethod
+    def _suppression_fits_type(cls, value: AlertSuppression | None, info: ValidationInfo) -> AlertSuppression | None:
+        kind = info.data.get("type")
+        if value is not None and kind != "threshold" and not value.group_by:
+            raise ValueError("group_by: 1 to 3 fields to group events by are needed")
         return value
 
     @field_validator("exceptions")

@@ -21,11 +21,6 @@ from job.rules.files import read_text
 from job.rules.model import Rule
 from job.rules.positions import KeyPath, key_lines, line_of
 
-# Keys that change what Kibana alerts on or writes, and that this job does not apply.
-UNAPPLIED_KEYS = {
-    "alert_suppression": "alerts are not suppressed",
-}
-
 
 @dataclass(frozen=True)
 class Finding:
@@ -79,6 +74,25 @@ def required_field_findings(rule: Rule, field_types: FieldTypes) -> list[Finding
     return findings
 
 
+def suppression_findings(rule: Rule, field_types: FieldTypes) -> list[Finding]:
+    """Warnings for ``alert_suppression.group_by`` fields that cannot group events: not mapped in the rule's
+    indices (every event then falls in the group of no value), or mapped as ``text`` (not aggregatable:
+    Elasticsearch refuses the grouping search, so every run fails). Kibana's editor offers aggregatable
+    fields only."""
+    findings = []
+    for position, name in enumerate(rule.alert_suppression.group_by if rule.alert_suppression else ()):
+        mapped = field_types.get(name)
+        if mapped is None:
+            message = f'Field "{name}" is not found within the rule\'s specified index patterns'
+        elif "text" in {kind.strip() for kind in mapped.split(",")}:
+            message = f'Field "{name}" is mapped as text, which cannot be grouped on; every run of the rule would fail'
+        else:
+            continue
+        key = ("rule", "alert_suppression", "group_by", position)
+        findings.append(Finding(key, f"alert_suppression.group_by: {message}", error=False))
+    return findings
+
+
 def _query_rule_findings(rule: Rule, alerts_max: int, translator: QueryTranslator) -> list[Finding]:
     findings: list[Finding] = []
     if not rule.index:
@@ -99,9 +113,6 @@ def _query_rule_findings(rule: Rule, alerts_max: int, translator: QueryTranslato
     if cap:
         hint = f" Set DETECTION_ALERTS_MAX={rule.max_signals} to let it write them all."
         findings.append(Finding(("rule", "max_signals"), cap + hint, error=False))
-    for key, effect in UNAPPLIED_KEYS.items():
-        if getattr(rule, key):
-            findings.append(Finding(("rule", key), f"{key}: not applied by this job ({effect})", error=False))
     return findings
 
 
@@ -116,10 +127,10 @@ def validate_rule(
     """Everything that keeps a loaded rule from running here as Kibana would run it.
 
     Errors: a rule type this job does not run, a query that does not translate, no index. Warnings:
-    ``max_signals`` above the global cap (Kibana's own text), keys this job does not apply, exception
-    items already expired at ``now``, and, when ``field_types`` (of the rule's indices) are given,
-    ``required_fields`` the indices lack. ``translator`` translates the query (default: without field
-    types, as ``validate --offline``).
+    ``max_signals`` above the global cap (Kibana's own text), exception items already expired at ``now``,
+    and, when ``field_types`` (of the rule's indices) are given, ``required_fields`` the indices lack and
+    ``alert_suppression.group_by`` fields that cannot group events. ``translator`` translates the query
+    (default: without field types, as ``validate --offline``).
     """
     if not rule.supported:
         message = f"type: rule type {rule.type!r} is not supported by this job (only query rules run); it will not run"
@@ -127,6 +138,7 @@ def validate_rule(
     findings = _query_rule_findings(rule, alerts_max, translator or QueryTranslator())
     if field_types is not None:
         findings += required_field_findings(rule, field_types)
+        findings += suppression_findings(rule, field_types)
     inline = [item for item in rule.exceptions if item.list_id is None]
     for item in rule.exceptions:
         if not is_expired(item, now):

@@ -32,6 +32,11 @@ class RunMetrics:
     dead_lettered: int = _mapped("long")  # events written to the dead-letter index by this run
     dead_letters_skipped: int = _mapped("long")  # events skipped: already in the dead-letter index
     max_alerts: int | None = _mapped("long", None)  # the run's cap
+    # Rules with alert suppression only: groups given an alert or folded into one, alerts updated, and
+    # events counted into a group's alert rather than alerted on their own (Kibana's alerts_suppressed_count).
+    suppression_groups: int | None = _mapped("long", None)
+    alerts_updated: int | None = _mapped("long", None)
+    suppressed_docs: int | None = _mapped("long", None)
     execution_gap_duration_s: int | None = _mapped("long", None)
     gap_range: dict[str, str] | None = _mapped("date_range", None)
     exceptions_expired: list[str] = field(default_factory=list, metadata={"mapping": {"type": "keyword"}})

@@ -33,6 +33,7 @@ from job.run.execute import execute
 from job.run.history import RuleHistory, read_histories
 from job.run.plan import RunPlan, plan_run, plan_search
 from job.run.retry import RetryPolicy, describe
+from job.run.suppress import execute_suppressed
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,9 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
     if search.exceptions_expired:
         log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
     stop_at = execution.start + settings.run_timeout * STOP_SEARCHING_AT
-    outcome = execute(
+    # The executor of the rule: with [rule.alert_suppression] one alert per group of events, else one per event.
+    run_search = execute_suppressed if rule.alert_suppression is not None else execute
+    outcome = run_search(
         ctx.es,
         ctx.policy,
         settings,

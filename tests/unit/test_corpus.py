@@ -13,10 +13,7 @@ def test_the_corpus_loads_and_validates_without_problems() -> None:
     assert len(rules) >= 30
     diagnostics = check_rules(rules, alerts_max=10_000, now=datetime(2026, 5, 1, tzinfo=UTC))
     assert [str(d) for d in diagnostics if d.is_error] == []
-    # The only warnings: the suppression this job does not apply yet.
-    assert [d.message for d in diagnostics] == [
-        "alert_suppression: not applied by this job (alerts are not suppressed)"
-    ]
+    assert [str(d) for d in diagnostics] == []
     assert all(rule.source.startswith(str(CORPUS)) for rule in rules)
 
 
@@ -36,6 +33,11 @@ def test_the_corpus_covers_every_feature() -> None:
     assert count(lambda r: r.related_integrations) >= 4
     assert count(lambda r: r.setup) >= 3
     assert count(lambda r: r.language == "lucene") >= 2
+    suppressed = [rule.alert_suppression for rule in rules if rule.alert_suppression]
+    assert len(suppressed) >= 5
+    assert {len(suppression.group_by) for suppression in suppressed} == {1, 2, 3}
+    assert {suppression.duration is None for suppression in suppressed} == {True, False}
+    assert {suppression.suppresses_missing for suppression in suppressed} == {True, False}
     assert set(list_refs(rules).values()) == {"keyword", "ip", "ip_range", "text", "long"}
     assert {f"{list_id}.txt" for list_id in list_refs(rules)} == {path.name for path in LISTS.iterdir()}
 

@@ -39,6 +39,19 @@ def _listed_twins(rule: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
     return twins
 
 
+def _group_values(rule: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Give the event a value for each ``group_by`` field of a rule that groups events lacking one, and return
+    the suppression terms its alert must carry ([] for the rules that alert on such events one by one)."""
+    if rule.alert_suppression is None or not rule.alert_suppression.suppresses_missing:
+        return []
+    terms = []
+    for field in rule.alert_suppression.group_by:
+        value = "10.0.0.7" if field.endswith(".ip") else f"{field} of {rule.rule_id}"
+        put(event, field, value)
+        terms.append({"field": field, "value": value})
+    return terms
+
+
 def test_every_corpus_rule_runs_as_kibana_would(job_env: JobEnv, capsys: pytest.CaptureFixture[str]) -> None:
     rules = corpus_rules()
     use_lists(job_env)
@@ -52,9 +65,10 @@ def test_every_corpus_rule_runs_as_kibana_would(job_env: JobEnv, capsys: pytest.
         moved = rule.model_copy(update={"index": (job_env.events_pattern,)})
         (job_env.rules_dir / f"{rule.rule_id}.toml").write_text(rule_to_toml(moved))
 
-    events, twins, expected = [], {}, {}
+    events, twins, expected, groups = [], {}, {}, {}
     for rule in rules:
         event = matching_event(rule)
+        groups[rule.rule_id] = _group_values(rule, event)
         fields, expected[rule.rule_id] = override_fields(rule)
         for path, value in fields.items():
             put(event, path, value)
@@ -80,6 +94,8 @@ def test_every_corpus_rule_runs_as_kibana_would(job_env: JobEnv, capsys: pytest.
         assert alert["kibana.alert.risk_score"] == risk_score, rule.name
         assert alert["kibana.alert.rule.name"] == name, rule.name
         assert alert.get("kibana.alert.building_block_type") == rule.building_block_type, rule.name
+        # Grouped: the group's terms; not grouped (doNotSuppress, the event lacks the fields): an ordinary alert.
+        assert alert.get("kibana.alert.suppression.terms", []) == groups[rule.rule_id], rule.name
         # Parameters as the job's own builder makes them for this rule and event (the document as stored).
         built = build_alert(
             rule.model_copy(update={"index": (job_env.events_pattern,)}),
