@@ -154,8 +154,11 @@ def test_a_rolling_restart_during_a_backfill_loses_no_alert(cluster: esnode.Clus
         restarts.append(RestartNode(PAGE_2, node, _green(cluster), restarts[-1] if restarts else None))
     steps = [Step(k, restarts[(k - 1) // 2] if k in (1, 3, 5) else None, must_complete=True) for k in range(8)]
     expected = [(alerted, set[str]()) for alerted in reference]
-    played = harness.play(steps, expected)
-    restarts[-1].join()
+    try:
+        played = harness.play(steps, expected)
+    finally:  # never leave a restart running behind the test
+        for restart in restarts:
+            restart.join()
     played = harness.play([Step(8)], expected, played)
     assert played.fired == 3, played.log
     assert set(played.statuses) == {"succeeded"}, played.log
