@@ -60,7 +60,7 @@ class Applied:
     """What one faulted run did."""
 
     result: JobResult
-    interrupted: int | None  # execution records it left running (a later run must mark them failed); None: see
+    interrupted: int | None  # records it left running (a later run marks them failed); None: not foreseen
     fired: bool = True  # the fault happened (its request came)
 
     @property
