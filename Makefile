@@ -33,6 +33,7 @@ HELM_LDFLAGS := -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
 help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
 	@echo "make test     lint, type-check and run every test (integration tests on Elasticsearch 8.19 and 9.x)"
+	@echo "make test-cluster  only the three-node cluster tests, on 8.19 and 9.x"
 	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3); prints its URL last"
 	@echo "make es-down  stop every local node es-up started"
 	@echo "make bench    speed and memory benchmarks"
@@ -61,8 +62,8 @@ lint: $(STAMP)
 
 # The test session starts its own node (fresh data in a temporary folder) unless
 # DETECTION_ES_HOSTS points at a cluster, and stops it at the end. Unit tests run once, the
-# integration tests once per release in TEST_ES_VERSIONS; then the chart checks and the lowest
-# dependency versions.
+# integration tests (the three-node cluster tests among them) once per release in TEST_ES_VERSIONS;
+# then the chart checks and the lowest dependency versions.
 test: $(STAMP) lint
 	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
 	$(VENV)/bin/pytest -m "not integration" --ignore=tests/chart
@@ -74,9 +75,11 @@ test: $(STAMP) lint
 test-es: $(STAMP) es-build
 	$(VENV)/bin/pytest -m integration --ignore=tests/chart
 
-# Only the three-node cluster tests (make test runs them too), on every release in TEST_ES_VERSIONS.
+# The three-node cluster tests (the cluster itself, and the job on it while nodes die and restart), on
+# every release in TEST_ES_VERSIONS; make test runs them too.
 test-cluster: $(STAMP)
-	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(VENV)/bin/pytest -m cluster || exit 1; done
+	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(VENV)/bin/pytest -m cluster --ignore=tests/chart || exit 1; done
 
 $(HELM):
 	@echo "building helm $(HELM_VERSION) from the Go module proxy (once; several minutes)"

@@ -45,7 +45,9 @@ In pytest (tests/conftest.py): ``es_node`` is the session's RunningNode (None wi
 ``DETECTION_ES_HOSTS``), ``es_url`` its URL behind the recording proxy, which stays valid across
 ``es_node.kill()`` + ``es_node.restart()`` (while the node is down the proxy drops connections, as
 a dead node would). A test that kills or pauses the session node must restart or resume it, in a
-``finally``. For a cluster, start one per module (``running_cluster``) and give the job
+``finally``; a test that means to kill or pause a node starts one of its own (``start``, module scope).
+``cluster`` is the session's three-node cluster (started once, by the first test that asks), green
+with three nodes before and after each test (dead nodes restarted, paused ones resumed); give the job
 ``cluster.hosts``.
 
 Modules: build.py (releases, JDK, Maven and javac), node.py (RunningNode), cluster.py (Cluster);

@@ -2,31 +2,49 @@
 outcome compared with a clean reference run of the same schedule.
 
 A case is a list of :class:`Step`: run the job once at one of the schedule's times, under a fault or
-none. A fault is any object with ``name`` and ``apply(harness, now) -> Applied``; :class:`KillJob`
-(SIGKILL the job process when a chosen request reaches the proxy) is the one used today. Faults on the
-node (SIGKILL and restart on the same port, SIGSTOP past the request timeout, a multi-node cluster)
-are further fault kinds with the same interface: they run the job (``harness.run_job``) while doing
-something to the node, and say whether the run may have left an interrupted record.
+none. A fault is any object with ``name`` and ``apply(harness, now) -> Applied``; it runs the job
+(``harness.run_job``) while doing something to it or to Elasticsearch, at a counted request (never after
+a delay), and says how many execution records the run left ``running``:
 
-Every run goes through a fault proxy that refuses the alerts of the *poison* events (a 400 item error,
+* :class:`KillJob`: SIGKILL the job process;
+* :class:`KillNode`: SIGKILL a node (the single node, a cluster's elected master, the node holding a
+  shard) and start it again on the same data and port, after the job gave up or while it retries;
+* :class:`PauseNode`: SIGSTOP a node for longer than the job's request timeout, then SIGCONT it, when
+  the job retries or after it gave up (what the job sent meanwhile is still handled, late);
+* :class:`RestartNode`: restart a node gracefully in the background while the runs go on (the steps of
+  a rolling restart).
+
+:meth:`ChaosHarness.play` runs the steps and checks after each: no alert twice, none beyond the clean
+reference, and a run whose records say it completed left exactly the reference's alerts and dead
+letters and had every earlier interrupted run marked ``failed``.
+
+With *poison* events, every run goes through a fault proxy that refuses their alerts (a 400 item error,
 as for a document Elasticsearch cannot parse), in the reference run too, so that dead-lettering is part
 of every case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import random
-from collections.abc import Sequence
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
+from esnode.esnode import RunningNode
 from job.run.execlog import INTERRUPTED_MESSAGE
 from job.run.ids import alert_id
 from tests.faultproxy import FaultProxy, refusing_bulk
-from tests.integration.run.conftest import JobEnv, iso
+from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import JobResult, KillPoint, run_job
+
+COMPLETED = ("succeeded", "partial failure")
 
 
 class Phase(enum.Enum):
@@ -42,7 +60,8 @@ class Applied:
     """What one faulted run did."""
 
     result: JobResult
-    interrupted: int  # execution records it left running (a later run must mark them failed)
+    interrupted: int | None  # records it left running (a later run marks them failed); None: not foreseen
+    fired: bool = True  # the fault happened (its request came)
 
     @property
     def completed(self) -> bool:
@@ -71,10 +90,190 @@ class KillJob:
         return Applied(result, 1 if result.killed and self.phase is Phase.DURING else 0)
 
 
+Pick = Callable[[], RunningNode]
+Settings = Mapping[str, str]
+
+# Settings of the faulted runs (DETECTION_*): give up soon on a dead or paused node, or retry for long
+# enough to outlast a restart.
+GIVE_UP = {"retry_attempts": "2", "retry_max_seconds": "3"}
+OUTLAST_RESTART = {"retry_attempts": "30", "retry_max_seconds": "180"}
+PAUSE_TIMEOUT = {"es_request_timeout": "2"}  # seconds; a paused node answers nothing for longer
+
+
+def _ignore() -> None:
+    pass
+
+
+def _arm(point: KillPoint, action: Callable[[], None], **how: bool) -> Callable[[FaultProxy], None]:
+    def arm(proxy: FaultProxy) -> None:
+        proxy.on_request(point.path, after=point.nth - 1, action=action, method=point.method, **how)
+
+    return arm
+
+
+class _Background:
+    """A node operation (a restart) on a thread; its error is raised by ``join``."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(work,), daemon=True)
+        self.thread.start()
+
+    def _run(self, work: Callable[[], None]) -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass(frozen=True)
+class KillNode:
+    """SIGKILL the node ``pick`` names when the job's request ``point`` reaches the proxy (with
+    ``point.forward_first``, once Elasticsearch has handled it), and start it again on the same data and
+    port: once the job has given up (``restart="after"``), or at once, while the job retries
+    (``"during"``). ``healed`` waits until the cluster is whole again (a cluster's health)."""
+
+    point: KillPoint
+    phase: Phase  # where the run stands when the node dies, seen from its record (with restart="after")
+    pick: Pick
+    restart: Literal["after", "during"] = "after"
+    healed: Callable[[], None] = _ignore
+    label: str = "the node"
+    settings: Settings | None = None  # of the run; default: give up soon (restart after), or outlast the restart
+
+    @property
+    def name(self) -> str:
+        return f"SIGKILL {self.label} at {self.point}, restarted {self.restart} the run"
+
+    def apply(self, harness: ChaosHarness, now: datetime) -> Applied:
+        victims: list[RunningNode] = []
+        restarts: list[_Background] = []
+
+        def kill() -> None:
+            node = self.pick()
+            node.kill()
+            victims.append(node)
+            if self.restart == "during":
+                restarts.append(_Background(node.restart))
+
+        how = {"forward_first": self.point.forward_first}
+        settings = self.settings
+        if settings is None:
+            settings = GIVE_UP if self.restart == "after" else OUTLAST_RESTART
+        try:
+            result = harness.run_job(now, arm=_arm(self.point, kill, **how), settings=settings)
+        finally:
+            for restart in restarts:
+                restart.join()
+            for node in victims:
+                if not node.alive:
+                    node.restart()
+        self.healed()
+        # A single node that stays dead until the job gave up: the phase says whether a record stays running.
+        predictable = self.settings is None and self.restart == "after" and victims
+        expected = int(self.phase is Phase.DURING) if predictable else None
+        return Applied(result, expected, fired=bool(victims))
+
+
+@dataclass(frozen=True)
+class PauseNode:
+    """SIGSTOP the node ``pick`` names when the job's request ``point`` reaches the proxy, and send that
+    request on to the stopped node. The job's request timeout is ``PAUSE_TIMEOUT``, so it times out; the node
+    gets SIGCONT when the job's next request arrives (``resume="retry"``: the retry, so the node stayed
+    stopped past the timeout), or once the job has given up (``"after"``). Everything the job sent is then
+    handled, late: the harness waits for those answers before it looks."""
+
+    point: KillPoint
+    pick: Pick
+    resume: Literal["retry", "after"] = "retry"
+    label: str = "the node"
+
+    @property
+    def name(self) -> str:
+        when = "at the retry" if self.resume == "retry" else "after the run"
+        return f"SIGSTOP {self.label} at {self.point}, resumed {when}"
+
+    def apply(self, harness: ChaosHarness, now: datetime) -> Applied:
+        paused: list[RunningNode] = []
+
+        def arm(proxy: FaultProxy) -> None:
+            def pause() -> None:
+                node = self.pick()
+                node.pause()
+                paused.append(node)
+                if self.resume == "retry":
+                    proxy.on_request(r".", after=0, action=node.resume, answer=True)
+
+            _arm(self.point, pause, answer=True)(proxy)
+
+        def finish(proxy: FaultProxy) -> None:
+            for node in paused:
+                node.resume()
+            assert proxy.drain(), "Elasticsearch did not answer the requests sent while it was paused"
+
+        settings = {**PAUSE_TIMEOUT, **(GIVE_UP if self.resume == "after" else {"retry_attempts": "6"})}
+        try:
+            result = harness.run_job(now, arm=arm, finish=finish, settings=settings)
+        finally:
+            for node in paused:
+                node.resume()
+        return Applied(result, None, fired=bool(paused))
+
+
+@dataclass
+class RestartNode:
+    """Restart ``node`` gracefully (stop, start on the same data and port, wait for ``healed``) in the
+    background, starting when the job's request ``point`` reaches the proxy; the runs go on meanwhile.
+    Before it arms, it waits for the restart of ``previous`` (the node before it in a rolling restart)."""
+
+    point: KillPoint
+    node: RunningNode
+    healed: Callable[[], None] = _ignore
+    previous: RestartNode | None = None
+    restart: _Background | None = field(default=None, init=False)
+
+    @property
+    def name(self) -> str:
+        return f"restart {self.node.name} from {self.point}"
+
+    def apply(self, harness: ChaosHarness, now: datetime) -> Applied:
+        if self.previous is not None:
+            self.previous.join()
+
+        def begin() -> None:
+            self.restart = _Background(lambda: (self.node.restart(), self.healed()))
+
+        result = harness.run_job(now, arm=_arm(self.point, begin, answer=True))
+        return Applied(result, None, fired=self.restart is not None)
+
+    def join(self) -> None:
+        if self.restart is not None:
+            self.restart.join()
+
+
 @dataclass(frozen=True)
 class Step:
     time: int  # index into the schedule
     fault: Fault | None = None
+    must_complete: bool | None = None  # the run must record success (default: when there is no fault)
+
+
+@dataclass
+class Played:
+    """What :meth:`ChaosHarness.play` saw."""
+
+    log: list[str] = field(default_factory=list)
+    fired: int = 0  # faults that happened
+    interrupted: int = 0  # records faulted runs left running, each marked failed by a later run
+    completed_under_fault: int = 0  # faulted runs whose records say they completed
+    statuses: Counter[str] = field(default_factory=Counter)  # of every record the steps wrote
+    results: list[JobResult] = field(default_factory=list)  # of each step's job process
+    records: list[list[dict[str, Any]]] = field(default_factory=list)  # the records each step's run wrote
 
 
 @dataclass
@@ -99,11 +298,29 @@ class ChaosHarness:
     def _refusing(self, proxy: FaultProxy) -> None:
         proxy.always(r"^/_bulk", refusing_bulk(self.es_url, self.refused_alerts))
 
-    def run_job(self, now: datetime, kill: KillPoint | None = None) -> JobResult:
-        """The job as a process, through the refusing proxy (and the kill, if any). ``--all``: every run
-        searches, also a rerun at the same ``--now`` after a run that completed (due-ness has tests of its
-        own; here every run is a chance for a kill)."""
-        return run_job(self.es_url, ["run", "--all", "--now", iso(now)], kill=kill, setup=self._refusing)
+    def run_job(
+        self,
+        now: datetime,
+        kill: KillPoint | None = None,
+        *,
+        arm: Callable[[FaultProxy], None] | None = None,
+        finish: Callable[[FaultProxy], None] | None = None,
+        settings: Settings | None = None,
+    ) -> JobResult:
+        """The job as a process, through the refusing proxy (and the kill, if any; ``arm`` adds faults to the
+        proxy, ``finish`` runs when the job has ended; ``settings`` are more ``DETECTION_*``). ``--all``:
+        every run searches, also a rerun at the same ``--now`` after a run that completed (due-ness has
+        tests of its own; here every run is a chance for a fault)."""
+
+        def setup(proxy: FaultProxy) -> None:
+            if self.poison:
+                self._refusing(proxy)
+            if arm is not None:
+                arm(proxy)
+
+        env = dict(os.environ) | {f"DETECTION_{key.upper()}": value for key, value in (settings or {}).items()}
+        args = ["run", "--all", "--now", iso(now)]
+        return run_job(self.es_url, args, kill=kill, env=env, setup=setup, finish=finish)
 
     def settle(self) -> None:
         """Time passes between runs: what the last run wrote becomes searchable (the index refresh interval,
@@ -130,6 +347,8 @@ class ChaosHarness:
         return [hit["_source"]["event"]["id"] for hit in self._all(index, {"term": {"rule.rule_id": self.rule_id}})]
 
     def records(self) -> list[dict[str, Any]]:
+        if not self.env.es.indices.exists(index=self.env.executions):
+            return []
         self.env.es.indices.refresh(index=self.env.executions)
         return [hit["_source"] for hit in self._all(self.env.executions, {"term": {"rule.rule_id": self.rule_id}})]
 
@@ -149,9 +368,8 @@ class ChaosHarness:
             "dead_letter_index": f"{self.reference_prefix}-deadletter",
         }
         outcome: list[tuple[set[str], set[str]]] = []
-        with FaultProxy(self.es_url) as proxy:
-            self._refusing(proxy)
-            self.env.set(es_hosts=proxy.url, **names)
+        with self._reference_hosts() as hosts:
+            self.env.set(es_hosts=hosts, **names)
             try:
                 for now in self.schedule:
                     assert self.env.run("--now", iso(now)) in (0, 1)
@@ -170,11 +388,94 @@ class ChaosHarness:
                 )
         return outcome
 
+    @contextlib.contextmanager
+    def _reference_hosts(self) -> Iterator[str]:
+        """Where the reference runs connect: the refusing proxy when there are poison events."""
+        if not self.poison:
+            yield self.es_url
+            return
+        with FaultProxy(self.es_url) as proxy:
+            self._refusing(proxy)
+            yield proxy.url
+
     def interrupted_records(self) -> int:
         return sum(1 for record in self.records() if record["execution"]["message"] == INTERRUPTED_MESSAGE)
 
     def running_records(self) -> int:
         return sum(1 for record in self.records() if record["execution"]["status"] == "running")
+
+    # -- playing a case ----------------------------------------------------------------------------
+
+    def play(
+        self, steps: Sequence[Step], reference: Sequence[tuple[set[str], set[str]]], played: Played | None = None
+    ) -> Played:
+        """Run the steps; after each, check what holds whatever a fault did (see the module docstring).
+        ``played``: what earlier steps of the same case saw, to go on from."""
+        played = played or Played()
+        for step in steps:
+            now = self.schedule[step.time]
+            before = {record["execution"]["uuid"] for record in self.records()}
+            began = time.monotonic()
+            applied = Applied(self.run_job(now), 0) if step.fault is None else step.fault.apply(self, now)
+            took = time.monotonic() - began
+            self.settle()
+            result = applied.result
+            mine = [record for record in self.records() if record["execution"]["uuid"] not in before]
+            statuses = [record["execution"]["status"] for record in mine]
+            ended = "killed" if result.killed else f"exit {result.returncode}"
+            what = step.fault.name if step.fault else "clean run"
+            played.log.append(f"t{step.time} {what}: {ended}, {statuses} ({took:.0f}s)")
+            seen = f"{played.log[-1]}\nafter: {played.log[:-1]}\n{result.stderr[-3000:]}"
+            played.statuses.update(statuses)
+            played.results.append(result)
+            played.records.append(mine)
+            played.fired += step.fault is not None and applied.fired
+            assert applied.fired or step.fault is None, f"the fault did not happen: {seen}"
+
+            expected_alerts, expected_dead = reference[step.time]
+            alerted, dead = self.alerted(), set(self.dead_lettered())
+            assert len(alerted) == len(set(alerted)), f"duplicate alerts: {seen}"
+            assert set(alerted) <= expected_alerts, f"alerts the reference does not have: {seen}"
+            assert dead <= expected_dead and not dead & set(alerted), seen
+
+            left_running = statuses.count("running")
+            assert applied.interrupted in (None, left_running), f"{left_running} records left running: {seen}"
+            played.interrupted += left_running
+            completed = bool(statuses) and all(status in COMPLETED for status in statuses)
+            if step.fault is not None and completed:
+                played.completed_under_fault += 1
+            if step.must_complete or (step.must_complete is None and step.fault is None):
+                assert completed and result.returncode in (0, 1), f"the run did not complete: {seen}"
+            if not completed:  # never a silent success: a run that did not finish says so
+                assert result.killed or result.returncode != 0, f"a run that did not complete exited 0: {seen}"
+                continue
+            # A run that recorded success vouches for everything up to its time.
+            missing = expected_alerts - set(alerted)
+            assert not missing, f"a run recorded {statuses} with {len(missing)} alerts missing: {seen}"
+            assert dead == expected_dead, f"dead letters {sorted(dead)} instead of {sorted(expected_dead)}: {seen}"
+            assert self.running_records() == 0, f"a running record was not marked: {seen}"
+            assert self.interrupted_records() == played.interrupted, seen
+        return played
+
+
+def schedule_events(
+    schedule: Sequence[datetime], *, matching: int, ties: int, others: int, poison: Sequence[str], seed: int
+) -> list[dict[str, Any]]:
+    """Events for a schedule of runs of the test rule (``from = "now-15m"``): ``matching`` ones evenly
+    spread from the first window's start to the last run, ``ties`` sharing one timestamp in the first
+    window (across page boundaries), ``others`` that do not match at seeded times, and one event of
+    ``poison`` five minutes before each run (so each in a window of its own)."""
+    first = schedule[0] - timedelta(minutes=15)
+    span = (schedule[-1] - first).total_seconds()
+    events = [cred_event(first + timedelta(seconds=span * i / matching), _id=f"e{i}") for i in range(matching)]
+    events += [cred_event(schedule[0] - timedelta(minutes=7), _id=f"tie-{i}") for i in range(ties)]
+    rng = random.Random(seed)
+    events += [
+        cred_event(first + timedelta(seconds=rng.uniform(0, span)), _id=f"other-{i}", event={"kind": "alert"})
+        for i in range(others)
+    ]
+    events += [cred_event(at - timedelta(minutes=5), _id=name) for at, name in zip(schedule, poison, strict=True)]
+    return events
 
 
 @dataclass(frozen=True)

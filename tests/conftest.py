@@ -98,6 +98,27 @@ def _no_elasticsearch_warnings(request: pytest.FixtureRequest) -> Iterator[None]
 
 
 @pytest.fixture(scope="session")
+def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[esnode.Cluster]:
+    """A three-node local cluster (esnode.start_cluster) of the session's release, started by the first test
+    that needs it and shared by every cluster test (one start per session)."""
+    with esnode.running_cluster(tmp_path_factory.mktemp("cluster"), nodes=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(three_nodes: esnode.Cluster) -> Iterator[esnode.Cluster]:
+    """The session's cluster, green with three nodes before and after each test (dead nodes restarted,
+    paused ones resumed)."""
+    three_nodes.wait_for(status="green", nodes=3)
+    yield three_nodes
+    for node in three_nodes.nodes:
+        node.resume()
+        if not node.alive:
+            node.restart()
+    three_nodes.wait_for(status="green", nodes=3)
+
+
+@pytest.fixture(scope="session")
 def es(es_url: str) -> Iterator[Elasticsearch]:
     client = Elasticsearch(es_url, request_timeout=60)
     yield client

@@ -5,6 +5,8 @@ with a status (429, 503, ...) or close their connection without answering. It al
 requests it sees, so tests can assert on retries, and records every ``Warning`` header the node
 answers with (deprecations), so the test session can fail on them. When the node cannot be reached
 (killed, restarting) the proxy closes the client's connection without an answer, as a dead node would.
+Several proxies may share one :class:`ProxyState` (one per node of a cluster): their faults and counts are
+then common, so "the 3rd bulk request" means the 3rd whichever node it goes to.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Fault:
     respond: Responder | None = None  # build the answer from the request body
     action: Callable[[], None] | None = None  # run when the fault fires, before answering
     forward_first: bool = False  # with an action: forward the request, then run the action, never answer
+    answer: bool = False  # with an action: run it, then forward the request and answer as usual
 
 
 def _error_body(status: int, kind: str = "injected_fault") -> bytes:
@@ -99,6 +102,11 @@ class ProxyState:
     injected: int = 0
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Warning header)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    forwarding: int = 0  # requests sent upstream and not answered yet
+    idle: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.idle = threading.Condition(self.lock)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -117,10 +125,10 @@ class ProxyState:
 class FaultProxy:
     """``with FaultProxy(upstream) as proxy: ... proxy.url ...``"""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, state: ProxyState | None = None) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 9200)
-        self.state = ProxyState()
+        self.state = state or ProxyState()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -152,12 +160,14 @@ class FaultProxy:
         action: Callable[[], None],
         method: str | None = None,
         forward_first: bool = False,
+        answer: bool = False,
     ) -> None:
         """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped
-        (``forward_first``: Elasticsearch gets it, the client never gets the answer)."""
+        (``forward_first``: Elasticsearch gets it, the client never gets the answer; ``answer``: it is
+        forwarded after the action and answered as usual)."""
         with self.state.lock:
             self.state.faults.append(
-                Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first)
+                Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first, answer)
             )
 
     def reject_bulk_items(
@@ -177,6 +187,12 @@ class FaultProxy:
         with self.state.lock:
             taken, self.state.warnings = self.state.warnings, []
         return taken
+
+    def drain(self, timeout: float = 120.0) -> bool:
+        """Wait until every request sent upstream has its answer (or failed): after a paused node resumes, the
+        requests its clients gave up on are still handled. False if some are still pending after ``timeout``."""
+        with self.state.idle:
+            return self.state.idle.wait_for(lambda: self.state.forwarding == 0, timeout)
 
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
@@ -208,6 +224,8 @@ class FaultProxy:
                     self._upstream_response(body)
                 if fault is not None and fault.action is not None:
                     fault.action()
+                if fault is not None and fault.answer:
+                    fault = None
                 if fault is not None and fault.status is None:
                     self.close_connection = True
                     self.connection.close()
@@ -234,15 +252,31 @@ class FaultProxy:
                     if key.lower() not in _HOP_HEADERS:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(data)
+                except OSError:  # the client gave up waiting (its request timed out): nobody reads the answer
+                    self.close_connection = True
 
             def _upstream_response(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes] | None:
                 with state.lock:
+                    state.forwarding += 1
+                try:
+                    return self._exchange(body)
+                finally:
+                    with state.lock:
+                        state.forwarding -= 1
+                        state.idle.notify_all()
+
+            def _exchange(self, body: bytes | None) -> tuple[int, list[tuple[str, str]], bytes] | None:
+                with state.lock:
                     standing = [respond for pattern, respond in state.standing if pattern.search(self.path)]
                 if standing:
-                    status, payload = standing[0](body or b"")
+                    try:
+                        status, payload = standing[0](body or b"")
+                    except OSError:  # the node is down: a dropped connection, as below
+                        return None
                     headers = [("Content-Type", "application/json"), ("X-Elastic-Product", "Elasticsearch")]
                     return status, headers, payload
                 connection = http.client.HTTPConnection(*upstream, timeout=120)

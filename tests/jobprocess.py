@@ -3,10 +3,14 @@
 A kill point names a kind of request (a path pattern and method) and which occurrence of it kills
 the job: before Elasticsearch sees it, or after Elasticsearch handled it but before the job reads
 the answer. Counting requests (not time) makes every kill land at the same place on every run.
+
+For a cluster (``es_url`` lists several comma-separated node URLs) each node gets its own proxy and the
+job all of them; the proxies share their faults and counts, so a kill point counts requests to any node.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from tests.faultproxy import FaultProxy
+from tests.faultproxy import FaultProxy, ProxyState
 
 
 @dataclass(frozen=True)
@@ -49,18 +53,23 @@ def run_job(
     kill: KillPoint | None = None,
     env: Mapping[str, str] | None = None,
     setup: Callable[[FaultProxy], None] | None = None,
+    finish: Callable[[FaultProxy], None] | None = None,
     timeout: float = 300,
 ) -> JobResult:
     """Run ``python -m job ARGS`` with ``DETECTION_*`` from ``env`` (default: this process's environment);
-    ``setup`` prepares the proxy (standing answers, more faults) before the job starts."""
+    ``setup`` prepares the proxy (standing answers, more faults) before the job starts, ``finish`` runs
+    once the job has ended, while the proxy still forwards what the job sent."""
     environment = dict(os.environ if env is None else env)
     process: list[subprocess.Popen[str]] = []
 
     def kill_job() -> None:
         os.kill(process[0].pid, signal.SIGKILL)
 
-    with FaultProxy(es_url) as proxy:
-        environment["DETECTION_ES_HOSTS"] = proxy.url
+    state = ProxyState()
+    with contextlib.ExitStack() as stack:
+        proxies = [stack.enter_context(FaultProxy(url.strip(), state)) for url in es_url.split(",")]
+        proxy = proxies[0]
+        environment["DETECTION_ES_HOSTS"] = ",".join(each.url for each in proxies)
         if setup is not None:
             setup(proxy)
         if kill is not None:
@@ -77,4 +86,6 @@ def run_job(
             )
         )
         stdout, stderr = process[0].communicate(timeout=timeout)
+        if finish is not None:
+            finish(proxy)
     return JobResult(process[0].returncode, stdout, stderr)

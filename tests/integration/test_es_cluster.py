@@ -1,13 +1,11 @@
 """A real three-node cluster on loopback (esnode.start_cluster): it forms, keeps serving when a node or
 the elected master is SIGKILLed, takes the node back on restart, and survives a rolling restart.
 
-One cluster serves the whole module; every test leaves it green with three nodes.
+The session's cluster (the ``cluster`` fixture, tests/conftest.py) serves every test; each leaves it
+green with three nodes.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch, helpers
@@ -17,24 +15,6 @@ from esnode import esnode
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 DOCS = 200
-
-
-@pytest.fixture(scope="module")
-def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[esnode.Cluster]:
-    with esnode.running_cluster(Path(tmp_path_factory.mktemp("cluster")), nodes=3) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def cluster(three_nodes: esnode.Cluster) -> Iterator[esnode.Cluster]:
-    """The module's cluster, green with three nodes before and after each test (dead nodes restarted)."""
-    three_nodes.wait_for(status="green", nodes=3)
-    yield three_nodes
-    for node in three_nodes.nodes:
-        node.resume()
-        if not node.alive:
-            node.restart()
-    three_nodes.wait_for(status="green", nodes=3)
 
 
 def _client(node: esnode.RunningNode) -> Elasticsearch:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,18 +170,15 @@ def cred_event(moment: datetime, **fields: Any) -> dict[str, Any]:
     return event
 
 
-@pytest.fixture
-def job_env(
-    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[JobEnv]:
-    import os
-
+def sandbox(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobEnv:
+    """A :class:`JobEnv` on the cluster ``es_url`` names (``es`` is a client of it): no other ``DETECTION_*``
+    setting, indices named after ``prefix``, rules in ``tmp_path``, which is the working directory."""
     for key in list(os.environ):
         if key.startswith("DETECTION_"):
             monkeypatch.delenv(key)
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
-    env = JobEnv(es=es, prefix=index_name, rules_dir=rules_dir, monkeypatch=monkeypatch)
+    env = JobEnv(es=es, prefix=prefix, rules_dir=rules_dir, monkeypatch=monkeypatch)
     monkeypatch.chdir(tmp_path)
     env.set(
         es_hosts=es_url,
@@ -191,5 +189,13 @@ def job_env(
         alerts_max="100000",
         retry_max_seconds="30",
     )
+    return env
+
+
+@pytest.fixture
+def job_env(
+    es: Elasticsearch, es_url: str, index_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[JobEnv]:
+    env = sandbox(es, es_url, index_name, tmp_path, monkeypatch)
     yield env
     es.options(ignore_status=404).indices.delete_index_template(name=f"{env.alerts}-template")

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.chaos import ChaosHarness, KillJob, Phase, Step, kill_kinds
-from tests.integration.run.conftest import JobEnv, cred_event
+from tests.chaos import ChaosHarness, KillJob, Phase, Step, kill_kinds, schedule_events
+from tests.integration.run.conftest import JobEnv
 
 pytestmark = pytest.mark.integration
 
@@ -23,20 +23,6 @@ SCHEDULE = [T0 + timedelta(minutes=10 * k) for k in range(5)]  # the rule runs e
 MATCHING = 3000
 POISON = [f"poison-{k}" for k in range(5)]  # one new in each scheduled window; Elasticsearch refuses their alerts
 KILLS_PER_RUN = 6
-
-
-def _events() -> list[dict[str, object]]:
-    first = T0 - timedelta(minutes=15)
-    span = (SCHEDULE[-1] - first).total_seconds()
-    events = [cred_event(first + timedelta(seconds=span * i / MATCHING), _id=f"e{i}") for i in range(MATCHING)]
-    events += [cred_event(T0 - timedelta(minutes=7), _id=f"tie-{i}") for i in range(250)]  # one timestamp
-    rng = random.Random(SEED)
-    events += [
-        cred_event(first + timedelta(seconds=rng.uniform(0, span)), _id=f"other-{i}", event={"kind": "alert"})
-        for i in range(500)
-    ]
-    events += [cred_event(at - timedelta(minutes=5), _id=poison) for at, poison in zip(SCHEDULE, POISON, strict=True)]
-    return events
 
 
 def _steps(env: JobEnv) -> list[Step]:
@@ -59,7 +45,7 @@ def test_thirty_kills_leave_the_exact_alert_set_and_every_interrupted_run_record
     started = time.monotonic()
     job_env.set(page_size="100")
     rule_id = job_env.write_rule()
-    job_env.index_events(_events())
+    job_env.index_events(schedule_events(SCHEDULE, matching=MATCHING, ties=250, others=500, poison=POISON, seed=SEED))
     harness = ChaosHarness(job_env, es_url, rule_id, frozenset(POISON), SCHEDULE)
     reference = harness.reference()
     for alerted, dead in reference:  # the reference itself: every matching event is alerted or dead-lettered
