@@ -35,6 +35,7 @@ class Fault:
     respond: Responder | None = None  # build the answer from the request body
     action: Callable[[], None] | None = None  # run when the fault fires, before answering
     forward_first: bool = False  # with an action: forward the request, then run the action, never answer
+    then_forward: bool = False  # with an action: run it, then forward the request and answer as usual
 
 
 def _error_body(status: int, kind: str = "injected_fault") -> bytes:
@@ -152,12 +153,14 @@ class FaultProxy:
         action: Callable[[], None],
         method: str | None = None,
         forward_first: bool = False,
+        then_forward: bool = False,
     ) -> None:
         """Run ``action`` on the matching request after ``after`` of them went through; that request is dropped
-        (``forward_first``: Elasticsearch gets it, the client never gets the answer)."""
+        (``forward_first``: Elasticsearch gets it, the client never gets the answer; ``then_forward``: it goes
+        through once the action returns, so an action that blocks holds the request)."""
         with self.state.lock:
             self.state.faults.append(
-                Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first)
+                Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first, then_forward)
             )
 
     def reject_bulk_items(
@@ -177,6 +180,11 @@ class FaultProxy:
         with self.state.lock:
             taken, self.state.warnings = self.state.warnings, []
         return taken
+
+    def requests(self) -> list[tuple[str, str]]:
+        """Every (method, path with query) seen so far, oldest first."""
+        with self.state.lock:
+            return list(self.state.requests)
 
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
@@ -208,6 +216,8 @@ class FaultProxy:
                     self._upstream_response(body)
                 if fault is not None and fault.action is not None:
                     fault.action()
+                    if fault.then_forward:
+                        fault = None
                 if fault is not None and fault.status is None:
                     self.close_connection = True
                     self.connection.close()

@@ -190,6 +190,8 @@ def job_env(
         rules_dir=str(rules_dir),
         alerts_max="100000",
         retry_max_seconds="30",
+        # Runs install their indices, as `make demo` does; the least-privilege tests turn this off.
+        auto_setup="true",
     )
     yield env
     es.options(ignore_status=404).indices.delete_index_template(name=f"{env.alerts}-template")
