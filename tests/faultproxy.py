@@ -99,6 +99,8 @@ class ProxyState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     injected: int = 0
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Warning header)
+    body_paths: list[re.Pattern[str]] = field(default_factory=list)  # requests whose bodies are kept
+    bodies: list[tuple[str, str, bytes]] = field(default_factory=list)  # (method, path, body)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_fault(self, method: str, path: str) -> Fault | None:
@@ -181,6 +183,16 @@ class FaultProxy:
             taken, self.state.warnings = self.state.warnings, []
         return taken
 
+    def keep_bodies(self, path_regex: str) -> None:
+        """Keep the body of every request whose path matches (see :meth:`bodies`)."""
+        with self.state.lock:
+            self.state.body_paths.append(re.compile(path_regex))
+
+    def bodies(self) -> list[tuple[str, str, bytes]]:
+        """(method, path, body) of the requests :meth:`keep_bodies` asked for, oldest first."""
+        with self.state.lock:
+            return list(self.state.bodies)
+
     def requests(self) -> list[tuple[str, str]]:
         """Every (method, path with query) seen so far, oldest first."""
         with self.state.lock:
@@ -211,6 +223,9 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                with state.lock:
+                    if any(pattern.search(self.path) for pattern in state.body_paths):
+                        state.bodies.append((self.command, self.path, body or b""))
                 fault = state.take_fault(self.command, self.path)
                 if fault is not None and fault.forward_first:
                     self._upstream_response(body)

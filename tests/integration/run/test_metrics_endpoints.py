@@ -166,7 +166,7 @@ def test_schedule_serves_health_readiness_and_metrics(job_env: JobEnv, es_url: s
             with proxy.state.lock:
                 proxy.state.faults.clear()  # the node is back
             wait_for(lambda: fetch(port, "/readyz")[0] == 200, "/readyz to turn ready")
-            assert fetch(port, "/readyz")[1] == "ok: Elasticsearch reachable, alert index template current\n"
+            assert fetch(port, "/readyz")[1] == "ok: Elasticsearch reachable, the indices set up for this version\n"
 
             def two_passes() -> bool:
                 scraped = samples(fetch(port, "/metrics")[1])
