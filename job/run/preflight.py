@@ -55,7 +55,7 @@ def missing_fields(actual: Mapping[str, Any], wanted: Mapping[str, Any]) -> list
     return [path for path in field_paths(wanted["properties"]) if path not in have]
 
 
-def _write_indices(aliases: Mapping[str, Any]) -> dict[str, str]:
+def write_indices(aliases: Mapping[str, Any]) -> dict[str, str]:
     """alias -> its write index, from a ``GET <names>/_alias`` answer (a lone index counts as the write index)."""
     members: dict[str, list[tuple[str, bool]]] = {}
     for index, body in aliases.items():
@@ -75,7 +75,7 @@ def problems(es: Elasticsearch, policy: RetryPolicy, settings: Settings) -> list
     found = policy.call(
         lambda: es.indices.get_alias(index=[alerts, executions, dead_letters], ignore_unavailable=True)
     ).body
-    writes = _write_indices(found)
+    writes = write_indices(found)
     found_problems: list[str] = []
     targets: dict[str, str] = {}
     if alerts in writes:
