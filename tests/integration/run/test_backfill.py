@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,3 +108,32 @@ def test_bad_ranges_are_refused_before_anything_runs(
     rule_id = job_env.write_rule(interval="1m")
     assert cli_main(["backfill", "--rule", rule_id, *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_on_a_terminal_a_progress_bar_replaces_the_lines_per_window(job_env: JobEnv, es_url: str) -> None:
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(START + timedelta(minutes=3), _id="one")])
+    args = ["backfill", "--rule", rule_id, "--from", iso(START), "--to", iso(START + timedelta(minutes=30))]
+    controller, terminal = pty.openpty()
+    env = dict(os.environ, DETECTION_ES_HOSTS=es_url, COLUMNS="120", TERM="xterm")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "job", *args], env=env, stdout=subprocess.PIPE, stderr=terminal, text=True
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = process.communicate(timeout=300)
+    os.close(controller)
+    assert process.returncode == 0, shown.decode(errors="replace")
+    screen = shown.decode(errors="replace")
+    assert "3/3" in screen and "backfill Test credential theft" in screen
+    assert "backfill window" not in screen  # no line per window on a terminal
+    assert "3 windows, 0 already done, 3 run (0 failed)" in out
+    assert _alerted(job_env, rule_id) == ["one"]
