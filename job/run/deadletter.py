@@ -3,10 +3,11 @@
 An event whose alert cannot be built (anything raising while building or serializing it) or that
 Elasticsearch refuses (a bulk item error other than 409, and 429 once retried) is written here, and
 the run's window still advances past it: one event never blinds a rule. The document id is the
-event's alert id (a hash of the event index, event id, rule id and space), so a rerun overwrites the
-same entry instead of adding one, and a run's duplicate check finds alerts and dead letters with one
-``ids`` query. ``detection-job deadletter list`` shows the entries, ``deadletter retry`` re-attempts
-them (:mod:`job.run.deadletter_retry`).
+event's alert id (a hash of the event index, event id, rule id and space), so a rerun never adds a
+second entry (runs write with ``create``, which is all the runtime role allows; a 409 means the entry
+is there), and a run's duplicate check finds alerts and dead letters with one ``ids`` query.
+``detection-job deadletter list`` shows the entries, ``deadletter retry`` re-attempts them
+(:mod:`job.run.deadletter_retry`).
 """
 
 from __future__ import annotations
