@@ -151,6 +151,10 @@ def apply_retention(
     """Delete the backing indices past ``retention`` (None: keep forever), adding their names to ``deleted``."""
     if retention is None:
         return
+    # What was written in the last second counts too: an index that just got a document is not old (a run's
+    # final record goes to the backing index that holds its running record, which may no longer be the write
+    # index), and the execution records carried forward must be the newest.
+    policy.call(lambda: es.indices.refresh(index=alias))
     doomed = expired_indices(es, policy, alias, retention, now)
     if doomed and before_delete is not None:
         before_delete(doomed)

@@ -133,7 +133,8 @@ def test_retention_deletes_old_backing_indices_but_keeps_what_runs_plan_from(
     es.index(index=log, id="active-new", document=_record("active", "active-new", recent, recent, "succeeded"))
     _roll_over(job_env)
     # The write index holds only an old record: the write index is never deleted.
-    es.index(index=log, id="write-old", document=_record("other", "write-old", old, old, "succeeded"), refresh=True)
+    es.index(index=log, id="write-old", document=_record("other", "write-old", old, old, "succeeded"))
+    es.indices.refresh(index=log)
     policy = RetryPolicy()
     before = read_histories(es, policy, log, ["idle", "active"], "default")
 
