@@ -83,7 +83,10 @@ def sample_events(now: datetime) -> list[dict[str, Any]]:
 
 
 def load_events(es: Elasticsearch, now: datetime) -> int:
-    es.options(ignore_status=404).indices.delete(index=f"{EVENTS_INDEX},{ALERTS_INDEX}-*,{EXECUTIONS_INDEX}")
+    # The execution log of earlier versions was a plain index; now it is an alias over EXECUTIONS_INDEX-*.
+    es.options(ignore_status=404).indices.delete(index=f"{EVENTS_INDEX},{ALERTS_INDEX}-*,{EXECUTIONS_INDEX}-*")
+    if es.indices.exists(index=EXECUTIONS_INDEX) and not es.indices.exists_alias(name=EXECUTIONS_INDEX):
+        es.indices.delete(index=EXECUTIONS_INDEX)
     es.indices.create(
         index=EVENTS_INDEX,
         mappings={
@@ -121,6 +124,8 @@ def main() -> int:
         DETECTION_RULES_DIR=str(rules_dir),
         # The Endgame rules ask for up to 10000 alerts per run; raise the global cap to match.
         DETECTION_ALERTS_MAX="10000",
+        # One key does everything here: the run installs the indices itself (a cluster uses `setup`).
+        DETECTION_AUTO_SETUP="true",
         DETECTION_LOG_LEVEL=os.environ.get("DETECTION_LOG_LEVEL", "WARNING"),
     )
     settings = load_settings()

@@ -11,6 +11,8 @@ import re
 RolloverConditions = tuple[tuple[str, str | int], ...]
 
 DEFAULT_ROLLOVER: RolloverConditions = (("max_age", "30d"), ("max_primary_shard_size", "50gb"))
+# The execution log rolls over weekly, so that its retention (30 days by default) deletes a week at a time.
+DEFAULT_EXECUTIONS_ROLLOVER: RolloverConditions = (("max_age", "7d"), ("max_primary_shard_size", "50gb"))
 DISABLED = frozenset({"off", "none", "never"})
 
 _AGE = re.compile(r"^([0-9]+)(nanos|micros|ms|s|m|h|d)$")

@@ -27,7 +27,7 @@ from job.durations import parse_duration
 from job.errors import ConfigError
 from job.indexnames import AliasName, IndexName
 from job.redact import one_line, redact
-from job.rollover import DEFAULT_ROLLOVER, RolloverConditions, parse_rollover
+from job.rollover import DEFAULT_EXECUTIONS_ROLLOVER, DEFAULT_ROLLOVER, DISABLED, RolloverConditions, parse_rollover
 from job.safefile import FileProblem, decode_utf8, read_bounded
 from job.shards import MAX_SHARDS, Shard, parse_shard, shard_from_completion_index
 from job.tlsfiles import check_ca_bundle, check_client_certificate, check_client_key, check_key_pair
@@ -162,7 +162,8 @@ class Settings(BaseSettings):
 
     # Run
     alerts_index: AliasName = "detection-alerts-default"
-    executions_index: IndexName = "detection-executions-default"
+    # A rollover alias too (``<name>-000001``, ...), like the alerts alias.
+    executions_index: AliasName = "detection-executions-default"
     # One document per event that could not become an alert (see ``detection-job deadletter``).
     dead_letter_index: IndexName = "detection-deadletter-default"
     # Value lists, in Kibana's document shape (Kibana's own: .lists-<space> and .items-<space>).
@@ -188,6 +189,15 @@ class Settings(BaseSettings):
     http_host: str = Field(default="0.0.0.0", min_length=1)
     alerts_rollover: Annotated[RolloverConditions, NoDecode] = DEFAULT_ROLLOVER
     alerts_retention: Annotated[timedelta | None, NoDecode] = None
+    # The execution log's lifecycle (``off``: never roll over / keep forever).
+    executions_rollover: Annotated[RolloverConditions, NoDecode] = DEFAULT_EXECUTIONS_ROLLOVER
+    executions_retention: Annotated[timedelta | None, NoDecode] = timedelta(days=30)
+
+    # Least privilege: ``run``, ``schedule`` and ``backfill`` only check that ``setup`` ran, unless this is set
+    # (then they install and maintain the indices themselves, with a key that can).
+    auto_setup: bool = False
+    # ``schedule``: how long the running rules may take to finish after SIGTERM or SIGINT.
+    shutdown_grace: Annotated[timedelta, NoDecode] = timedelta(seconds=20)
 
     # Cadence and shards (job.run.selection): unset, each rule runs on its own interval, all rules here
     schedule_interval: Annotated[timedelta | None, NoDecode] = None  # every rule's cadence, when set
@@ -265,7 +275,7 @@ class Settings(BaseSettings):
             check_client_key(value)
         return value
 
-    @field_validator("max_catchup", "run_timeout", mode="before")
+    @field_validator("max_catchup", "run_timeout", "shutdown_grace", mode="before")
     @classmethod
     def _parse_duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value
@@ -284,7 +294,14 @@ class Settings(BaseSettings):
             return parse_duration(value) if value.strip() else None
         return value
 
-    @field_validator("alerts_rollover", mode="before")
+    @field_validator("executions_retention", mode="before")
+    @classmethod
+    def _parse_executions_retention(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return None if value.strip().lower() in DISABLED else parse_duration(value)
+        return value
+
+    @field_validator("alerts_rollover", "executions_rollover", mode="before")
     @classmethod
     def _parse_rollover(cls, value: Any) -> Any:
         return parse_rollover(value) if isinstance(value, str) else value
@@ -353,7 +370,25 @@ class Settings(BaseSettings):
                 )
         if self.dead_letter_index == self.executions_index:
             raise ValueError(f"{ENV_PREFIX}DEAD_LETTER_INDEX: must differ from {ENV_PREFIX}EXECUTIONS_INDEX")
+        if self.alerts_index.startswith(self.executions_index + "-"):
+            raise ValueError(
+                f"{ENV_PREFIX}ALERTS_INDEX: {self.alerts_index!r} would match the pattern of the execution log's "
+                f"indices ({self.executions_index}-*); choose a name outside it"
+            )
+        if self.executions_retention is not None and self.executions_retention <= self.max_catchup:
+            raise ValueError(
+                f"{ENV_PREFIX}EXECUTIONS_RETENTION: {_days(self.executions_retention)} must be longer than "
+                f"{ENV_PREFIX}MAX_CATCHUP ({_days(self.max_catchup)}): a run plans its window from records that old"
+            )
         return self
+
+
+def _days(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def secret_values(settings: Settings) -> tuple[str, ...]:

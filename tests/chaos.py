@@ -511,7 +511,8 @@ def kill_kinds(env: JobEnv) -> tuple[list[KillKind], list[KillKind]]:
         KillKind("point-in-time", r"/_pit\?", Phase.DURING),
         KillKind("page", r"^/_search", Phase.DURING, max_nth=6),
         KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING, max_nth=6),
-        KillKind("final-record", rf"^/{executions}/_doc/", Phase.DURING, forwarded_phase=Phase.AFTER_RECORD),
+        # The final record goes to the backing index that holds the running one.
+        KillKind("final-record", rf"^/{executions}-[0-9]+/_doc/", Phase.DURING, forwarded_phase=Phase.AFTER_RECORD),
         KillKind("pass-refresh", rf"^/{executions}/_refresh", Phase.AFTER_RECORD),
     ]
     return writing, every_run

@@ -101,6 +101,8 @@ class ProxyState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     injected: int = 0
     warnings: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Warning header)
+    body_paths: list[re.Pattern[str]] = field(default_factory=list)  # requests whose bodies are kept
+    bodies: list[tuple[str, str, bytes]] = field(default_factory=list)  # (method, path, body)
     lock: threading.Lock = field(default_factory=threading.Lock)
     forwarding: int = 0  # requests sent upstream and not answered yet
     idle: threading.Condition = field(init=False)
@@ -194,6 +196,21 @@ class FaultProxy:
         with self.state.idle:
             return self.state.idle.wait_for(lambda: self.state.forwarding == 0, timeout)
 
+    def keep_bodies(self, path_regex: str) -> None:
+        """Keep the body of every request whose path matches (see :meth:`bodies`)."""
+        with self.state.lock:
+            self.state.body_paths.append(re.compile(path_regex))
+
+    def bodies(self) -> list[tuple[str, str, bytes]]:
+        """(method, path, body) of the requests :meth:`keep_bodies` asked for, oldest first."""
+        with self.state.lock:
+            return list(self.state.bodies)
+
+    def requests(self) -> list[tuple[str, str]]:
+        """Every (method, path with query) seen so far, oldest first."""
+        with self.state.lock:
+            return list(self.state.requests)
+
     def count(self, path_regex: str) -> int:
         pattern = re.compile(path_regex)
         with self.state.lock:
@@ -219,6 +236,9 @@ class FaultProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                with state.lock:
+                    if any(pattern.search(self.path) for pattern in state.body_paths):
+                        state.bodies.append((self.command, self.path, body or b""))
                 fault = state.take_fault(self.command, self.path)
                 if fault is not None and fault.forward_first:
                     self._upstream_response(body)

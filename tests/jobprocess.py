@@ -1,4 +1,5 @@
-"""Run ``detection-job`` as a real process behind the fault proxy, and SIGKILL it at a chosen request.
+"""Run ``detection-job`` as a real process behind the fault proxy, and SIGKILL it at a chosen request; or
+start it (:func:`started_job`) and signal it while it runs.
 
 A kill point names a kind of request (a path pattern and method) and which occurrence of it kills
 the job: before Elasticsearch sees it, or after Elasticsearch handled it but before the job reads
@@ -12,11 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO
 
 from tests.faultproxy import FaultProxy, ProxyState
 
@@ -89,3 +95,81 @@ def run_job(
         if finish is not None:
             finish(proxy)
     return JobResult(process[0].returncode, stdout, stderr)
+
+
+class RunningJob:
+    """A job process that is still running: send it signals, wait for lines of its output, then finish it."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        self._stdout: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read, args=(process.stderr, self._stderr, True), daemon=True),
+            threading.Thread(target=self._read, args=(process.stdout, self._stdout, False), daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read(self, stream: IO[str] | None, into: list[str], watched: bool) -> None:
+        assert stream is not None
+        for line in stream:
+            into.append(line)
+            if watched:
+                self._lines.put(line)
+        if watched:
+            self._lines.put(None)
+
+    def wait_for(self, text: str, timeout: float = 300) -> str:
+        """The first line of stderr (from now on) that contains ``text``; fails if the job ends without one.
+        The timeout only guards against a hung job: nothing here depends on how fast the job is."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} within {timeout}s:\n{''.join(self._stderr)}") from None
+            if line is None:
+                raise AssertionError(f"the job ended without a line with {text!r}:\n{''.join(self._stderr)}")
+            if text in line:
+                return line
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def finish(self, timeout: float = 300) -> JobResult:
+        self.process.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=timeout)
+        return JobResult(self.process.returncode, "".join(self._stdout), "".join(self._stderr))
+
+
+@contextmanager
+def started_job(
+    es_url: str,
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    setup: Callable[[FaultProxy], None] | None = None,
+) -> Iterator[RunningJob]:
+    """Start ``python -m job ARGS`` behind a fault proxy (prepared by ``setup``) and hand it over while it runs;
+    it is killed if the block leaves it running."""
+    environment = dict(os.environ if env is None else env)
+    with FaultProxy(es_url) as proxy:
+        environment["DETECTION_ES_HOSTS"] = proxy.url
+        if setup is not None:
+            setup(proxy)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "job", *args],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            yield RunningJob(process)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -8,6 +8,7 @@ COMMANDS = (
     "setup",
     "run",
     "schedule",
+    "backfill",
     "status",
     "alerts",
     "deadletter",

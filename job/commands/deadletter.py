@@ -17,10 +17,9 @@ from elasticsearch import ApiError, TransportError
 from job.commands.check import unavailable
 from job.esclient import make_client
 from job.rules import load_rules
-from job.run import deadletter
+from job.run import deadletter, preflight
 from job.run.deadletter import DeadLetter, DeadLetterWriteError
 from job.run.deadletter_retry import retry_dead_letters
-from job.run.install import install
 from job.run.retry import RetryPolicy
 from job.run.window import isoformat
 from job.run.writer import BulkRejected
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     print("\n".join(_table(found)))
                     print(f"{len(found)} dead-lettered events in {settings.dead_letter_index}")
                 return EXIT_OK
-            install(es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
+            preflight.prepare(es, policy, settings)
             rules = {rule.rule_id: rule for rule in load_rules([settings.rules_dir]).rules}
             report = retry_dead_letters(
                 es,

@@ -23,10 +23,9 @@ from job.metrics import RuleMetrics, push
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.rules.validation import check_rules
+from job.run import preflight, stop
 from job.run.execlog import Execution
-from job.run.install import install
 from job.run.last_runs import LastRuns, last_runs
-from job.run.lifecycle import maintain
 from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, run_rules
 from job.run.selection import Choice, Mode, cadence, choose
@@ -64,16 +63,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--now", metavar="ISO8601", help="the run's clock (default: the current time), for backfills")
 
 
-def parse_now(text: str | None) -> datetime:
+def parse_now(text: str | None, flag: str = "--now") -> datetime:
+    """The moment a command-line ``flag`` gives (None: the current time); ``ConfigError`` naming the flag."""
     if text is None:
         return datetime.now(UTC)
     try:
         moment = parse_timestamp(text)
     except ValueError:
-        raise ConfigError(f"--now: {shown(text)} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
+        raise ConfigError(f"{flag}: {shown(text)} is not an ISO 8601 timestamp (e.g. 2026-01-01T10:00:00Z)") from None
     problem = now_problem(moment)
     if problem is not None:
-        raise ConfigError(f"--now: {shown(text)} {problem}")
+        raise ConfigError(f"{flag}: {shown(text)} {problem}")
     return moment
 
 
@@ -198,11 +198,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     mode: Mode = "named" if args.rule else "all" if args.all else "due"
     shard = pass_shard(settings, args.shard) if mode != "named" else None
     metrics = RuleMetrics()
-    try:
-        return run_pass(settings, args.rule, parse_now(args.now), metrics, mode=mode, shard=shard)
-    finally:
-        if settings.pushgateway_url is not None and metrics.rule_ids():
-            push(metrics, settings.pushgateway_url.get_secret_value(), settings.space_id)
+    now = parse_now(args.now)
+    with stop.handled():
+        try:
+            code = run_pass(settings, args.rule, now, metrics, mode=mode, shard=shard)
+        finally:
+            if settings.pushgateway_url is not None and metrics.rule_ids():
+                push(metrics, settings.pushgateway_url.get_secret_value(), settings.space_id)
+        return interrupted_exit(code)
+
+
+def interrupted_exit(code: int) -> int:
+    """``code``, or 143 / 130 when SIGTERM / SIGINT stopped the command (with one line saying so)."""
+    signal_name = stop.requested()
+    if signal_name is None:
+        return code
+    print(
+        f"detection-job: stopped by {signal_name}; the rules it interrupted will catch up at the next run",
+        file=sys.stderr,
+    )
+    return stop.exit_code(signal_name)
 
 
 def run_pass(
@@ -219,8 +234,7 @@ def run_pass(
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
-            install(es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
-            maintain(es, policy, settings.alerts_index, settings.alerts_rollover, settings.alerts_retention)
+            preflight.prepare(es, policy, settings)
             histories = (
                 last_runs(
                     es,

@@ -25,7 +25,7 @@ from job.run.selection import cadence, is_due, last_start, next_due
 from job.run.window import isoformat, parse_timestamp
 from job.settings import Settings
 from job.shards import in_shard
-from job.table import Column, human_duration, render
+from job.table import Column, human_duration, printable, render
 
 NAME = "status"
 HELP = "every rule's last execution; exit 1 when one failed or is stale (no success for 2 intervals)"
@@ -125,6 +125,8 @@ def as_json(status: RuleStatus) -> dict[str, Any]:
         "last_success": isoformat(history.last_success) if history.last_success else None,
         "next_due": isoformat(status.next_due) if status.next_due else None,
         "due": status.due,
+        # Shown, never judged: a backfill's windows do not make a rule healthy, failed or due.
+        "last_backfill": describe_execution(history.last_backfill),
     }
 
 
@@ -201,6 +203,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             counts[status.health] = counts.get(status.health, 0) + 1
         summary = ", ".join(f"{count} {health}" for health, count in sorted(counts.items()))
         print(f"{len(statuses)} rules: {summary or 'none'}; {len(problems)} rule files do not load")
+        for view in views:
+            if view["last_backfill"]:
+                backfill = view["last_backfill"]
+                window = f"{_short_time(backfill['window']['from'])} .. {_short_time(backfill['window']['to'])}"
+                rule = printable(f"{view['name']} ({view['rule_id']})")
+                print(f"last backfill window of {rule}: {printable(str(backfill['status']))}, {window}")
         for problem in problems:
             print(f"does not load: {problem}", file=sys.stderr)
     return EXIT_OK if healthy else EXIT_UNHEALTHY

@@ -3,10 +3,11 @@
 An event whose alert cannot be built (anything raising while building or serializing it) or that
 Elasticsearch refuses (a bulk item error other than 409, and 429 once retried) is written here, and
 the run's window still advances past it: one event never blinds a rule. The document id is the
-event's alert id (a hash of the event index, event id, rule id and space), so a rerun overwrites the
-same entry instead of adding one, and a run's duplicate check finds alerts and dead letters with one
-``ids`` query. ``detection-job deadletter list`` shows the entries, ``deadletter retry`` re-attempts
-them (:mod:`job.run.deadletter_retry`).
+event's alert id (a hash of the event index, event id, rule id and space), so a rerun never adds a
+second entry (runs write with ``create``, which is all the runtime role allows; a 409 means the entry
+is there), and a run's duplicate check finds alerts and dead letters with one ``ids`` query.
+``detection-job deadletter list`` shows the entries, ``deadletter retry`` re-attempts them
+(:mod:`job.run.deadletter_retry`).
 """
 
 from __future__ import annotations
@@ -118,31 +119,37 @@ def ensure_index(es: Elasticsearch, policy: RetryPolicy, index: str) -> None:
     indices.ensure_index(es, policy, index, DEAD_LETTER_MAPPING)
 
 
-def _bulk(es: Elasticsearch, policy: RetryPolicy, index: str, lines: list[bytes]) -> list[str]:
-    """Send pre-serialized bulk lines; the reasons of the items that failed."""
+def _bulk(es: Elasticsearch, policy: RetryPolicy, index: str, lines: list[bytes], fine: int = 404) -> list[str]:
+    """Send pre-serialized bulk lines; the reasons of the items that failed (status ``fine`` is not a failure)."""
     # Pre-serialized lines: the client's ndjson serializer sends bytes as they are.
     response = policy.call(lambda: es.bulk(index=index, operations=lines))  # type: ignore[arg-type]
     failures = []
     for item in response["items"]:
         result = next(iter(item.values()))
-        if result.get("status", 500) >= 300 and result.get("status") != 404:
+        if result.get("status", 500) >= 300 and result.get("status") != fine:
             error = result.get("error") or {}
             kind = error.get("type", "unknown") if isinstance(error, dict) else "unknown"
             failures.append(f"HTTP {result.get('status')} {kind}: {one_line(str(error.get('reason', '')), 200)}")
     return failures
 
 
-def write(es: Elasticsearch, policy: RetryPolicy, index: str, letters: Sequence[DeadLetter]) -> None:
-    """Write (or overwrite) one entry per letter; raise :class:`DeadLetterWriteError` unless all are stored."""
+def write(
+    es: Elasticsearch, policy: RetryPolicy, index: str, letters: Sequence[DeadLetter], *, overwrite: bool = False
+) -> None:
+    """Create one entry per letter (an entry that exists already is stored: a 409 is fine), or with ``overwrite``
+    replace it (``deadletter retry``, with the new reason); raise :class:`DeadLetterWriteError` unless all are
+    stored. Creating only takes the ``create_doc`` privilege, which is all a run has."""
     if not letters:
         return
     lines: list[bytes] = []
     for letter in letters:
-        lines.append(document_bytes({"index": {"_id": letter.id}}))
+        lines.append(document_bytes({"index" if overwrite else "create": {"_id": letter.id}}))
         lines.append(document_bytes(letter.to_document()))
     try:
-        ensure_index(es, policy, index)  # rare path; never let a bulk write create it with dynamic mappings
-        failures = _bulk(es, policy, index, lines)
+        # Rare path: never let a bulk write create the index with dynamic mappings (``setup`` creates it).
+        if not policy.call(lambda: es.indices.exists(index=index)):
+            raise DeadLetterWriteError(f'the dead-letter index {index} does not exist: run "detection-job setup"')
+        failures = _bulk(es, policy, index, lines, fine=404 if overwrite else 409)
     except (ApiError, TransportError) as exc:
         raise DeadLetterWriteError(f"could not write {len(letters)} dead-letter entries: {describe(exc)}") from None
     if failures:

@@ -92,7 +92,7 @@ def retry_dead_letters(
         attempted = True
         done, failing = _attempt(es, policy, alias, chunk, rules, clock(), report)
         deadletter.delete(es, policy, index, done)
-        deadletter.write(es, policy, index, failing)
+        deadletter.write(es, policy, index, failing, overwrite=True)
         report.failing += failing
     if attempted:
         policy.call(lambda: es.indices.refresh(index=[alias, index], ignore_unavailable=True))

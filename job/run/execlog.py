@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from elasticsearch import Elasticsearch
-
-from job.run import indices
 from job.run.lease import Runner
 from job.run.metrics import RunMetrics, metrics_mapping
-from job.run.retry import RetryPolicy
 from job.run.window import Gap, Window, isoformat
 
 Status = Literal["running", "succeeded", "partial failure", "failed"]
+# ``execution.type``: a run of the schedule (``run``, ``schedule``) or one window of ``backfill``. Planning and
+# due-ness read only scheduled records (records written before the field existed are scheduled).
+Kind = Literal["scheduled", "backfill"]
+BACKFILL: Kind = "backfill"
 # Kibana's order, used to sort runs by how bad they went.
 STATUS_ORDER: dict[str, int] = {"succeeded": 0, "running": 15, "partial failure": 20, "failed": 30}
 SUCCESS_MESSAGE = "Rule execution completed successfully"
@@ -56,6 +56,7 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
                 "host": {"type": "keyword"},
                 "pid": {"type": "long"},
                 "interrupted_by": {"type": "keyword"},
+                "type": {"type": "keyword"},
             }
         },
         "window": {
@@ -92,6 +93,10 @@ class Execution:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     metrics: RunMetrics = field(default_factory=RunMetrics)
+    kind: Kind = "scheduled"
+    # The concrete index holding the record once it is written (not part of the document): the final write
+    # goes there, so a rollover of the execution log in between never makes a second document.
+    record_index: str | None = None
 
     @property
     def status(self) -> Status:
@@ -143,6 +148,7 @@ class Execution:
                 "lease_expires": isoformat(self.lease_expires) if self.lease_expires else None,
                 "host": self.runner.host if self.runner else None,
                 "pid": self.runner.pid if self.runner else None,
+                "type": self.kind,
             },
             "window": {
                 "from": isoformat(self.window.start) if self.window else None,
@@ -167,8 +173,3 @@ def interrupted_update(marked_at: datetime, by: str) -> dict[str, Any]:
             "interrupted_by": by,
         },
     }
-
-
-def ensure_index(es: Elasticsearch, policy: RetryPolicy, index: str) -> None:
-    """Create the executions index with its mapping, or add fields a newer version maps (safe to race)."""
-    indices.ensure_index(es, policy, index, EXECUTIONS_MAPPING, {"index.mapping.ignore_malformed": True})

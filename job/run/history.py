@@ -31,6 +31,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.run.execlog import BACKFILL
 from job.run.lease import Runner
 from job.run.retry import RetryPolicy
 from job.run.window import parse_timestamp
@@ -50,6 +51,7 @@ class RunningRecord:
     primary_term: int
     lease_expires: datetime | None
     runner: Runner | None
+    index: str | None = None  # the concrete index holding it (the execution log is a rollover alias)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +134,15 @@ def _running_record(hit: Mapping[str, Any]) -> RunningRecord | None:
     runner = Runner(host, pid) if isinstance(host, str) and isinstance(pid, int) else None
     if not isinstance(hit.get("_seq_no"), int) or not isinstance(hit.get("_primary_term"), int):
         return None
-    return RunningRecord(str(hit["_id"]), hit["_seq_no"], hit["_primary_term"], lease_expires, runner)
+    index = hit.get("_index")
+    return RunningRecord(
+        str(hit["_id"]),
+        hit["_seq_no"],
+        hit["_primary_term"],
+        lease_expires,
+        runner,
+        index if isinstance(index, str) else None,
+    )
 
 
 def _history(bucket: Mapping[str, Any]) -> RuleHistory:
@@ -152,18 +162,35 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
         yield list(items[start : start + size])
 
 
+def kind_filter(backfill: bool) -> dict[str, Any]:
+    """The records of scheduled runs (``backfill`` False: also records written before ``execution.type`` existed),
+    or those of backfill windows. Backfills never move the scheduled runs' windows or cadence."""
+    clause = {"term": {"execution.type": BACKFILL}}
+    return {"bool": {"filter": [clause]}} if backfill else {"bool": {"must_not": [clause]}}
+
+
 def read_histories(
-    es: Elasticsearch, policy: RetryPolicy, index: str, rule_ids: Iterable[str], space_id: str
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    index: str,
+    rule_ids: Iterable[str],
+    space_id: str,
+    *,
+    backfill: bool = False,
 ) -> dict[str, RuleHistory]:
-    """The history of every rule in ``rule_ids`` (one search per 500 rules); rules never run are absent."""
+    """The history of every rule in ``rule_ids`` (one search per 500 rules); rules never run are absent.
+
+    Only scheduled runs' records count, or with ``backfill`` only backfill windows' (whose ``running`` records
+    a backfill marks when abandoned)."""
     unique = sorted(set(rule_ids))
     histories: dict[str, RuleHistory] = {}
     for chunk in _chunks(unique, RULES_PER_REQUEST):
+        filters = [{"terms": {"rule.rule_id": chunk}}, {"term": {"space_id": space_id}}, kind_filter(backfill)]
         response = policy.call(
-            lambda chunk=chunk: es.search(  # type: ignore[misc]
+            lambda filters=filters, chunk=chunk: es.search(  # type: ignore[misc]
                 index=index,
                 size=0,
-                query={"bool": {"filter": [{"terms": {"rule.rule_id": chunk}}, {"term": {"space_id": space_id}}]}},
+                query={"bool": {"filter": filters}},
                 aggs=_aggregations(len(chunk)),
                 ignore_unavailable=True,
                 allow_no_indices=True,

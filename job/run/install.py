@@ -1,5 +1,7 @@
 """Installs (or upgrades) the alert index template, the write index behind the alert alias, the
-execution log index and the dead-letter index. Idempotent and safe when two runs start at once."""
+execution log (a rollover alias, :mod:`job.run.execlog_lifecycle`) and the dead-letter index.
+Idempotent and safe when two runs start at once. ``setup`` runs it; ``run`` and ``schedule`` only check
+its result (:mod:`job.run.preflight`) unless ``DETECTION_AUTO_SETUP`` is set."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass
 
 from elasticsearch import Elasticsearch
 
-from job.run import deadletter, execlog
+from job.run import deadletter, execlog_lifecycle
 from job.run.alert_template import (
     TEMPLATE_VERSION,
     alert_index_template,
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 class InstallResult:
     template: str  # "installed", "upgraded" or "current"
     write_index: str  # "created" or "exists"
+    execution_log: str = "exists"  # "created", "converted" (from an earlier version's plain index) or "exists"
 
 
 def installed_template_version(es: Elasticsearch, policy: RetryPolicy, alias: str) -> int | None:
@@ -59,14 +62,15 @@ def install(
 
     if policy.call(lambda: es.indices.exists_alias(name=alias)):
         index_state = "exists"
-        if template_state == "upgraded":
-            # New fields reach the indices that already exist; changed ones wait for a rollover.
-            mappings = body["template"]["mappings"]
-            policy.call(
-                lambda: es.options(ignore_status=400).indices.put_mapping(
-                    index=alias, properties=mappings.get("properties", {})
-                )
+        # Every time (a no-op when nothing changed): new fields reach the indices that exist (changed ones
+        # wait for a rollover), and the ``_meta`` tells ``run``, which may not read templates, that this
+        # version's setup ran.
+        mappings = body["template"]["mappings"]
+        policy.call(
+            lambda: es.options(ignore_status=400).indices.put_mapping(
+                index=alias, properties=mappings.get("properties", {}), meta=mappings["_meta"]
             )
+        )
     else:
         created = policy.call(
             lambda: es.options(ignore_status=400).indices.create(
@@ -74,7 +78,7 @@ def install(
             )
         )
         index_state = "created" if created.meta.status == 200 else "exists"
-    execlog.ensure_index(es, policy, executions_index)
+    execution_log = execlog_lifecycle.ensure_log(es, policy, executions_index)
     if dead_letter_index is not None:
         deadletter.ensure_index(es, policy, dead_letter_index)
-    return InstallResult(template=template_state, write_index=index_state)
+    return InstallResult(template=template_state, write_index=index_state, execution_log=execution_log)

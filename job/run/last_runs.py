@@ -1,5 +1,7 @@
 """Reads the execution log back for operators: per rule, its newest record, newest completed record and
-last success (the run itself plans from :mod:`job.run.history`)."""
+last success (the run itself plans from :mod:`job.run.history`). Only scheduled runs count for these (a
+backfill never makes a rule look run or due); the newest backfill window is read beside them, for
+``status`` to show."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.run.history import kind_filter
 from job.run.retry import RetryPolicy
 
 COMPLETED = ("succeeded", "partial failure", "failed")
@@ -26,6 +29,7 @@ class LastRuns:
     # The newest record of an execution that ended by itself: one a later run found interrupted and
     # marked failed did not finish its work, so the rule's cadence does not count from it.
     finished: dict[str, Any] | None = None
+    last_backfill: dict[str, Any] | None = None  # the newest backfill window's record (shown, never planned from)
 
 
 NEVER_RAN = LastRuns(None, None, None)
@@ -38,6 +42,24 @@ def _top(bucket: dict[str, Any]) -> dict[str, Any] | None:
 
 def _newest_first() -> dict[str, Any]:
     return {"size": 1, "sort": [{"execution.start": {"order": "desc"}}, {"@timestamp": {"order": "desc"}}]}
+
+
+def _scheduled_aggregations() -> dict[str, Any]:
+    completed = {"terms": {"execution.status": list(COMPLETED)}}
+    return {
+        "latest": {"top_hits": _newest_first()},
+        "completed": {"filter": completed, "aggs": {"latest": {"top_hits": _newest_first()}}},
+        "finished": {
+            "filter": {
+                "bool": {"filter": [completed], "must_not": [{"exists": {"field": "execution.interrupted_by"}}]}
+            },
+            "aggs": {"latest": {"top_hits": _newest_first()}},
+        },
+        "success": {
+            "filter": {"terms": {"execution.status": list(SUCCESSFUL)}},
+            "aggs": {"end": {"max": {"field": "execution.end"}}},
+        },
+    }
 
 
 def last_runs(
@@ -56,23 +78,10 @@ def last_runs(
                     "rules": {
                         "terms": {"field": "rule.rule_id", "size": len(chunk)},
                         "aggs": {
-                            "latest": {"top_hits": _newest_first()},
-                            "completed": {
-                                "filter": {"terms": {"execution.status": list(COMPLETED)}},
+                            "scheduled": {"filter": kind_filter(False), "aggs": _scheduled_aggregations()},
+                            "backfill": {
+                                "filter": kind_filter(True),
                                 "aggs": {"latest": {"top_hits": _newest_first()}},
-                            },
-                            "finished": {
-                                "filter": {
-                                    "bool": {
-                                        "filter": [{"terms": {"execution.status": list(COMPLETED)}}],
-                                        "must_not": [{"exists": {"field": "execution.interrupted_by"}}],
-                                    }
-                                },
-                                "aggs": {"latest": {"top_hits": _newest_first()}},
-                            },
-                            "success": {
-                                "filter": {"terms": {"execution.status": list(SUCCESSFUL)}},
-                                "aggs": {"end": {"max": {"field": "execution.end"}}},
                             },
                         },
                     }
@@ -82,11 +91,15 @@ def last_runs(
             )
         )
         for bucket in response.get("aggregations", {}).get("rules", {}).get("buckets", []):
-            success = bucket["success"]["end"].get("value")
+            scheduled = bucket["scheduled"]
+            if not scheduled["doc_count"] and not bucket["backfill"]["doc_count"]:
+                continue
+            success = scheduled["success"]["end"].get("value")
             found[str(bucket["key"])] = LastRuns(
-                latest=_top(bucket["latest"]),
-                completed=_top(bucket["completed"]["latest"]),
+                latest=_top(scheduled["latest"]),
+                completed=_top(scheduled["completed"]["latest"]),
                 last_success=datetime.fromtimestamp(success / 1000, tz=UTC) if success is not None else None,
-                finished=_top(bucket["finished"]["latest"]),
+                finished=_top(scheduled["finished"]["latest"]),
+                last_backfill=_top(bucket["backfill"]["latest"]),
             )
     return found

@@ -1,15 +1,16 @@
-"""The alert indices' lifecycle without ILM: rollover by conditions, retention by deleting old backing indices.
+"""The lifecycle of a rollover alias without ILM: rollover by conditions, retention by deleting old backing indices.
 
-Only core APIs (``_rollover``, ``_alias``, a search, index delete), so it works on every cluster,
-including ones without ILM. The alias ``<alias>`` writes to ``<alias>-000001``, then ``-000002``
-after a rollover, and so on; dedupe reads the alias, so it spans every backing index.
+Used for the alerts alias and the execution log. Only core APIs (``_rollover``, ``_alias``, a search,
+index delete), so it works on every cluster, including ones without ILM. The alias ``<alias>`` writes
+to ``<alias>-000001``, then ``-000002`` after a rollover, and so on; readers search the alias, so
+they span every backing index.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,29 +38,42 @@ def rollover_conditions(conditions: RolloverConditions) -> dict[str, str | int]:
     return body
 
 
-def rollover(es: Elasticsearch, policy: RetryPolicy, alias: str, conditions: RolloverConditions) -> str | None:
-    """Roll ``alias`` over to a new backing index when a condition is met; the new index's name, or None."""
+def rollover(
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    alias: str,
+    conditions: RolloverConditions,
+    *,
+    what: str = "alert",
+    new_index: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Roll ``alias`` over to a new backing index when a condition is met; the new index's name, or None.
+
+    ``new_index``: the ``mappings`` and ``settings`` of the new index, for an alias no index template covers.
+    """
     if not conditions:
         return None
     response = policy.call(
-        lambda: es.options(ignore_status=400).indices.rollover(alias=alias, conditions=rollover_conditions(conditions))
+        lambda: es.options(ignore_status=400).indices.rollover(
+            alias=alias, conditions=rollover_conditions(conditions), **dict(new_index or {})
+        )
     )
     if response.meta.status == 400:
         error = response.body.get("error", {}) if isinstance(response.body, Mapping) else {}
         if error.get("type") == "resource_already_exists_exception" and error.get("index"):
-            _, write = _backing_indices(es, policy, alias)
+            _, write = backing_indices(es, policy, alias)
             if write == error["index"]:
                 return None  # another process rolled over to that index at the same moment
         raise ApiError(message=str(error.get("reason", "rollover refused")), meta=response.meta, body=response.body)
     if not response.get("rolled_over"):
         return None
-    new_index = str(response["new_index"])
+    new_name = str(response["new_index"])
     met = sorted(name for name, hit in response.get("conditions", {}).items() if hit)
-    log.info("alert alias %s rolled over from %s to %s (%s)", alias, response["old_index"], new_index, ", ".join(met))
-    return new_index
+    log.info("%s alias %s rolled over from %s to %s (%s)", what, alias, response["old_index"], new_name, ", ".join(met))
+    return new_name
 
 
-def _backing_indices(es: Elasticsearch, policy: RetryPolicy, alias: str) -> tuple[list[str], str | None]:
+def backing_indices(es: Elasticsearch, policy: RetryPolicy, alias: str) -> tuple[list[str], str | None]:
     """The alias's indices that the job created (``<alias>-NNNNNN``), and its write index."""
     response = policy.call(lambda: es.options(ignore_status=404).indices.get_alias(name=alias))
     if response.meta.status == 404:
@@ -81,11 +95,11 @@ def due_for_deletion(
 def expired_indices(
     es: Elasticsearch, policy: RetryPolicy, alias: str, retention: timedelta, now: datetime
 ) -> list[str]:
-    """The backing indices whose newest alert is older than ``retention``; never the write index."""
-    indices, write = _backing_indices(es, policy, alias)
+    """The backing indices whose newest document is older than ``retention``; never the write index."""
+    indices, write = backing_indices(es, policy, alias)
     if write is None:
         if indices:
-            log.warning("alert alias %s has no write index; retention skipped", alias)
+            log.warning("alias %s has no write index; retention skipped", alias)
         return []
     candidates = [name for name in indices if name != write]
     if not candidates:
@@ -119,6 +133,10 @@ def expired_indices(
     return due_for_deletion(newest, created, now - retention)
 
 
+# Called with the indices about to be deleted, before they are: it may save what must outlive them.
+BeforeDelete = Callable[[list[str]], None]
+
+
 def apply_retention(
     es: Elasticsearch,
     policy: RetryPolicy,
@@ -126,14 +144,25 @@ def apply_retention(
     retention: timedelta | None,
     now: datetime,
     deleted: list[str],
+    *,
+    what: str = "alert",
+    before_delete: BeforeDelete | None = None,
 ) -> None:
     """Delete the backing indices past ``retention`` (None: keep forever), adding their names to ``deleted``."""
     if retention is None:
         return
-    for name in expired_indices(es, policy, alias, retention, now):
+    # What was written in the last second counts too: an index that just got a document is not old (a run's
+    # final record goes to the backing index that holds its running record, which may no longer be the write
+    # index), and the execution records carried forward must be the newest.
+    policy.call(lambda: es.indices.refresh(index=alias))
+    doomed = expired_indices(es, policy, alias, retention, now)
+    if doomed and before_delete is not None:
+        before_delete(doomed)
+    for name in doomed:
         policy.call(lambda name=name: es.options(ignore_status=404).indices.delete(index=name))  # type: ignore[misc]
         log.info(
-            "deleted alert index %s: its newest alert is older than %s (before %s)",
+            "deleted %s index %s: its newest document is older than %s (before %s)",
+            what,
             name,
             retention,
             isoformat(now - retention),
@@ -148,21 +177,38 @@ def maintain(
     conditions: RolloverConditions,
     retention: timedelta | None,
     now: datetime | None = None,
+    *,
+    what: str = "alert",
+    new_index: Mapping[str, Any] | None = None,
+    before_delete: BeforeDelete | None = None,
 ) -> LifecycleResult:
-    """Rollover, then retention. Errors are returned (and logged), never raised: detection goes on."""
+    """Rollover, then retention. Errors are returned (and logged), never raised: detection goes on.
+
+    ``what`` names the indices in messages (``alert``, ``execution log``); ``new_index`` and
+    ``before_delete`` as for :func:`rollover` and :func:`apply_retention`.
+    """
     result = LifecycleResult()
     try:
-        result.rolled_over_to = rollover(es, policy, alias, conditions)
+        result.rolled_over_to = rollover(es, policy, alias, conditions, what=what, new_index=new_index)
     except (ApiError, TransportError) as exc:
-        result.errors.append(_failed("rollover", exc))
+        result.errors.append(_failed(what, "rollover", exc))
     try:
-        apply_retention(es, policy, alias, retention, now or datetime.now(UTC), result.deleted)
+        apply_retention(
+            es,
+            policy,
+            alias,
+            retention,
+            now or datetime.now(UTC),
+            result.deleted,
+            what=what,
+            before_delete=before_delete,
+        )
     except (ApiError, TransportError) as exc:
-        result.errors.append(_failed("retention", exc))
+        result.errors.append(_failed(what, "retention", exc))
     return result
 
 
-def _failed(step: str, exc: ApiError | TransportError) -> str:
-    message = f"alert index {step} failed: {describe(exc)}"
+def _failed(what: str, step: str, exc: ApiError | TransportError) -> str:
+    message = f"{what} index {step} failed: {describe(exc)}"
     log.error("%s", message)
     return message

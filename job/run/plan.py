@@ -59,6 +59,13 @@ def plan_run(rule: Rule, now: datetime, history: RuleHistory, *, max_catchup: ti
     return RunPlan(window=window, gap=gap, cap=cap, warnings=tuple(warnings))
 
 
+def plan_fixed(rule: Rule, window: Window, *, alerts_max: int) -> RunPlan:
+    """A run over a given window (one window of a backfill): the rule's cap, and no catch-up or gap, since the
+    execution log does not move it."""
+    cap, cap_warning = effective_max_signals(rule, alerts_max)
+    return RunPlan(window=window, gap=None, cap=cap, warnings=(cap_warning,) if cap_warning else ())
+
+
 @dataclass(frozen=True, slots=True)
 class SearchPlan:
     """The search of one run. ``query`` is None when no index matches the rule's patterns; ``exceptions``

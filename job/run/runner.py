@@ -8,6 +8,11 @@ module wires them together and turns errors into statuses.
 Order of one rule's run: read the execution log (once for the whole pass), mark the rule's abandoned
 ``running`` records ``failed``, plan the window, write the ``running`` record (nothing is searched
 unless it is stored), plan the search, execute, write the final record.
+
+A stop requested by SIGTERM or SIGINT (:mod:`job.run.stop`) ends paging after the current page; the
+rule's record ends ``failed`` (``Run interrupted by SIGTERM``) without ``searched_to``, and no further
+rule starts. A backfill runs the same steps over a fixed window (``run_rule(..., window=...)``); its
+records are marked ``execution.type: backfill`` and never move the scheduled runs' windows.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ from job.fieldcaps import field_types_from_caps
 from job.lists.store import ListStore
 from job.logs import rule_context
 from job.rules.model import Rule
-from job.run import lease, record
-from job.run.execlog import Execution
+from job.run import lease, record, stop
+from job.run.execlog import BACKFILL, Execution
 from job.run.execute import execute
 from job.run.history import RuleHistory, read_histories
-from job.run.plan import RunPlan, plan_run, plan_search
+from job.run.plan import RunPlan, plan_fixed, plan_run, plan_search
 from job.run.retry import RetryPolicy, describe
 from job.run.suppress import execute_suppressed
+from job.run.window import Window
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -158,14 +164,21 @@ def _mark_abandoned(ctx: RunContext, rule: Rule, history: RuleHistory, by: str) 
             log.warning("rule %s: run %s ended without a record of its end; marked failed", rule.rule_id, running.uuid)
 
 
-def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None) -> None:
+def _search_and_write(
+    ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None, window: Window | None
+) -> None:
     settings = ctx.settings
     if history is None:
-        history = read_histories(ctx.es, ctx.policy, settings.executions_index, [rule.rule_id], settings.space_id).get(
-            rule.rule_id, RuleHistory()
-        )
+        history = read_histories(
+            ctx.es,
+            ctx.policy,
+            settings.executions_index,
+            [rule.rule_id],
+            settings.space_id,
+            backfill=window is not None,
+        ).get(rule.rule_id, RuleHistory())
     _mark_abandoned(ctx, rule, history, execution.uuid)
-    plan = _plan(ctx, rule, history)
+    plan = _plan(ctx, rule, history) if window is None else plan_fixed(rule, window, alerts_max=settings.alerts_max)
     execution.window, execution.gap = plan.window, plan.gap
     execution.metrics.max_alerts = plan.cap
     if plan.gap is not None:
@@ -174,6 +187,7 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
 
     record.write_ahead(ctx.es, ctx.policy, settings.executions_index, execution)
     lease.started(execution.uuid)
+    stop.check()
 
     search = plan_search(
         rule,
@@ -200,22 +214,31 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
         execution_uuid=execution.uuid,
         clock=ctx.clock,
         metrics=execution.metrics,
-        should_stop=lambda: ctx.clock() >= stop_at,
+        should_stop=lambda: stop.requested() is not None or ctx.clock() >= stop_at,
         page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
     )
+    stop.check()
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to
 
 
-def run_rule(ctx: RunContext, rule: Rule, history: RuleHistory | None = None) -> Execution:
+def run_rule(
+    ctx: RunContext, rule: Rule, history: RuleHistory | None = None, *, window: Window | None = None
+) -> Execution:
     """Run one rule and record its execution. Never raises for problems of this rule.
 
-    ``history`` is the rule's execution-log history read for the whole pass; None reads it here.
+    ``history`` is the rule's execution-log history read for the whole pass; None reads it here. ``window``:
+    search exactly this window (a backfill's) instead of planning one from the execution log.
     """
     execution = _new_execution(ctx, rule)
+    if window is not None:
+        execution.kind = BACKFILL
     with rule_context(rule.rule_id, rule.name, execution.uuid):
         try:
-            _search_and_write(ctx, rule, execution, history)
+            _search_and_write(ctx, rule, execution, history, window)
+        except stop.RunInterrupted as exc:
+            execution.errors.append(str(exc))
+            execution.searched_to = None
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
             reason = _error_reason(rule, exc)
             execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
@@ -243,7 +266,10 @@ def run_rules(
     def history(rule: Rule) -> RuleHistory | None:
         return None if histories is None else histories.get(rule.rule_id, RuleHistory())
 
-    executions = [record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused]
-    executions += [run_rule(ctx, rule, history(rule)) for rule in rules]
+    # Once a stop is requested (SIGTERM, SIGINT), no further rule starts.
+    executions = [
+        record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused if not stop.requested()
+    ]
+    executions += [run_rule(ctx, rule, history(rule)) for rule in rules if not stop.requested()]
     record.refresh(ctx.es, ctx.policy, ctx.settings.executions_index)
     return executions

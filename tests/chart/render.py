@@ -76,9 +76,15 @@ class Manifests:
         return [doc for doc in self.docs if doc["kind"] == kind]
 
     def one(self, kind: str, component: str | None = None) -> dict[str, Any]:
+        """The object of ``kind`` with the ``app.kubernetes.io/component`` label ``component``; without one,
+        the only object of that kind, or else the one without a component label (the run's CronJob beside the
+        maintenance CronJob)."""
+        docs = self.of_kind(kind)
+        if component is None and len(docs) > 1:
+            docs = [doc for doc in docs if "app.kubernetes.io/component" not in doc["metadata"]["labels"]]
         found = [
             doc
-            for doc in self.of_kind(kind)
+            for doc in docs
             if component is None or doc["metadata"]["labels"].get("app.kubernetes.io/component") == component
         ]
         assert len(found) == 1, f"expected one {kind} {component or ''}, found {len(found)}"

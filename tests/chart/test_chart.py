@@ -173,7 +173,7 @@ def test_the_default_is_a_restricted_cronjob_every_ten_minutes() -> None:
     kinds = sorted(
         f"{doc['kind']}/{doc['metadata']['labels'].get('app.kubernetes.io/component', '-')}" for doc in manifests.docs
     )
-    assert kinds == ["CronJob/-", "Job/setup", "ServiceAccount/-", "ServiceAccount/setup"]
+    assert kinds == ["CronJob/-", "CronJob/maintenance", "Job/setup", "ServiceAccount/-", "ServiceAccount/setup"]
     spec = manifests.one("CronJob")["spec"]
     job = spec["jobTemplate"]["spec"]
     assert spec["schedule"] == "*/10 * * * *"
@@ -197,8 +197,10 @@ def test_plain_helm_template_renders_a_restricted_cronjob() -> None:
     """``helm template helm/detection-job``, no flag: what a user types first."""
     output = render.helm("template", str(CHART)).stdout
     docs = [doc for doc in yaml.safe_load_all(output) if doc]
-    [cronjob] = [doc for doc in docs if doc["kind"] == "CronJob"]
-    assert restricted_violations(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]) == []
+    cronjobs = [doc for doc in docs if doc["kind"] == "CronJob"]  # the runs and the maintenance
+    assert len(cronjobs) == 2
+    for cronjob in cronjobs:
+        assert restricted_violations(cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]) == []
 
 
 def test_the_shortest_shipped_rule_interval_is_the_default_schedule() -> None:
@@ -236,6 +238,23 @@ def test_the_setup_hook_runs_setup_with_its_own_credentials() -> None:
         [c] = pod["containers"]
         assert "DETECTION_AUTO_SETUP" not in {entry["name"] for entry in c["env"]}
     assert "rules" not in {v["name"] for v in spec["volumes"]}, "setup needs no rules"
+
+
+def test_the_maintenance_cronjob_runs_setup_daily_with_the_setup_credentials() -> None:
+    """Rollover and retention need privileges the runtime role lacks: a CronJob of their own runs them."""
+    manifests = render.template(["inline-rules.yaml"])
+    cronjob = manifests.one("CronJob", "maintenance")
+    assert cronjob["spec"]["schedule"] == "17 3 * * *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    spec = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["args"] == ["setup"]
+    secret = {v["name"]: v for v in spec["volumes"]}["credentials"]["secret"]
+    assert secret["secretName"] == "es-setup"
+    assert "DETECTION_AUTO_SETUP" not in {entry["name"] for entry in container["env"]}
+    assert render.template(set_json={"maintenance": {"enabled": False}}).of_kind("CronJob") == [
+        render.template().one("CronJob")
+    ]
 
 
 def test_setup_can_be_left_to_the_operator() -> None:
@@ -285,7 +304,9 @@ def test_deployment_mode_refuses(overrides: dict[str, Any], message: str) -> Non
 
 def test_deployment_mode_serves_probes_and_metrics() -> None:
     manifests = render.template(["deployment.yaml"])
-    assert manifests.of_kind("CronJob") == []
+    assert [doc["metadata"]["labels"]["app.kubernetes.io/component"] for doc in manifests.of_kind("CronJob")] == [
+        "maintenance"
+    ]
     deployment = manifests.one("Deployment")
     spec = deployment["spec"]
     assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"

@@ -118,5 +118,13 @@ def test_the_setup_hook_then_the_cronjob_run_and_alert(
         es.indices.refresh(index=executions)
         records = es.search(index=executions, query={"term": {"rule.rule_id": RULE_ID}})["hits"]["hits"]
         assert [record["_source"]["execution"]["status"] for record in records] == ["succeeded"]
+
+        # The maintenance CronJob: setup again, with the setup credentials (rollover and retention).
+        maintenance = manifests.one("CronJob", "maintenance")
+        maintenance_spec = maintenance["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        maintenance_pod = prepare(maintenance_spec, "maintenance", cluster, tmp_path / "maintenance-pod", BIN)
+        assert _settings_seen_by(maintenance_pod)[0] == "setup-role-api-key"
+        maintained = _start(maintenance_pod)
+        assert maintained.returncode == 0, maintained.stdout + maintained.stderr
     finally:
         es.options(ignore_status=404).indices.delete_index_template(name=f"{alerts}-template")

@@ -157,7 +157,7 @@ def test_a_refused_connection_never_shows_the_password(command: str) -> None:
 
 def test_run_through_http_errors_never_shows_the_password(es_url: str) -> None:
     with FaultProxy(es_url) as proxy:
-        proxy.fail(r"_cluster/health|_index_template", times=1000, status=403)
+        proxy.fail(r"_cluster/health|_index_template|/_alias", times=1000, status=403)  # run reads aliases first
         result = _job(
             "run",
             DETECTION_ES_HOSTS=_with_password(proxy.url),

@@ -160,6 +160,8 @@ def test_an_alias_leaves_room_for_the_names_derived_from_it(length: int, ok: boo
         ({"alerts_index": "a" * 250}, "DETECTION_ALERTS_INDEX: too long"),
         ({"alerts_index": "x", "executions_index": "x"}, "DETECTION_EXECUTIONS_INDEX: must differ"),
         ({"alerts_index": "x", "executions_index": "x-log"}, "DETECTION_EXECUTIONS_INDEX: 'x-log' would match"),
+        ({"alerts_index": "log-alerts", "executions_index": "log"}, "DETECTION_ALERTS_INDEX: 'log-alerts' would match"),
+        ({"executions_index": "a" * 250}, "DETECTION_EXECUTIONS_INDEX: too long"),  # room for <name>-000001
     ],
 )
 def test_bad_index_settings_name_the_variable(
@@ -183,6 +185,12 @@ def test_bad_index_settings_name_the_variable(
         ({"space_id": "a" * 256}, "DETECTION_SPACE_ID:"),
         ({"es_api_key": f"{CANARY}\nX-Injected: 1"}, "DETECTION_ES_API_KEY: an API key is printable ASCII"),
         ({"es_username": "a:b"}, "DETECTION_ES_USERNAME: a user name for basic authentication cannot contain ':'"),
+        ({"max_catchup": "30d"}, "DETECTION_EXECUTIONS_RETENTION: 30d must be longer than DETECTION_MAX_CATCHUP (30d)"),
+        ({"executions_retention": "1d", "max_catchup": "36h"}, "DETECTION_EXECUTIONS_RETENTION: 1d must be longer"),
+        ({"executions_retention": "0d"}, "DETECTION_EXECUTIONS_RETENTION: invalid duration '0d'"),
+        ({"executions_rollover": "max_docs=many"}, "DETECTION_EXECUTIONS_ROLLOVER: max_docs='many'"),
+        ({"shutdown_grace": "20"}, "DETECTION_SHUTDOWN_GRACE: invalid duration '20'"),
+        ({"auto_setup": "maybe"}, "DETECTION_AUTO_SETUP: input should be a valid boolean"),
     ],
 )
 def test_bounds_and_shapes(monkeypatch: pytest.MonkeyPatch, values: dict[str, str], message: str) -> None:
@@ -191,9 +199,30 @@ def test_bounds_and_shapes(monkeypatch: pytest.MonkeyPatch, values: dict[str, st
     assert len(found) < 300
 
 
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({}, (timedelta(days=30), timedelta(seconds=20), False)),
+        (
+            {"executions_retention": "off", "shutdown_grace": "2m", "auto_setup": "true"},
+            (None, timedelta(minutes=2), True),
+        ),
+        ({"executions_retention": "90d", "max_catchup": "60d"}, (timedelta(days=90), timedelta(seconds=20), False)),
+    ],
+)
+def test_lifecycle_and_shutdown_settings(
+    monkeypatch: pytest.MonkeyPatch, values: dict[str, str], expected: tuple[object, ...]
+) -> None:
+    for key, value in values.items():
+        monkeypatch.setenv(f"DETECTION_{key.upper()}", value)
+    settings = load_settings()
+    assert (settings.executions_retention, settings.shutdown_grace, settings.auto_setup) == expected
+
+
 def test_a_year_is_the_longest_duration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DETECTION_MAX_CATCHUP", "366d")
     monkeypatch.setenv("DETECTION_SCHEDULE_INTERVAL", "8784h")
+    monkeypatch.setenv("DETECTION_EXECUTIONS_RETENTION", "off")  # a retention must exceed the catch-up
     settings = load_settings()
     assert settings.max_catchup == settings.schedule_interval == timedelta(days=366)
 

@@ -188,6 +188,8 @@ def sandbox(es: Elasticsearch, es_url: str, prefix: str, tmp_path: Path, monkeyp
         rules_dir=str(rules_dir),
         alerts_max="100000",
         retry_max_seconds="30",
+        # Runs install their indices, as `make demo` does; the least-privilege tests turn this off.
+        auto_setup="true",
     )
     return env
 
