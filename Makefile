@@ -100,7 +100,7 @@ $(LOWEST_STAMP): pyproject.toml $(STAMP)
 	@touch $@
 
 test-lowest: $(LOWEST_STAMP) es-build
-	$(LOWEST)/bin/python -m pip list --format=freeze 2>/dev/null | grep -iE '^(elasticsearch|apscheduler|tenacity|pydantic|pydantic[-_]settings|lark|tomli[-_]w)==' | tr '\n' ' '; echo
+	$(LOWEST)/bin/python -m pip list --format=freeze 2>/dev/null | grep -iE '^(elasticsearch|apscheduler|tenacity|pydantic|pydantic[-_]settings|lark|tomli[-_]w|orjson)==' | tr '\n' ' '; echo
 	$(LOWEST)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration/run/test_run_basics.py tests/integration/test_check_command.py
 
 unit: $(STAMP)
