@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     # The lease of one rule run: a run stops searching before it ends, and a ``running`` record older
     # than this is taken as abandoned by the next run.
     run_timeout: Annotated[timedelta, NoDecode] = timedelta(minutes=9)
+    # Rules of a pass executed at once (threads sharing one client), and bulk requests of one rule run in
+    # flight while it reads its next page (each holds one page of alerts: memory stays bounded).
+    concurrency: int = Field(default=4, ge=1, le=64)
+    bulk_concurrency: int = Field(default=2, ge=1, le=16)
 
     # Retries of transient Elasticsearch errors (connection, timeout, 429, 502/503/504)
     retry_attempts: int = Field(default=6, ge=1, le=100)

@@ -12,9 +12,12 @@ unless it is stored), plan the search, execute, write the final record.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,8 +33,9 @@ from job.rules.model import Rule
 from job.run import lease, record
 from job.run.execlog import Execution
 from job.run.execute import execute
+from job.run.firstpage import FirstPage, Probe, read_first_pages
 from job.run.history import RuleHistory, read_histories
-from job.run.plan import RunPlan, plan_run, plan_search
+from job.run.plan import RunPlan, SearchPlan, plan_run, plan_search
 from job.run.retry import RetryPolicy, describe
 from job.settings import Settings
 
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 # A run stops paging once this share of its lease (DETECTION_RUN_TIMEOUT) has passed, leaving time to
 # write its alerts and its record before the lease runs out.
 STOP_SEARCHING_AT = 0.9
+# Rules of a pass whose records are written, and first pages read, with one request each.
+RULES_PER_BATCH = 50
 
 
 @dataclass
@@ -52,6 +58,7 @@ class RunContext:
     policy: RetryPolicy
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
+    _field_caps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     runner: lease.Runner = field(default_factory=lease.this_runner)
     # Each rule query translated once per pass, with the field types of its indices (shared with validation).
     translator: QueryTranslator = field(init=False)
@@ -63,7 +70,12 @@ class RunContext:
         self.lists = ListStore(self.es, self.policy, self.settings.lists_index, self.settings.list_items_index)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
-        """``_field_caps`` of the rule's index patterns, fetched once per pass."""
+        """``_field_caps`` of the rule's index patterns, fetched once per pass (rules running at once wait
+        for one request)."""
+        with self._field_caps_lock:
+            return self._field_caps(indices)
+
+    def _field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
         if indices not in self.field_caps_cache:
             response = self.policy.call(
                 lambda: self.es.field_caps(
@@ -157,9 +169,10 @@ def _mark_abandoned(ctx: RunContext, rule: Rule, history: RuleHistory, by: str) 
             log.warning("rule %s: run %s ended without a record of its end; marked failed", rule.rule_id, running.uuid)
 
 
-def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None) -> None:
-    settings = ctx.settings
+def _begin(ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None) -> RunPlan:
+    """Mark the rule's abandoned runs, plan this one and note the plan on ``execution`` (before its record)."""
     if history is None:
+        settings = ctx.settings
         history = read_histories(ctx.es, ctx.policy, settings.executions_index, [rule.rule_id], settings.space_id).get(
             rule.rule_id, RuleHistory()
         )
@@ -170,15 +183,15 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
     if plan.gap is not None:
         execution.metrics.record_gap(plan.gap)
     execution.warnings.extend(plan.warnings)
+    return plan
 
-    record.write_ahead(ctx.es, ctx.policy, settings.executions_index, execution)
-    lease.started(execution.uuid)
 
+def _plan_search(ctx: RunContext, rule: Rule, execution: Execution, plan: RunPlan) -> SearchPlan:
     search = plan_search(
         rule,
         plan.window,
         ctx.field_caps(tuple(rule.index)),
-        alerts_alias=settings.alerts_index,
+        alerts_alias=ctx.settings.alerts_index,
         rule_dsl=lambda: ctx.translator.translate(rule),
         exceptions=lambda: ctx.lists.plan(rule.exceptions, now=ctx.now),
     )
@@ -186,11 +199,25 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
     execution.metrics.exceptions_expired = list(search.exceptions_expired)
     if search.exceptions_expired:
         log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
-    stop_at = execution.start + settings.run_timeout * STOP_SEARCHING_AT
+    return search
+
+
+def _execute(
+    ctx: RunContext,
+    rule: Rule,
+    execution: Execution,
+    plan: RunPlan,
+    search: SearchPlan,
+    *,
+    first_page: FirstPage | None = None,
+    refresh: bool = True,
+) -> None:
+    """Search and write (:func:`job.run.execute.execute`); note the outcome on ``execution``."""
+    stop_at = execution.start + ctx.settings.run_timeout * STOP_SEARCHING_AT
     outcome = execute(
         ctx.es,
         ctx.policy,
-        settings,
+        ctx.settings,
         rule,
         plan,
         search,
@@ -199,9 +226,26 @@ def _search_and_write(ctx: RunContext, rule: Rule, execution: Execution, history
         metrics=execution.metrics,
         should_stop=lambda: ctx.clock() >= stop_at,
         page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
+        first_page=first_page,
+        refresh=refresh,
     )
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to
+
+
+def _failed(rule: Rule, execution: Execution, exc: Exception) -> None:
+    reason = _error_reason(rule, exc)
+    execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
+    execution.searched_to = None
+
+
+def _end(ctx: RunContext, execution: Execution) -> None:
+    execution.end = ctx.clock()
+    if execution.lease_expires is not None and execution.end > execution.lease_expires:
+        execution.warnings.append(
+            f"The run took longer than DETECTION_RUN_TIMEOUT ({ctx.settings.run_timeout}); "
+            "another run may have taken it for interrupted"
+        )
 
 
 def run_rule(ctx: RunContext, rule: Rule, history: RuleHistory | None = None) -> Execution:
@@ -212,28 +256,140 @@ def run_rule(ctx: RunContext, rule: Rule, history: RuleHistory | None = None) ->
     execution = _new_execution(ctx, rule)
     with rule_context(rule.rule_id, rule.name, execution.uuid):
         try:
-            _search_and_write(ctx, rule, execution, history)
+            plan = _begin(ctx, rule, execution, history)
+            record.write_ahead(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
+            lease.started(execution.uuid)
+            _execute(ctx, rule, execution, plan, _plan_search(ctx, rule, execution, plan))
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
-            reason = _error_reason(rule, exc)
-            execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
-            execution.searched_to = None
+            _failed(rule, execution, exc)
         try:
-            execution.end = ctx.clock()
-            if execution.lease_expires is not None and execution.end > execution.lease_expires:
-                execution.warnings.append(
-                    f"The run took longer than DETECTION_RUN_TIMEOUT ({ctx.settings.run_timeout}); "
-                    "another run may have taken it for interrupted"
-                )
+            _end(ctx, execution)
             return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
         finally:
             lease.finished(execution.uuid)
 
 
+@dataclass
+class _Started:
+    """A rule run of a batch whose ``running`` record is stored, with its plans."""
+
+    rule: Rule
+    execution: Execution
+    plan: RunPlan
+    search: SearchPlan | None = None
+    first_page: FirstPage | None = None
+
+
+def _start_batch(
+    ctx: RunContext, rules: Sequence[Rule], history: Callable[[Rule], RuleHistory | None]
+) -> tuple[list[Execution], list[_Started]]:
+    """Plan the batch's runs, store their ``running`` records in one request, plan their searches and read
+    their first pages in one ``_msearch``. A rule fails alone at any step; a rule whose record is not
+    stored searches nothing."""
+    executions: list[Execution] = []
+    planned: list[_Started] = []
+    for rule in rules:
+        execution = _new_execution(ctx, rule)
+        executions.append(execution)
+        with rule_context(rule.rule_id, rule.name, execution.uuid):
+            try:
+                planned.append(_Started(rule, execution, _begin(ctx, rule, execution, history(rule))))
+            except Exception as exc:  # noqa: BLE001 - this rule's failure, not the batch's
+                _failed(rule, execution, exc)
+    stored = record.write_ahead_many(
+        ctx.es, ctx.policy, ctx.settings.executions_index, [item.execution for item in planned]
+    )
+    started: list[_Started] = []
+    for item in planned:
+        problem = stored[item.execution.uuid]
+        with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+            if problem is not None:
+                _failed(item.rule, item.execution, problem)
+                continue
+            lease.started(item.execution.uuid)
+            started.append(item)
+            try:
+                item.search = _plan_search(ctx, item.rule, item.execution, item.plan)
+            except Exception as exc:  # noqa: BLE001 - this rule's failure, not the batch's
+                _failed(item.rule, item.execution, exc)
+    probed: list[_Started] = []
+    probes: list[Probe] = []
+    for item in started:
+        if item.search is not None and item.search.query is not None:
+            probed.append(item)
+            probes.append(Probe(item.rule.index, item.search.query, item.search.sort))
+    try:
+        pages: list[FirstPage | None] = read_first_pages(ctx.es, ctx.policy, probes, ctx.settings.page_size)
+    except (ApiError, TransportError) as exc:  # after its retries: the cluster is down for all of them
+        for item in probed:
+            with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+                _failed(item.rule, item.execution, exc)
+        return executions, started
+    for item, page in zip(probed, pages, strict=True):
+        item.first_page = page
+    return executions, started
+
+
+def _run_started(ctx: RunContext, item: _Started) -> None:
+    """Execute one started run (in a worker thread, with the rule's log context)."""
+    with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+        try:
+            if item.search is not None:
+                search, page = item.search, item.first_page
+                _execute(ctx, item.rule, item.execution, item.plan, search, first_page=page, refresh=False)
+        except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
+            _failed(item.rule, item.execution, exc)
+
+
+def _run_batches(
+    ctx: RunContext, rules: Sequence[Rule], history: Callable[[Rule], RuleHistory | None]
+) -> list[Execution]:
+    """Every rule of the pass, a batch at a time: records and first pages in one request per batch, the
+    runs of a batch ``DETECTION_CONCURRENCY`` at a time (threads sharing the client and the pass's
+    caches), the final records in one request."""
+    executions: list[Execution] = []
+    with ThreadPoolExecutor(ctx.settings.concurrency, thread_name_prefix="rule") as pool:
+        for start in range(0, len(rules), RULES_PER_BATCH):
+            batch, started = _start_batch(ctx, rules[start : start + RULES_PER_BATCH], history)
+            running = [item for item in started if item.execution.errors == []]
+            if ctx.settings.concurrency <= 1:
+                for item in running:
+                    _run_started(ctx, item)
+            else:
+                # Each run gets its own copy of this thread's context (job.logs keeps the rule context there).
+                futures = [pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in running]
+                for future in futures:
+                    future.result()
+            for execution in batch:
+                _end(ctx, execution)
+            try:
+                record.write_final_many(ctx.es, ctx.policy, ctx.settings.executions_index, batch)
+            finally:
+                for item in started:
+                    lease.finished(item.execution.uuid)
+            executions += batch
+    return executions
+
+
+def _refresh_alerts(ctx: RunContext, executions: Sequence[Execution]) -> None:
+    """Make the pass's alerts and dead letters visible to the next pass's duplicate check, once (a killed
+    pass's become visible within the indices' refresh interval; an alert written twice is a 409)."""
+    settings = ctx.settings
+    wrote = [ex.metrics for ex in executions]
+    indices = [settings.alerts_index] if any(m.alerts_created or m.duplicates_skipped for m in wrote) else []
+    indices += [settings.dead_letter_index] if any(m.dead_lettered for m in wrote) else []
+    if indices:
+        try:
+            ctx.policy.call(lambda: ctx.es.indices.refresh(index=indices, ignore_unavailable=True))
+        except (ApiError, TransportError) as exc:
+            log.warning("could not refresh %s: %s", ",".join(indices), describe(exc))
+
+
 def run_rules(
     ctx: RunContext, rules: Sequence[Rule], refused: Sequence[tuple[Rule, Sequence[str]]] = ()
 ) -> list[Execution]:
-    """Record the ``refused`` rules (they load but do not validate), then run every rule in turn; one
-    rule's failure never stops the others. The pass's records are made searchable at its end, so a pass
+    """Record the ``refused`` rules (they load but do not validate), then run every rule; one rule's failure
+    never stops the others. The pass's alerts and records are made searchable at its end, so a pass
     started right after this one plans from them."""
     histories = ctx.histories([*rules, *(rule for rule, _ in refused)])
 
@@ -241,6 +397,7 @@ def run_rules(
         return None if histories is None else histories.get(rule.rule_id, RuleHistory())
 
     executions = [record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused]
-    executions += [run_rule(ctx, rule, history(rule)) for rule in rules]
+    executions += _run_batches(ctx, rules, history)
+    _refresh_alerts(ctx, executions)
     record.refresh(ctx.es, ctx.policy, ctx.settings.executions_index)
     return executions

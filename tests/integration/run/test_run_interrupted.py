@@ -60,7 +60,7 @@ def test_a_run_whose_final_record_was_lost_is_marked_by_the_next_run(job_env: Jo
     with FaultProxy(es_url) as proxy:
         job_env.set(es_hosts=proxy.url, retry_attempts="2")
         # Every full write of the record fails, as if the node died after the alerts were written.
-        proxy.fail(rf"^/{job_env.executions}/_doc/", times=100, status=503)
+        proxy.fail(rf"^/{job_env.executions}/_bulk\?filter_path=items\.index", times=100, status=503)
         assert job_env.run("--now", iso(NOW)) == 1
     [running] = job_env.executions_docs(rule_id)
     assert running["execution"]["status"] == "running"
