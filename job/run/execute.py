@@ -161,7 +161,11 @@ class _Run:
         return self.cap - self.writes.created - self.reserved
 
     def write(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Build the batch's alerts here and send them; the answer is awaited later (:meth:`settle_oldest`)."""
+        """Build the batch's alerts here and send them; the answer is awaited later (:meth:`settle_oldest`).
+        A batch is built only once fewer than ``DETECTION_BULK_CONCURRENCY`` are in flight, so at most that
+        many batches of alerts exist at once."""
+        while len(self.in_flight) >= self.settings.bulk_concurrency:
+            self.settle_oldest()
         now = self.clock()
         if self.alerts is None:
             self.alerts = RunAlerts.for_run(
@@ -177,8 +181,6 @@ class _Run:
         )
         letters = [self.letter(hit, "build", reason) for hit, reason in failures]
         hits = {doc_id: hit for doc_id, hit in batch}
-        while len(self.in_flight) >= self.settings.bulk_concurrency:
-            self.settle_oldest()
         self.reserved += len(writes)
         if self.settings.bulk_concurrency <= 1:
             done: Future[_Batch] = Future()

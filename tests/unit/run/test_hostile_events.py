@@ -17,7 +17,7 @@ from job.jsoncodec import (
     safe_document_bytes,
 )
 from job.run.alert_template import alert_properties
-from job.run.alerts import build_alert
+from job.run.alerts import RunAlerts, build_alert
 from job.run.conform import conform, mapped_paths
 from job.run.execute import build_writes
 from job.run.source_fields import leaves, subtree_leaves, values_at
@@ -140,3 +140,22 @@ def test_an_event_that_cannot_become_an_alert_fails_alone() -> None:
         ("too-deep", "RecursionError"),
         ("broken", "KeyError"),
     ]
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        "caf\udcc3\udca9 \udcc0\udc80",  # bytes that were not UTF-8, as the client decodes them
+        _nested(1000),  # as deep as Elasticsearch accepts: orjson refuses it, json writes it
+        _nested(1000, array=True),
+        {"big": 10**30, "small": -(2**63), "inf": math.inf, "nan": [math.nan, 1.5]},
+    ],
+)
+def test_a_run_serializes_hostile_events_as_the_single_alert_path_builds_them(blob: Any) -> None:
+    allow_deep_documents()
+    rule = seed_rule()
+    hit = endgame_hit("hostile", blob=blob)
+    alerts = RunAlerts.for_run(rule, now=NOW, execution_uuid=EXECUTION_UUID, space_id=SPACE_ID)
+    body = alerts.body(hit, now=NOW)
+    assert json.loads(body) == build_alert(rule, hit, now=NOW, execution_uuid=EXECUTION_UUID, space_id=SPACE_ID)
+    assert b"NaN" not in body and b"Infinity" not in body
