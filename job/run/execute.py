@@ -24,7 +24,6 @@ from job.rules.model import Rule
 from job.run import deadletter
 from job.run.alerts import RunAlerts
 from job.run.deadletter import DeadLetter, one_line
-from job.run.firstpage import FirstPage
 from job.run.ids import alert_id
 from job.run.metrics import RunMetrics
 from job.run.pager import PitPager
@@ -93,6 +92,52 @@ def build_writes(
     return writes, failures
 
 
+def letter_for(
+    rule: Rule,
+    space_id: str,
+    execution_uuid: str,
+    hit: dict[str, Any],
+    stage: deadletter.Stage,
+    reason: str,
+    time: datetime,
+) -> DeadLetter:
+    """The dead-letter entry of an event that could not become an alert."""
+    return DeadLetter(
+        event_index=str(hit["_index"]),
+        event_id=str(hit["_id"]),
+        rule_id=rule.rule_id,
+        rule_name=rule.name,
+        space_id=space_id,
+        execution_uuid=execution_uuid,
+        stage=stage,
+        reason=reason,
+        time=time,
+    )
+
+
+def letter_samples(letters: Sequence[DeadLetter], samples: list[str]) -> None:
+    """Add the first letters to ``samples`` (at most :data:`DEAD_LETTER_SAMPLES` in all)."""
+    for letter in letters[: max(0, DEAD_LETTER_SAMPLES - len(samples))]:
+        samples.append(one_line(f"{letter.event_index}/{letter.event_id}: {letter.reason}", 300))
+
+
+def fill_metrics(
+    metrics: RunMetrics,
+    writes: WriteStats,
+    *,
+    duplicates: int,
+    dead_lettered: int,
+    dead_letters_skipped: int,
+) -> None:
+    """The write counts of a run (its search counts are the pager's)."""
+    metrics.total_indexing_duration_ms = round(writes.indexing_ms)
+    metrics.alerts_created = writes.created
+    metrics.duplicates_skipped = duplicates + writes.duplicates
+    metrics.errors = writes.errors
+    metrics.dead_lettered = dead_lettered
+    metrics.dead_letters_skipped = dead_letters_skipped
+
+
 @dataclass
 class _Batch:
     """What writing one batch of alerts did; filled by the thread that wrote it, merged by the run."""
@@ -129,17 +174,7 @@ class _Run:
     pool: ThreadPoolExecutor | None = None
 
     def letter(self, hit: dict[str, Any], stage: deadletter.Stage, reason: str) -> DeadLetter:
-        return DeadLetter(
-            event_index=str(hit["_index"]),
-            event_id=str(hit["_id"]),
-            rule_id=self.rule.rule_id,
-            rule_name=self.rule.name,
-            space_id=self.settings.space_id,
-            execution_uuid=self.execution_uuid,
-            stage=stage,
-            reason=reason,
-            time=self.clock(),
-        )
+        return letter_for(self.rule, self.settings.space_id, self.execution_uuid, hit, stage, reason, self.clock())
 
     def new_events(self, page: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
         """The page's events that have neither an alert nor a dead-letter entry yet."""
@@ -196,9 +231,7 @@ class _Run:
         context = contextvars.copy_context()
         self.in_flight.append(self.pool.submit(context.run, self._send, writes, letters, hits))
 
-    def _send(
-        self, writes: list[AlertWrite], letters: list[DeadLetter], hits: dict[str, dict[str, Any]]
-    ) -> _Batch:
+    def _send(self, writes: list[AlertWrite], letters: list[DeadLetter], hits: dict[str, dict[str, Any]]) -> _Batch:
         """Runs in a worker thread: bulk-create, then dead-letter what could not become an alert."""
         result = _Batch(reserved=len(writes))
         refused = bulk_create(self.es, self.policy, self.settings.alerts_index, writes, result.stats)
@@ -226,8 +259,7 @@ class _Run:
         self.writes.indexing_ms += stats.indexing_ms
         self.writes.error_samples.extend(stats.error_samples[: MAX_ERROR_SAMPLES - len(self.writes.error_samples)])
         self.dead_lettered += len(batch.letters)
-        for letter in batch.letters[: max(0, DEAD_LETTER_SAMPLES - len(self.dead_letter_samples))]:
-            self.dead_letter_samples.append(one_line(f"{letter.event_index}/{letter.event_id}: {letter.reason}", 300))
+        letter_samples(batch.letters, self.dead_letter_samples)
 
     def settle_all(self) -> None:
         """Wait for every batch in flight; the first error is raised once all have ended."""
@@ -264,7 +296,6 @@ def execute(
     metrics: RunMetrics,
     should_stop: Callable[[], bool] = lambda: False,
     page_filter: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda hits: hits,
-    first_page: FirstPage | None = None,
     refresh: bool = True,
 ) -> Outcome:
     """Search ``plan.window`` with ``search`` and write the alerts; ``metrics`` is filled as it goes, also
@@ -272,30 +303,19 @@ def execute(
 
     ``should_stop`` is asked after each full page; when it says yes (the run's lease is running out), the
     run ends there and the next run continues from the last timestamp it handled. ``page_filter`` drops
-    the hits of a page that exceptions applied per page (large value lists) exclude. ``first_page``: every
-    hit of the window, already read (:func:`job.run.firstpage.read_first_pages`, fewer than a page); no
-    point in time is opened then, unless it holds more new events than the cap allows (which ones a
-    capped run alerts is decided by paging). ``refresh``: make the alerts searchable at the end (a pass
-    of many rules refreshes once, at its end, instead).
+    the hits of a page that exceptions applied per page (large value lists) exclude. ``refresh``: make the
+    alerts searchable at the end (a pass of many rules refreshes once, at its end, instead). A window read
+    whole by its first page is written by :mod:`job.run.smallruns` instead, with other rules' alerts.
     """
     if search.query is None:  # no index matches: nothing to search, the window is done
         return Outcome(searched_to=plan.window.end)
     pager = PitPager(es, policy, rule.index, search.query, search.sort, settings.page_size)
     run = _Run(es, policy, settings, rule, execution_uuid, clock, cap=plan.cap)
     outcome = Outcome(searched_to=plan.window.end)
-    first_new: list[tuple[str, dict[str, Any]]] | None = None
-    if first_page is not None:
-        first_new = run.new_events(page_filter(first_page.hits))
-        if len(first_new) > plan.cap:  # the events a capped run alerts, and in which order, come from paging
-            run.duplicates = run.dead_letters_skipped = 0
-            first_page = first_new = None
 
     def pages() -> Iterator[tuple[list[dict[str, Any]], list[tuple[str, dict[str, Any]]]]]:
-        if first_page is None:
-            for page in pager.pages():
-                yield page, run.new_events(page_filter(page))
-        elif first_page.hits:
-            yield first_page.hits, first_new or []
+        for page in pager.pages():
+            yield page, run.new_events(page_filter(page))
 
     try:
         try:
@@ -321,21 +341,17 @@ def execute(
         if refresh:
             run.refresh()
     finally:
-        if first_page is None:
-            metrics.pages = pager.stats.pages
-            metrics.hits = pager.stats.hits
-            metrics.pit_reopened = pager.stats.pit_reopened
-            metrics.total_search_duration_ms = round(pager.stats.search_ms)
-        else:
-            metrics.pages = 1 if first_page.hits else 0
-            metrics.hits = len(first_page.hits)
-            metrics.total_search_duration_ms = round(first_page.search_ms)
-        metrics.total_indexing_duration_ms = round(run.writes.indexing_ms)
-        metrics.alerts_created = run.writes.created
-        metrics.duplicates_skipped = run.duplicates + run.writes.duplicates
-        metrics.errors = run.writes.errors
-        metrics.dead_lettered = run.dead_lettered
-        metrics.dead_letters_skipped = run.dead_letters_skipped
+        metrics.pages = pager.stats.pages
+        metrics.hits = pager.stats.hits
+        metrics.pit_reopened = pager.stats.pit_reopened
+        metrics.total_search_duration_ms = round(pager.stats.search_ms)
+        fill_metrics(
+            metrics,
+            run.writes,
+            duplicates=run.duplicates,
+            dead_lettered=run.dead_lettered,
+            dead_letters_skipped=run.dead_letters_skipped,
+        )
     if run.dead_lettered:
         outcome.warnings.append(
             dead_letter_message(run.dead_lettered, settings.dead_letter_index, run.dead_letter_samples)

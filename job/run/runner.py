@@ -17,7 +17,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,7 @@ from job.run.firstpage import FirstPage, Probe, read_first_pages
 from job.run.history import RuleHistory, read_histories
 from job.run.plan import RunPlan, SearchPlan, plan_run, plan_search
 from job.run.retry import RetryPolicy, describe
+from job.run.smallruns import SmallRun, write_small_runs
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class RunContext:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
     _field_caps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _field_types: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict, repr=False)
     runner: lease.Runner = field(default_factory=lease.this_runner)
     # Each rule query translated once per pass, with the field types of its indices (shared with validation).
     translator: QueryTranslator = field(init=False)
@@ -66,7 +68,7 @@ class RunContext:
     lists: ListStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.translator = QueryTranslator(lambda indices: field_types_from_caps(self.field_caps(indices)))
+        self.translator = QueryTranslator(self.field_types)
         self.lists = ListStore(self.es, self.policy, self.settings.lists_index, self.settings.list_items_index)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
@@ -74,6 +76,13 @@ class RunContext:
         for one request)."""
         with self._field_caps_lock:
             return self._field_caps(indices)
+
+    def field_types(self, indices: tuple[str, ...]) -> dict[str, str]:
+        """The field types of the rule's index patterns (from :meth:`field_caps`), derived once per pass."""
+        with self._field_caps_lock:
+            if indices not in self._field_types:
+                self._field_types[indices] = field_types_from_caps(self._field_caps(indices))
+            return self._field_types[indices]
 
     def _field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
         if indices not in self.field_caps_cache:
@@ -209,7 +218,6 @@ def _execute(
     plan: RunPlan,
     search: SearchPlan,
     *,
-    first_page: FirstPage | None = None,
     refresh: bool = True,
 ) -> None:
     """Search and write (:func:`job.run.execute.execute`); note the outcome on ``execution``."""
@@ -226,7 +234,6 @@ def _execute(
         metrics=execution.metrics,
         should_stop=lambda: ctx.clock() >= stop_at,
         page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
-        first_page=first_page,
         refresh=refresh,
     )
     execution.warnings.extend(outcome.warnings)
@@ -331,35 +338,73 @@ def _start_batch(
 
 
 def _run_started(ctx: RunContext, item: _Started) -> None:
-    """Execute one started run (in a worker thread, with the rule's log context)."""
+    """Execute one started run by paging its window (in a worker thread, with the rule's log context)."""
     with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
         try:
             if item.search is not None:
-                search, page = item.search, item.first_page
-                _execute(ctx, item.rule, item.execution, item.plan, search, first_page=page, refresh=False)
+                _execute(ctx, item.rule, item.execution, item.plan, item.search, refresh=False)
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
             _failed(item.rule, item.execution, exc)
+
+
+def _small_run(ctx: RunContext, item: _Started, page: FirstPage) -> SmallRun | None:
+    """The run of a window read whole by its first page, with the exceptions applied per page; None when
+    that fails (the rule's error)."""
+    assert item.search is not None
+    search = item.search
+    with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+        try:
+            hits = ctx.lists.filter_page(search.exceptions, page.hits)
+        except Exception as exc:  # noqa: BLE001 - this rule's failure
+            _failed(item.rule, item.execution, exc)
+            return None
+    return SmallRun(item.rule, item.plan, item.execution.uuid, item.execution.metrics, hits, page.search_ms)
+
+
+def _write_small(ctx: RunContext, items: Sequence[_Started]) -> list[_Started]:
+    """Write the runs read whole by their first page together; the ones to page instead."""
+    runs: dict[str, tuple[_Started, SmallRun]] = {}
+    for item in items:
+        assert item.first_page is not None
+        small = _small_run(ctx, item, item.first_page)
+        if small is not None:
+            runs[item.execution.uuid] = (item, small)
+    to_page = write_small_runs(ctx.es, ctx.policy, ctx.settings, [small for _, small in runs.values()], ctx.clock)
+    paged = {small.execution_uuid for small in to_page}
+    for item, small in runs.values():
+        if item.execution.uuid in paged:
+            continue
+        with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+            if small.error is not None:
+                _failed(item.rule, item.execution, small.error)
+            elif small.outcome is not None:
+                item.execution.warnings.extend(small.outcome.warnings)
+                item.execution.searched_to = small.outcome.searched_to
+    return [runs[uuid][0] for uuid in paged]
 
 
 def _run_batches(
     ctx: RunContext, rules: Sequence[Rule], history: Callable[[Rule], RuleHistory | None]
 ) -> list[Execution]:
-    """Every rule of the pass, a batch at a time: records and first pages in one request per batch, the
-    runs of a batch ``DETECTION_CONCURRENCY`` at a time (threads sharing the client and the pass's
-    caches), the final records in one request."""
+    """Every rule of the pass, a batch at a time: records and first pages in one request per batch; the
+    windows read whole by their first page written together; the others paged ``DETECTION_CONCURRENCY``
+    at a time (threads sharing the client and the pass's caches); the final records in one request."""
     executions: list[Execution] = []
     with ThreadPoolExecutor(ctx.settings.concurrency, thread_name_prefix="rule") as pool:
         for start in range(0, len(rules), RULES_PER_BATCH):
             batch, started = _start_batch(ctx, rules[start : start + RULES_PER_BATCH], history)
-            running = [item for item in started if item.execution.errors == []]
-            if ctx.settings.concurrency <= 1:
-                for item in running:
-                    _run_started(ctx, item)
-            else:
+            running = [item for item in started if not item.execution.errors and item.search is not None]
+            read_whole = [item for item in running if item.first_page is not None]
+            paged = [item for item in running if item.first_page is None]
+
+            def submit(items: Sequence[_Started]) -> list[Future[None]]:
                 # Each run gets its own copy of this thread's context (job.logs keeps the rule context there).
-                futures = [pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in running]
-                for future in futures:
-                    future.result()
+                return [pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in items]
+
+            futures = submit(paged)
+            futures += submit(_write_small(ctx, read_whole))
+            for future in futures:
+                future.result()
             for execution in batch:
                 _end(ctx, execution)
             try:
@@ -397,7 +442,10 @@ def run_rules(
         return None if histories is None else histories.get(rule.rule_id, RuleHistory())
 
     executions = [record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused]
-    executions += _run_batches(ctx, rules, history)
+    if ctx.settings.concurrency <= 1:  # one rule after another, each on its own: the sequential path
+        executions += [run_rule(ctx, rule, history(rule)) for rule in rules]
+    else:
+        executions += _run_batches(ctx, rules, history)
     _refresh_alerts(ctx, executions)
     record.refresh(ctx.es, ctx.policy, ctx.settings.executions_index)
     return executions
