@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
 DEAD_LETTER_SAMPLES = 3
+# Alerts per bulk request: about this many bytes (a page of 1,000 Endgame alerts is 17 MB), so requests in
+# flight hold little memory and writing overlaps building at a finer grain; the first request of a run
+# holds FIRST_SLICE events, which tells the size of its alerts.
+REQUEST_BYTES = 4 * 1024 * 1024
+FIRST_SLICE = 100
 
 
 @dataclass
@@ -170,6 +175,7 @@ class _Run:
     dead_letters_skipped: int = 0
     dead_letter_samples: list[str] = field(default_factory=list)
     reserved: int = 0
+    slice: int = FIRST_SLICE  # events per bulk request, adjusted to the size of the alerts
     in_flight: deque[Future[_Batch]] = field(default_factory=deque)
     pool: ThreadPoolExecutor | None = None
 
@@ -196,9 +202,17 @@ class _Run:
         return self.cap - self.writes.created - self.reserved
 
     def write(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Build the batch's alerts here and send them; the answer is awaited later (:meth:`settle_oldest`).
-        A batch is built only once fewer than ``DETECTION_BULK_CONCURRENCY`` are in flight, so at most that
-        many batches of alerts exist at once."""
+        """Build the batch's alerts here and send them, in requests of about :data:`REQUEST_BYTES`; the
+        answers are awaited later (:meth:`settle_oldest`)."""
+        start = 0
+        while start < len(batch):
+            part = batch[start : start + self.slice]
+            start += len(part)
+            self._write_part(part)
+
+    def _write_part(self, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """A part is built only once fewer than ``DETECTION_BULK_CONCURRENCY`` are in flight, so at most that
+        many requests' alerts exist at once."""
         while len(self.in_flight) >= self.settings.bulk_concurrency:
             self.settle_oldest()
         now = self.clock()
@@ -214,6 +228,9 @@ class _Run:
             space_id=self.settings.space_id,
             alerts=self.alerts,
         )
+        size = sum(len(write.body) for write in writes)
+        if writes:  # the next parts hold about REQUEST_BYTES of alerts of this size
+            self.slice = max(1, min(self.settings.page_size, REQUEST_BYTES * len(writes) // max(size, 1)))
         letters = [self.letter(hit, "build", reason) for hit, reason in failures]
         hits = {doc_id: hit for doc_id, hit in batch}
         self.reserved += len(writes)
