@@ -12,12 +12,14 @@ unless it is stored), plan the search, execute, write the final record.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -276,6 +278,14 @@ def run_rule(ctx: RunContext, rule: Rule, history: RuleHistory | None = None) ->
             lease.finished(execution.uuid)
 
 
+def _shared(executions: Sequence[Execution]) -> AbstractContextManager[object]:
+    """The log context of a request made for several rule runs at once: none, unless it serves one run."""
+    if len(executions) == 1:
+        [execution] = executions
+        return rule_context(execution.rule_id, execution.rule_name, execution.uuid)
+    return contextlib.nullcontext()
+
+
 @dataclass
 class _Started:
     """A rule run of a batch whose ``running`` record is stored, with its plans."""
@@ -303,9 +313,10 @@ def _start_batch(
                 planned.append(_Started(rule, execution, _begin(ctx, rule, execution, history(rule))))
             except Exception as exc:  # noqa: BLE001 - this rule's failure, not the batch's
                 _failed(rule, execution, exc)
-    stored = record.write_ahead_many(
-        ctx.es, ctx.policy, ctx.settings.executions_index, [item.execution for item in planned]
-    )
+    with _shared([item.execution for item in planned]):
+        stored = record.write_ahead_many(
+            ctx.es, ctx.policy, ctx.settings.executions_index, [item.execution for item in planned]
+        )
     started: list[_Started] = []
     for item in planned:
         problem = stored[item.execution.uuid]
@@ -326,7 +337,8 @@ def _start_batch(
             probed.append(item)
             probes.append(Probe(item.rule.index, item.search.query, item.search.sort))
     try:
-        pages: list[FirstPage | None] = read_first_pages(ctx.es, ctx.policy, probes, ctx.settings.page_size)
+        with _shared([item.execution for item in probed]):
+            pages: list[FirstPage | None] = read_first_pages(ctx.es, ctx.policy, probes, ctx.settings.page_size)
     except (ApiError, TransportError) as exc:  # after its retries: the cluster is down for all of them
         for item in probed:
             with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
@@ -369,7 +381,8 @@ def _write_small(ctx: RunContext, items: Sequence[_Started]) -> list[_Started]:
         small = _small_run(ctx, item, item.first_page)
         if small is not None:
             runs[item.execution.uuid] = (item, small)
-    to_page = write_small_runs(ctx.es, ctx.policy, ctx.settings, [small for _, small in runs.values()], ctx.clock)
+    with _shared([item.execution for item, _ in runs.values()]):
+        to_page = write_small_runs(ctx.es, ctx.policy, ctx.settings, [small for _, small in runs.values()], ctx.clock)
     paged = {small.execution_uuid for small in to_page}
     for item, small in runs.values():
         if item.execution.uuid in paged:
@@ -408,7 +421,8 @@ def _run_batches(
             for execution in batch:
                 _end(ctx, execution)
             try:
-                record.write_final_many(ctx.es, ctx.policy, ctx.settings.executions_index, batch)
+                with _shared(batch):
+                    record.write_final_many(ctx.es, ctx.policy, ctx.settings.executions_index, batch)
             finally:
                 for item in started:
                     lease.finished(item.execution.uuid)
