@@ -57,21 +57,33 @@ class Row:
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
-def run_process(args: Sequence[str], env: dict[str, str], log: Path) -> Proc:
-    """Run one process; its wall time and peak resident memory (from ``wait4``).
+# Runs one command and reports its wall time, peak resident memory and exit code. The measured process is
+# a child of this small launcher, never of the bench process: a child created by a large process counts
+# that process's pages in its own peak (``ru_maxrss``) until it execs.
+_LAUNCHER = """
+import os, sys, time
+out = sys.argv[1]
+started = time.perf_counter()
+pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+with open(out, "w") as result:
+    result.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
 
-    ``posix_spawn``, not ``fork``: a forked child starts with this (large) process's pages resident, and
-    its peak would count them until it execs.
-    """
-    actions = [
-        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 2, str(log), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
-    ]
-    started = time.perf_counter()
-    pid = os.posix_spawn(args[0], list(args), env, file_actions=actions)
-    _, status, usage = os.wait4(pid, 0)
-    seconds = time.perf_counter() - started
-    return Proc(seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status))
+
+def run_process(args: Sequence[str], env: dict[str, str], log: Path) -> Proc:
+    """Run one process (through the launcher); its wall time, peak resident memory and exit code."""
+    with tempfile.NamedTemporaryFile("r", suffix=".result") as result, log.open("ab") as stderr:
+        subprocess.run(
+            [sys.executable, "-I", "-S", "-c", _LAUNCHER, result.name, *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            check=True,
+        )
+        seconds, rss_kb, code = result.read().split()
+    return Proc(float(seconds), int(rss_kb) / 1024, int(code))
 
 
 class Bench:

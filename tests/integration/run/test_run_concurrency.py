@@ -148,8 +148,8 @@ def test_concurrent_paths_write_exactly_what_the_sequential_path_writes(job_env:
 def test_a_run_holds_at_most_the_alerts_of_the_pages_in_flight(
     job_env: JobEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """20,000 events, pages of 500, two bulk requests in flight: never more than 1,000 serialized alerts
-    alive (counted when each bulk request is sent), whatever the number of events."""
+    """20,000 events, pages of 500, two bulk requests in flight: never more than two pages of serialized
+    alerts alive (counted when each bulk request is sent), whatever the number of events."""
     count, page, in_flight = 20_000, 500, 2
     rule_id = job_env.write_rule(max_signals=count)
     start = NOW - timedelta(minutes=14)
@@ -176,7 +176,7 @@ def test_a_run_holds_at_most_the_alerts_of_the_pages_in_flight(
     assert job_env.run("--now", iso(NOW)) == 0
     [record] = job_env.executions_docs(rule_id)
     assert record["metrics"]["alerts_created"] == count
-    assert len(peaks) == count // page
+    assert len(peaks) >= count // page  # requests of about 4 MB: several per page of larger alerts
     assert max(peaks) <= in_flight * page, peaks
 
 
