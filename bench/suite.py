@@ -375,7 +375,12 @@ class Bench:
 
 def machine() -> dict[str, Any]:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "memory_gib": round(memory), "python": platform.python_version()}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory),
+        "python": platform.python_version(),
+        "load_average_15m": round(os.getloadavg()[2], 1),  # other work on the machine skews every figure
+    }
 
 
 def table(rows: list[Row]) -> str:
@@ -418,6 +423,7 @@ def main(argv: list[str]) -> int:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d")
         print()
         machine_line = f"{info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']}"
+        machine_line += f", load average {info['load_average_15m']} (15 min)"
         print(f"{stamp}, {machine_line}, Elasticsearch {version}; {elapsed / 60:.1f} minutes")
         print(table(bench.rows))
         RESULTS.parent.mkdir(exist_ok=True)
