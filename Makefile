@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 LOWEST := .venv-lowest
 LOWEST_STAMP := $(LOWEST)/.installed-stamp
 
-.PHONY: help venv es-up es-down es-build test test-es test-cluster unit lint demo bench clean chart-tools chart-check test-lowest
+.PHONY: help venv es-up es-down es-build test test-es test-cluster unit lint demo bench bench-peers clean chart-tools chart-check test-lowest
 
 # The local node's release: 8 (8.19.x, the default), 9 (the pinned 9.x) or an exact x.y.z;
 # NODES=3 makes es-up start a three-node cluster. esnode.py reads both from the environment.
@@ -36,7 +36,8 @@ help:
 	@echo "make test-cluster  only the three-node cluster tests, on 8.19 and 9.x"
 	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3); prints its URL last"
 	@echo "make es-down  stop every local node es-up started"
-	@echo "make bench    speed and memory benchmarks"
+	@echo "make bench    speed and memory against the floor on the local node (table in bench/results/latest.json)"
+	@echo "make bench-peers  the job beside ElastAlert 2 (Python 3.12+ needed; skipped otherwise)"
 	@echo "make chart-check  helm lint/template, Kubernetes 1.30 schemas, promtool, the rendered pods run"
 
 $(STAMP): pyproject.toml
@@ -103,7 +104,7 @@ $(LOWEST_STAMP): pyproject.toml $(STAMP)
 	@touch $@
 
 test-lowest: $(LOWEST_STAMP) es-build
-	$(LOWEST)/bin/python -m pip list --format=freeze 2>/dev/null | grep -iE '^(elasticsearch|apscheduler|tenacity|pydantic|pydantic[-_]settings|lark|tomli[-_]w|ecs[-_]logging|prometheus[-_]client|rich)==' | tr '\n' ' '; echo
+	$(LOWEST)/bin/python -m pip list --format=freeze 2>/dev/null | grep -iE '^(elasticsearch|apscheduler|tenacity|pydantic|pydantic[-_]settings|lark|tomli[-_]w|ecs[-_]logging|prometheus[-_]client|rich|orjson)==' | tr '\n' ' '; echo
 	$(LOWEST)/bin/pytest -q -p no:cacheprovider tests/unit tests/integration/run/test_run_basics.py tests/integration/test_check_command.py
 
 unit: $(STAMP)
@@ -112,8 +113,13 @@ unit: $(STAMP)
 demo: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m job.demo
 
+# Not part of make test: it prints PASS/FAIL per target and never fails (bench/suite.py).
 bench: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench
 
+# ElastAlert 2 on the same events, in .venv-peers (Python 3.12+; skipped without one). Never fails.
+bench-peers: $(STAMP) es-up
+	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench.peers
+
 clean: es-down
-	rm -rf $(VENV) $(LOWEST) .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis .tools
+	rm -rf $(VENV) $(LOWEST) .venv-peers .esnode esnode/target .pytest_cache .mypy_cache .ruff_cache .hypothesis .tools

@@ -1,21 +1,24 @@
-"""Run every benchmark module (``bench_*.py``) in this folder, or the ones named on the command line."""
+"""``python -m bench``: the suite (``bench/suite.py``: the table, ``bench/results/latest.json``); with
+arguments, only the named parts of the suite (``alerts_vs_floor``, ``no_matches``, ``shipped_rules``,
+``generated_rules``, ``start_and_kql``) or micro-benchmark modules (``bench_kql``, ``bench_rules``,
+``bench_alerts``)."""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import sys
-from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_")
-    )
-    for name in names:
+    modules = [name for name in argv if name.startswith("bench_")]
+    for name in modules:
         print(f"== {name}", flush=True)
-        module = importlib.import_module(f"bench.{name}")
-        module.main()
+        importlib.import_module(f"bench.{name}").main()
+    parts = [name for name in argv if not name.startswith("bench_")]
+    if parts or not modules:
+        from bench import suite
+
+        return suite.main(parts)
     return 0
 
 

@@ -18,13 +18,14 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from job.durations import parse_duration
 from job.errors import ConfigError
+from job.hosts import move_url_credentials, parse_host, split_hosts
 from job.indexnames import AliasName, IndexName
 from job.redact import one_line, redact
 from job.rollover import DEFAULT_EXECUTIONS_ROLLOVER, DEFAULT_ROLLOVER, DISABLED, RolloverConditions, parse_rollover
@@ -58,79 +59,6 @@ _OPTIONAL = (
     "shard",
     "shards",
 )
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def parse_host(url: str, position: int) -> tuple[str, str | None, str | None]:
-    """``(URL without credentials, user, password)`` of one ``DETECTION_ES_HOSTS`` entry.
-
-    A URL without a port gets its scheme's (80, 443) written out, as the client needs one. Errors never
-    quote the URL: it may hold a password.
-    """
-    where = f"entry {position}"
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
-        raise ValueError(f"{where} contains spaces or control characters")
-    try:
-        parts = urlsplit(url)
-        hostname, port = parts.hostname, parts.port
-    except ValueError:
-        raise ValueError(f"{where} is not a valid URL (a port from 1 to 65535, an IPv6 host in [...])") from None
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise ValueError(f"{where} is not an http:// or https:// URL")
-    if not hostname:
-        raise ValueError(f"{where} has no host")
-    if port == 0:
-        raise ValueError(f"{where}: the port must be a number from 1 to 65535")
-    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
-        raise ValueError(f"{where}: a URL of the cluster takes no query (?) or fragment (#)")
-    host = parts.netloc.rpartition("@")[2]
-    if port is None:
-        host = f"{host}:{_DEFAULT_PORTS[scheme]}"
-    clean = f"{scheme}://{host}{parts.path.rstrip('/')}"
-    user = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return clean, user, password
-
-
-def _split_hosts(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _secret_text(value: Any) -> str | None:
-    if isinstance(value, SecretStr):
-        value = value.get_secret_value()
-    return value if isinstance(value, str) and value else None
-
-
-def _move_url_credentials(data: dict[str, Any]) -> dict[str, Any]:
-    """Credentials from the host URLs into ``es_username`` / ``es_password``, when that is unambiguous.
-
-    When it is not (two URLs with different credentials, a URL whose credentials differ from the
-    settings', or an API key besides), the URLs are left as they are and the ``es_hosts`` check
-    reports the conflict.
-    """
-    raw = data.get("es_hosts")
-    urls = _split_hosts(raw) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list | tuple) else ()
-    found: set[tuple[str, str]] = set()
-    cleaned = []
-    for position, url in enumerate(urls, start=1):
-        if not isinstance(url, str):
-            return data
-        try:
-            clean, user, password = parse_host(url, position)
-        except ValueError:
-            return data
-        if user is not None:
-            found.add((user, password or ""))
-        cleaned.append(clean)
-    if len(found) != 1 or _secret_text(data.get("es_api_key")) is not None:
-        return data
-    user, password = found.pop()
-    configured_user, configured_password = data.get("es_username"), _secret_text(data.get("es_password"))
-    if configured_user not in (None, "", user) or configured_password not in (None, password):
-        return data
-    return {**data, "es_hosts": tuple(cleaned), "es_username": user, "es_password": password}
 
 
 class Settings(BaseSettings):
@@ -175,6 +103,10 @@ class Settings(BaseSettings):
     # The lease of one rule run: a run stops searching before it ends, and a ``running`` record older
     # than this is taken as abandoned by the next run.
     run_timeout: Annotated[timedelta, NoDecode] = timedelta(minutes=9)
+    # Rules of a pass executed at once (threads sharing one client), and bulk requests of one rule run in
+    # flight while it reads its next page (each holds one page of alerts: memory stays bounded).
+    concurrency: int = Field(default=4, ge=1, le=64)
+    bulk_concurrency: int = Field(default=2, ge=1, le=16)
 
     # Retries of transient Elasticsearch errors (connection, timeout, 429, 502/503/504)
     retry_attempts: int = Field(default=6, ge=1, le=100)
@@ -207,13 +139,13 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _credentials_out_of_urls(cls, data: Any) -> Any:
-        return _move_url_credentials(data) if isinstance(data, dict) else data
+        return move_url_credentials(data) if isinstance(data, dict) else data
 
     @field_validator("es_hosts", mode="before")
     @classmethod
     def _hosts_from_text(cls, value: Any) -> Any:
         if isinstance(value, str):
-            hosts = _split_hosts(value)
+            hosts = split_hosts(value)
             if not hosts:
                 raise ValueError("expected one or more URLs separated by commas")
             return hosts

@@ -501,18 +501,32 @@ def kill_kinds(env: JobEnv) -> tuple[list[KillKind], list[KillKind]]:
     writing = [
         KillKind("bulk", r"^/_bulk", Phase.DURING, max_nth=3, forwarded_phase=Phase.DURING),
         KillKind("dead-letter", rf"^/{dead}/_bulk", Phase.DURING, forwarded_phase=Phase.DURING),
-        KillKind("alerts-refresh", rf"^/{alerts}(,{dead})?/_refresh", Phase.DURING),
+        # Once per pass, after the final records (a killed pass's alerts become visible on their own).
+        KillKind("alerts-refresh", rf"^/{alerts}(,{dead})?/_refresh", Phase.AFTER_RECORD),
     ]
     every_run = [
         KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
-        KillKind("write-ahead", rf"^/{executions}/_create/", Phase.BEFORE_RECORD, forwarded_phase=Phase.DURING),
+        # The running records of a batch of rules, in one bulk request (create items).
+        KillKind(
+            "write-ahead",
+            rf"^/{executions}/_bulk\?filter_path=items\.create",
+            Phase.BEFORE_RECORD,
+            forwarded_phase=Phase.DURING,
+        ),
         # The pass validates the rules it runs with the cluster's field types before any rule starts.
         KillKind("field-caps", r"/_field_caps", Phase.BEFORE_RECORD),
+        # The first page of every rule of the batch in one _msearch; a window of a full probe is paged.
+        KillKind("first-pages", r"^/_msearch", Phase.DURING),
         KillKind("point-in-time", r"/_pit\?", Phase.DURING),
         KillKind("page", r"^/_search", Phase.DURING, max_nth=6),
         KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING, max_nth=6),
-        # The final record goes to the backing index that holds the running one.
-        KillKind("final-record", rf"^/{executions}-[0-9]+/_doc/", Phase.DURING, forwarded_phase=Phase.AFTER_RECORD),
+        # The final records of the batch, in one bulk request (index items, each to its record's backing index).
+        KillKind(
+            "final-record",
+            rf"^/{executions}/_bulk\?filter_path=items\.index",
+            Phase.DURING,
+            forwarded_phase=Phase.AFTER_RECORD,
+        ),
         KillKind("pass-refresh", rf"^/{executions}/_refresh", Phase.AFTER_RECORD),
     ]
     return writing, every_run

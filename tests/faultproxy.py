@@ -175,8 +175,8 @@ class FaultProxy:
     def reject_bulk_items(
         self, *, times: int, status: int = 429, kind: str = "es_rejected_execution_exception"
     ) -> None:
-        """Answer bulk requests with every item failed (e.g. 429 queue full, 400 mapping error)."""
-        self.fail(r"/_bulk", times=times, status=200, respond=bulk_items_answer(status, kind))
+        """Answer the alerts' bulk requests with every item failed (e.g. 429 queue full, 400 mapping error)."""
+        self.fail(r"^/_bulk", times=times, status=200, respond=bulk_items_answer(status, kind))
 
     def always(self, path_regex: str, respond: Responder) -> None:
         """Answer every matching request with what ``respond`` builds (faults still come first; a request

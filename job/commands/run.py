@@ -17,7 +17,6 @@ from job.commands.check import unavailable
 from job.durations import shown
 from job.errors import ConfigError
 from job.esclient import make_client
-from job.fieldcaps import field_types_from_caps
 from job.logs import rule_context
 from job.metrics import RuleMetrics, push
 from job.rules import load_rules
@@ -255,7 +254,7 @@ def run_pass(
                 mode,
                 settings=settings,
                 translator=context.translator,
-                field_types=lambda indices: field_types_from_caps(context.field_caps(indices)),
+                field_types=context.field_types,
             )
             for problem in selection.problems:
                 print(f"not run, does not validate: {problem}", file=sys.stderr)

@@ -13,10 +13,12 @@ ancestry, make a rule skip it).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from job.jsoncodec import document_bytes
 from job.rules.model import Rule
 from job.run.alert_template import alert_properties
 from job.run.conform import conform, mapped_paths
@@ -31,6 +33,22 @@ from job.run.timestamps import format_timestamp, normalize_timestamp
 KIBANA_VERSION: Final = "8.19.0"
 # First segments of source fields that never reach an alert: only the job writes alert fields.
 RESERVED_ROOTS: Final = frozenset({"kibana", "signal", "threshold_result"})
+RULE_NAME_KEY: Final = "kibana.alert.rule.name"
+_BUILDING_BLOCK_KEY: Final = "kibana.alert.building_block_type"
+# The fields that follow the rule's in a built alert (the order of docs/alert-document.md), and the ones
+# placed by hand before them.
+_TAIL: Final = (
+    RULE_NAME_KEY,
+    _BUILDING_BLOCK_KEY,
+    "kibana.alert.rule.execution.uuid",
+    "kibana.alert.rule.execution.timestamp",
+    "kibana.alert.rule.execution.type",
+    "kibana.alert.intended_timestamp",
+    "kibana.alert.start",
+    "kibana.alert.last_detected",
+    "kibana.space_ids",
+    "kibana.version",
+)
 
 _MAPPED_PATHS: Final = mapped_paths(alert_properties())
 
@@ -42,57 +60,113 @@ def build_alert(
 
     Index it with ``_id = doc["kibana.alert.uuid"]`` (= ``alert_id(hit["_index"], hit["_id"], rule.rule_id,
     space_id)``). ``now`` (timezone-aware) is the alert time; ``execution_uuid`` identifies the rule run.
+    A run builds many alerts with one :class:`RunAlerts` instead.
     """
-    index, doc_id = str(hit["_index"]), str(hit["_id"])
-    source: Mapping[str, Any] = hit.get("_source") or {}
-    timestamp = format_timestamp(now)
-    uuid = alert_id(index, doc_id, rule.rule_id, space_id)
-    # The event decides these three (severity_mapping, risk_score_mapping, rule_name_override), nothing else.
-    overrides = apply_overrides(rule, source)
+    return RunAlerts.for_run(rule, now=now, execution_uuid=execution_uuid, space_id=space_id).build(hit, now=now)
 
-    document = event_copy(source)
-    original_event = subtree_leaves(document, "event")
-    original_data_stream = subtree_leaves(document, "data_stream")
-    _remove_event_kind(document)
-    document.update(_prefixed("kibana.alert.original_event.", original_event))
-    document.update(_prefixed("kibana.alert.original_data_stream.", original_data_stream))
-    document["@timestamp"] = timestamp
-    document["event.kind"] = "signal"
-    original_time = _original_time(source)
-    if original_time is not None:
-        document["kibana.alert.original_time"] = original_time
-    document.update(
-        {
-            "kibana.alert.uuid": uuid,
-            "kibana.alert.ancestors": [{"id": doc_id, "type": "event", "index": index, "depth": 0}],
-            "kibana.alert.depth": 1,
-            "kibana.alert.status": "active",
-            "kibana.alert.workflow_status": "open",
-            "kibana.alert.workflow_tags": [],
-            "kibana.alert.workflow_assignee_ids": [],
-            "kibana.alert.reason": build_reason(source, severity=overrides.severity, rule_name=overrides.name),
-            "kibana.alert.severity": overrides.severity,
-            "kibana.alert.risk_score": overrides.risk_score,
-        }
-    )
-    if rule.building_block_type is not None:
-        document["kibana.alert.building_block_type"] = rule.building_block_type
-    document.update(rule_fields(rule, now=now, name=overrides.name))
-    document.update(
-        {
-            "kibana.alert.rule.execution.uuid": execution_uuid,
-            "kibana.alert.rule.execution.timestamp": timestamp,
-            "kibana.alert.rule.execution.type": "scheduled",
-            "kibana.alert.intended_timestamp": timestamp,
-            "kibana.alert.start": timestamp,
-            "kibana.alert.last_detected": timestamp,
-            "kibana.space_ids": [space_id],
-            "kibana.version": KIBANA_VERSION,
-        }
-    )
-    # A deep copy without what the alert mapping would refuse: mostly event values, but rule settings such
-    # as exceptions_list are free-form too. Nothing is shared with the hit or between fields.
-    return conform(document, _MAPPED_PATHS)
+
+class RunAlerts:
+    """The alerts of one rule run. The part every alert shares (the ``kibana.alert.rule.*`` fields, about 14
+    KB of the Endgame rules' 17 KB alerts, and the run's constants) is built, conformed and serialized once;
+    each event adds only its own part. ``now`` at creation decides which exception items were in force.
+
+    The two parts never share a key: the shared one holds only ``kibana.*`` keys, and the event's own fields
+    under ``kibana`` are dropped (:data:`RESERVED_ROOTS`), so joining them equals building the whole document.
+    """
+
+    def __init__(self, rule: Rule, shared: dict[str, Any], shared_json: bytes | Exception) -> None:
+        self.rule = rule
+        self._shared = shared
+        self._shared_json = shared_json
+
+    @classmethod
+    def for_run(cls, rule: Rule, *, now: datetime, execution_uuid: str, space_id: str) -> RunAlerts:
+        fields = rule_fields(rule, now=now)
+        fields.pop(RULE_NAME_KEY, None)  # the event may override it (rule_name_override)
+        fields.update(
+            {
+                "kibana.alert.rule.execution.uuid": execution_uuid,
+                "kibana.alert.rule.execution.type": "scheduled",
+                "kibana.space_ids": [space_id],
+                "kibana.version": KIBANA_VERSION,
+            }
+        )
+        if rule.building_block_type is not None:
+            fields["kibana.alert.building_block_type"] = rule.building_block_type
+        # Rule settings such as exceptions_list are free-form: conformed like event values.
+        shared = conform(fields, _MAPPED_PATHS)
+        shared_json: bytes | Exception
+        try:
+            shared_json = document_bytes(shared)[1:-1]  # the members of the object, without its braces
+        except Exception as exc:  # noqa: BLE001 - then every alert of the run fails to serialize, each on its own
+            shared_json = exc
+        return cls(rule, shared, shared_json)
+
+    def _own(self, hit: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+        """The event's part of its alert, conformed: everything but the shared part."""
+        rule = self.rule
+        index, doc_id = str(hit["_index"]), str(hit["_id"])
+        source: Mapping[str, Any] = hit.get("_source") or {}
+        timestamp = format_timestamp(now)
+        space_id = self._shared["kibana.space_ids"][0]
+        # The event decides these three (severity_mapping, risk_score_mapping, rule_name_override), nothing else.
+        overrides = apply_overrides(rule, source)
+
+        document = event_copy(source)
+        original_event = subtree_leaves(document, "event")
+        original_data_stream = subtree_leaves(document, "data_stream")
+        _remove_event_kind(document)
+        document.update(_prefixed("kibana.alert.original_event.", original_event))
+        document.update(_prefixed("kibana.alert.original_data_stream.", original_data_stream))
+        document["@timestamp"] = timestamp
+        document["event.kind"] = "signal"
+        original_time = _original_time(source)
+        if original_time is not None:
+            document["kibana.alert.original_time"] = original_time
+        document.update(
+            {
+                "kibana.alert.uuid": alert_id(index, doc_id, rule.rule_id, space_id),
+                "kibana.alert.ancestors": [{"id": doc_id, "type": "event", "index": index, "depth": 0}],
+                "kibana.alert.depth": 1,
+                "kibana.alert.status": "active",
+                "kibana.alert.workflow_status": "open",
+                "kibana.alert.workflow_tags": [],
+                "kibana.alert.workflow_assignee_ids": [],
+                "kibana.alert.reason": build_reason(source, severity=overrides.severity, rule_name=overrides.name),
+                "kibana.alert.severity": overrides.severity,
+                "kibana.alert.risk_score": overrides.risk_score,
+                RULE_NAME_KEY: overrides.name,
+                "kibana.alert.rule.execution.timestamp": timestamp,
+                "kibana.alert.intended_timestamp": timestamp,
+                "kibana.alert.start": timestamp,
+                "kibana.alert.last_detected": timestamp,
+            }
+        )
+        # A deep copy without what the alert mapping would refuse. Nothing is shared with the hit or between fields.
+        return conform(document, _MAPPED_PATHS)
+
+    def build(self, hit: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+        """The alert document of ``hit`` (no part of it is shared with the hit, this object or other alerts),
+        its fields in the order docs/alert-document.md prints them."""
+        own = self._own(hit, now)
+        shared = copy.deepcopy(self._shared)
+        document = {key: value for key, value in own.items() if key not in _TAIL}
+        if _BUILDING_BLOCK_KEY in shared:
+            document[_BUILDING_BLOCK_KEY] = shared[_BUILDING_BLOCK_KEY]
+        document[RULE_NAME_KEY] = own[RULE_NAME_KEY]
+        document.update((key, value) for key, value in shared.items() if key not in _TAIL)
+        for key in _TAIL:
+            if key != RULE_NAME_KEY and key != _BUILDING_BLOCK_KEY:
+                document[key] = own[key] if key in own else shared[key]
+        return document
+
+    def body(self, hit: Mapping[str, Any], *, now: datetime) -> bytes:
+        """The alert of ``hit`` serialized (:func:`job.jsoncodec.document_bytes`), the shared part spliced in
+        as bytes; raises what building or serializing this event's part raises."""
+        if isinstance(self._shared_json, Exception):
+            raise self._shared_json
+        own = document_bytes(self._own(hit, now))
+        return b"".join((own[:-1], b",", self._shared_json, b"}"))
 
 
 def event_copy(source: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,265 +1,49 @@
-"""One pass over the rules: for each rule, plan its run, record it, execute it, and record the end.
+"""One pass over the rules: each rule planned, recorded, executed and recorded at its end (:mod:`job.run.steps`).
 
-Each rule runs on its own: an error in one becomes that rule's ``failed`` status and the next rule
-runs. The steps live in their own modules: :mod:`job.run.plan` (window, cap and query; pure),
-:mod:`job.run.execute` (page, dedupe, write) and :mod:`job.run.record` (the execution record); this
-module wires them together and turns errors into statuses.
-
-Order of one rule's run: read the execution log (once for the whole pass), mark the rule's abandoned
-``running`` records ``failed``, plan the window, write the ``running`` record (nothing is searched
-unless it is stored), plan the search, execute, write the final record.
-
-A stop requested by SIGTERM or SIGINT (:mod:`job.run.stop`) ends paging after the current page; the
-rule's record ends ``failed`` (``Run interrupted by SIGTERM``) without ``searched_to``, and no further
-rule starts. A backfill runs the same steps over a fixed window (``run_rule(..., window=...)``); its
-records are marked ``execution.type: backfill`` and never move the scheduled runs' windows.
+One rule after another (``DETECTION_CONCURRENCY=1``), or in batches with several rules at once
+(:mod:`job.run.batches`). Each rule runs on its own: an error in one becomes that rule's ``failed``
+status and the other rules run. Once a stop is requested (SIGTERM, SIGINT), no further rule starts.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
 
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from elasticsearch import ApiError, TransportError
 
-from job.backends import QueryTranslator
-from job.errors import JobError
-from job.fieldcaps import field_types_from_caps
-from job.lists.store import ListStore
-from job.logs import rule_context
 from job.rules.model import Rule
-from job.run import lease, record, stop
-from job.run.execlog import BACKFILL, Execution
-from job.run.execute import execute
-from job.run.history import RuleHistory, read_histories
-from job.run.plan import RunPlan, plan_fixed, plan_run, plan_search
-from job.run.retry import RetryPolicy, describe
-from job.run.suppress import execute_suppressed
-from job.run.window import Window
-from job.settings import Settings
+from job.run import record, stop
+from job.run.batches import run_batches
+from job.run.execlog import Execution
+from job.run.history import RuleHistory
+from job.run.retry import describe
+from job.run.steps import RunContext, record_refused, run_rule
+
+__all__ = ["RunContext", "record_refused", "run_rule", "run_rules"]
 
 log = logging.getLogger(__name__)
 
-# A run stops paging once this share of its lease (DETECTION_RUN_TIMEOUT) has passed, leaving time to
-# write its alerts and its record before the lease runs out.
-STOP_SEARCHING_AT = 0.9
 
-
-@dataclass
-class RunContext:
-    """What every rule of one pass shares: the client, settings, the run's clock and caches."""
-
-    es: Elasticsearch
-    settings: Settings
-    now: datetime
-    policy: RetryPolicy
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    field_caps_cache: dict[tuple[str, ...], dict[str, Any]] = field(default_factory=dict)
-    runner: lease.Runner = field(default_factory=lease.this_runner)
-    # Each rule query translated once per pass, with the field types of its indices (shared with validation).
-    translator: QueryTranslator = field(init=False)
-    # Value lists, each read once per pass.
-    lists: ListStore = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.translator = QueryTranslator(lambda indices: field_types_from_caps(self.field_caps(indices)))
-        self.lists = ListStore(self.es, self.policy, self.settings.lists_index, self.settings.list_items_index)
-
-    def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
-        """``_field_caps`` of the rule's index patterns, fetched once per pass."""
-        if indices not in self.field_caps_cache:
-            response = self.policy.call(
-                lambda: self.es.field_caps(
-                    index=list(indices),
-                    fields="*",
-                    ignore_unavailable=True,
-                    allow_no_indices=True,
-                    include_unmapped=True,
-                )
-            )
-            self.field_caps_cache[indices] = dict(response.body)
-        return self.field_caps_cache[indices]
-
-    def histories(self, rules: Sequence[Rule]) -> dict[str, RuleHistory] | None:
-        """The execution-log history of every rule of the pass (one request), or None if it cannot be read
-        (each rule then tries on its own and fails with the reason)."""
-        try:
-            return read_histories(
-                self.es,
-                self.policy,
-                self.settings.executions_index,
-                [rule.rule_id for rule in rules],
-                self.settings.space_id,
-            )
-        except (ApiError, TransportError) as exc:
-            log.error("could not read the execution log: %s", describe(exc))
-            return None
-
-
-def _new_execution(ctx: RunContext, rule: Rule) -> Execution:
-    start = ctx.clock()
-    return Execution(
-        rule_id=rule.rule_id,
-        rule_name=rule.name,
-        rule_version=rule.version,
-        rule_source=rule.source,
-        space_id=ctx.settings.space_id,
-        uuid=str(uuid.uuid4()),
-        start=start,
-        lease_expires=start + ctx.settings.run_timeout,
-        runner=ctx.runner,
-        scheduled_at=ctx.now,
-    )
-
-
-def _plan(ctx: RunContext, rule: Rule, history: RuleHistory) -> RunPlan:
-    return plan_run(rule, ctx.now, history, max_catchup=ctx.settings.max_catchup, alerts_max=ctx.settings.alerts_max)
-
-
-def record_refused(
-    ctx: RunContext, rule: Rule, problems: Sequence[str], history: RuleHistory | None = None
-) -> Execution:
-    """A ``failed`` record for a rule that loads but does not validate, so monitoring sees it. It carries
-    the window the rule should have searched (when its date math allows one), so that the rule's first
-    good run searches it."""
-    execution = _new_execution(ctx, rule)
-    execution.errors.extend(f"Rule not run, it does not validate: {problem}" for problem in problems)
-    try:
-        execution.window = _plan(ctx, rule, history or RuleHistory()).window
-    except Exception:  # noqa: BLE001 - the rule may be refused for its very window
-        execution.window = None
-    execution.end = execution.start
-    return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
-
-
-def _error_reason(rule: Rule, exc: Exception) -> str:
-    """One line for the execution record; an unexpected error's traceback goes to the debug log only."""
-    if isinstance(exc, ApiError | TransportError):
-        return describe(exc)
-    if isinstance(exc, JobError):  # query errors (with a caret line below), value-list errors, ...
-        return str(exc).splitlines()[0]
-    reason = f"{type(exc).__name__}: {exc}"
-    log.error("rule %s: unexpected error: %s", rule.rule_id, reason)
-    log.debug("rule %s: traceback of the unexpected error", rule.rule_id, exc_info=exc)
-    return reason
-
-
-def _mark_abandoned(ctx: RunContext, rule: Rule, history: RuleHistory, by: str) -> None:
-    """Turn the rule's ``running`` records whose run can no longer finish into ``failed`` ones."""
-    now = ctx.clock()
-    for running in history.running:
-        if not lease.abandoned(
-            execution_uuid=running.uuid,
-            lease_expires=running.lease_expires,
-            runner=running.runner,
-            me=ctx.runner,
-            now=now,
-        ):
-            continue
-        if record.mark_interrupted(ctx.es, ctx.policy, ctx.settings.executions_index, running, by=by, now=now):
-            log.warning("rule %s: run %s ended without a record of its end; marked failed", rule.rule_id, running.uuid)
-
-
-def _search_and_write(
-    ctx: RunContext, rule: Rule, execution: Execution, history: RuleHistory | None, window: Window | None
-) -> None:
+def _refresh_alerts(ctx: RunContext, executions: Sequence[Execution]) -> None:
+    """Make the pass's alerts and dead letters visible to the next pass's duplicate check, once (a killed
+    pass's become visible within the indices' refresh interval; an alert written twice is a 409)."""
     settings = ctx.settings
-    if history is None:
-        history = read_histories(
-            ctx.es,
-            ctx.policy,
-            settings.executions_index,
-            [rule.rule_id],
-            settings.space_id,
-            backfill=window is not None,
-        ).get(rule.rule_id, RuleHistory())
-    _mark_abandoned(ctx, rule, history, execution.uuid)
-    plan = _plan(ctx, rule, history) if window is None else plan_fixed(rule, window, alerts_max=settings.alerts_max)
-    execution.window, execution.gap = plan.window, plan.gap
-    execution.metrics.max_alerts = plan.cap
-    if plan.gap is not None:
-        execution.metrics.record_gap(plan.gap)
-    execution.warnings.extend(plan.warnings)
-
-    record.write_ahead(ctx.es, ctx.policy, settings.executions_index, execution)
-    lease.started(execution.uuid)
-    stop.check()
-
-    search = plan_search(
-        rule,
-        plan.window,
-        ctx.field_caps(tuple(rule.index)),
-        alerts_alias=settings.alerts_index,
-        rule_dsl=lambda: ctx.translator.translate(rule),
-        exceptions=lambda: ctx.lists.plan(rule.exceptions, now=ctx.now),
-    )
-    execution.warnings.extend(search.warnings)
-    execution.metrics.exceptions_expired = list(search.exceptions_expired)
-    if search.exceptions_expired:
-        log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
-    stop_at = execution.start + settings.run_timeout * STOP_SEARCHING_AT
-    # The executor of the rule: with [rule.alert_suppression] one alert per group of events, else one per event.
-    run_search = execute_suppressed if rule.alert_suppression is not None else execute
-    outcome = run_search(
-        ctx.es,
-        ctx.policy,
-        settings,
-        rule,
-        plan,
-        search,
-        execution_uuid=execution.uuid,
-        clock=ctx.clock,
-        metrics=execution.metrics,
-        should_stop=lambda: stop.requested() is not None or ctx.clock() >= stop_at,
-        page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
-    )
-    stop.check()
-    execution.warnings.extend(outcome.warnings)
-    execution.searched_to = outcome.searched_to
-
-
-def run_rule(
-    ctx: RunContext, rule: Rule, history: RuleHistory | None = None, *, window: Window | None = None
-) -> Execution:
-    """Run one rule and record its execution. Never raises for problems of this rule.
-
-    ``history`` is the rule's execution-log history read for the whole pass; None reads it here. ``window``:
-    search exactly this window (a backfill's) instead of planning one from the execution log.
-    """
-    execution = _new_execution(ctx, rule)
-    if window is not None:
-        execution.kind = BACKFILL
-    with rule_context(rule.rule_id, rule.name, execution.uuid):
+    wrote = [ex.metrics for ex in executions]
+    indices = [settings.alerts_index] if any(m.alerts_created or m.duplicates_skipped for m in wrote) else []
+    indices += [settings.dead_letter_index] if any(m.dead_lettered for m in wrote) else []
+    if indices:
         try:
-            _search_and_write(ctx, rule, execution, history, window)
-        except stop.RunInterrupted as exc:
-            execution.errors.append(str(exc))
-            execution.searched_to = None
-        except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
-            reason = _error_reason(rule, exc)
-            execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
-            execution.searched_to = None
-        try:
-            execution.end = ctx.clock()
-            if execution.lease_expires is not None and execution.end > execution.lease_expires:
-                execution.warnings.append(
-                    f"The run took longer than DETECTION_RUN_TIMEOUT ({ctx.settings.run_timeout}); "
-                    "another run may have taken it for interrupted"
-                )
-            return record.write_final(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
-        finally:
-            lease.finished(execution.uuid)
+            ctx.policy.call(lambda: ctx.es.indices.refresh(index=indices, ignore_unavailable=True))
+        except (ApiError, TransportError) as exc:
+            log.warning("could not refresh %s: %s", ",".join(indices), describe(exc))
 
 
 def run_rules(
     ctx: RunContext, rules: Sequence[Rule], refused: Sequence[tuple[Rule, Sequence[str]]] = ()
 ) -> list[Execution]:
-    """Record the ``refused`` rules (they load but do not validate), then run every rule in turn; one
-    rule's failure never stops the others. The pass's records are made searchable at its end, so a pass
+    """Record the ``refused`` rules (they load but do not validate), then run every rule; one rule's failure
+    never stops the others. The pass's alerts and records are made searchable at its end, so a pass
     started right after this one plans from them."""
     histories = ctx.histories([*rules, *(rule for rule, _ in refused)])
 
@@ -270,6 +54,10 @@ def run_rules(
     executions = [
         record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused if not stop.requested()
     ]
-    executions += [run_rule(ctx, rule, history(rule)) for rule in rules if not stop.requested()]
+    if ctx.settings.concurrency <= 1:  # one rule after another, each on its own: the sequential path
+        executions += [run_rule(ctx, rule, history(rule)) for rule in rules if not stop.requested()]
+    else:
+        executions += run_batches(ctx, rules, history)
+    _refresh_alerts(ctx, executions)
     record.refresh(ctx.es, ctx.policy, ctx.settings.executions_index)
     return executions

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from elasticsearch import ApiError, Elasticsearch
@@ -102,9 +102,16 @@ def _chunks(writes: Sequence[AlertWrite]) -> Iterator[list[AlertWrite]]:
 
 
 def bulk_create(
-    es: Elasticsearch, policy: RetryPolicy, alias: str, writes: Sequence[AlertWrite], stats: WriteStats
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    alias: str,
+    writes: Sequence[AlertWrite],
+    stats: WriteStats,
+    stats_of: Callable[[AlertWrite], WriteStats] | None = None,
 ) -> list[Refused]:
-    """Create every alert; update ``stats``; return the ones Elasticsearch refused."""
+    """Create every alert; update ``stats`` (the counts of each alert go to ``stats_of(alert)`` when given:
+    the alerts of many rule runs in one request); return the ones Elasticsearch refused."""
+    counts = stats_of or (lambda write: stats)
     refused: list[Refused] = []
     started = time.monotonic()
     try:
@@ -112,12 +119,15 @@ def bulk_create(
         while pending:
             chunk = pending.pop(0)
             try:
-                refused.extend(_create_chunk(es, policy, alias, chunk, stats))
+                refused.extend(_create_chunk(es, policy, alias, chunk, counts))
             except ApiError as exc:
                 if exc.meta.status != 413:
                     raise
                 if len(chunk) == 1:
-                    refused.append(_refuse(stats, chunk[0], 413, "request_entity_too_large", "the alert is too large"))
+                    only = chunk[0]
+                    refused.append(
+                        _refuse(counts(only), only, 413, "request_entity_too_large", "the alert is too large")
+                    )
                 else:  # the cluster takes less than we send: halve
                     pending[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
     finally:
@@ -126,7 +136,11 @@ def bulk_create(
 
 
 def _create_chunk(
-    es: Elasticsearch, policy: RetryPolicy, alias: str, chunk: list[AlertWrite], stats: WriteStats
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    alias: str,
+    chunk: list[AlertWrite],
+    counts: Callable[[AlertWrite], WriteStats],
 ) -> list[Refused]:
     refused: list[Refused] = []
     pending = chunk
@@ -145,16 +159,16 @@ def _create_chunk(
             result = item["create"]
             status = result["status"]
             if status == 201:
-                stats.created += 1
+                counts(write).created += 1
             elif status == 409:
-                stats.duplicates += 1
+                counts(write).duplicates += 1
             elif status == 429:
                 rejected.append(write)
             else:
                 error = result.get("error")
                 kind = error.get("type", "unknown") if isinstance(error, dict) else "unknown"
                 reason = error.get("reason", "") if isinstance(error, dict) else ""
-                refused.append(_refuse(stats, write, status, kind, str(reason)))
+                refused.append(_refuse(counts(write), write, status, kind, str(reason)))
         pending = rejected
         if pending:
             if attempt >= policy.attempts or time.monotonic() - started > policy.max_seconds:

@@ -43,6 +43,8 @@ def test_defaults() -> None:
         ("DETECTION_ALERTS_MAX", "10000", "alerts_max", 10000),
         ("DETECTION_RUN_TIMEOUT", "20m", "run_timeout", timedelta(minutes=20)),
         ("DETECTION_DEAD_LETTER_INDEX", "dead-letters", "dead_letter_index", "dead-letters"),
+        ("DETECTION_CONCURRENCY", "1", "concurrency", 1),
+        ("DETECTION_BULK_CONCURRENCY", "3", "bulk_concurrency", 3),
     ],
 )
 def test_values_from_the_environment(
@@ -56,6 +58,8 @@ def test_values_from_the_environment(
     ("variable", "value"),
     [
         ("DETECTION_ES_REQUEST_TIMEOUT", "soon"),
+        ("DETECTION_CONCURRENCY", "0"),
+        ("DETECTION_BULK_CONCURRENCY", "17"),
         ("DETECTION_ES_REQUEST_TIMEOUT", "-1"),
         ("DETECTION_ES_HOSTS", "elastic:9200"),
         ("DETECTION_ES_VERIFY_CERTS", "maybe"),

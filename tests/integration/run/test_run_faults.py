@@ -32,8 +32,8 @@ def test_transient_errors_are_retried_and_the_run_succeeds(
 ) -> None:
     rule_id = job_env.write_rule()
     job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id=f"e{i}") for i in range(5)])
-    proxy.fail(r"^/_search", times=2, status=status)  # the PIT searches
-    proxy.fail(r"/_bulk", times=2, status=status)
+    proxy.fail(r"^/_msearch", times=2, status=status)  # the search of the rules' first pages
+    proxy.fail(r"^/_bulk", times=2, status=status)  # the alerts
     proxy.fail(r"/_field_caps", times=1, status=status)
     assert job_env.run("--now", iso(NOW)) == 0
     assert proxy.state.injected == 5
@@ -46,9 +46,9 @@ def test_retries_are_bounded_and_the_rule_fails(job_env: JobEnv, proxy: FaultPro
     job_env.set(retry_attempts="3")
     rule_id = job_env.write_rule()
     job_env.index_events([cred_event(NOW - timedelta(minutes=1))])
-    proxy.fail(r"^/_search", times=1000, status=503)
+    proxy.fail(r"^/_m?search", times=1000, status=503)
     assert job_env.run("--now", iso(NOW)) == 1
-    assert proxy.count(r"^/_search") == 3  # three attempts, then the rule fails; no client-side retries on top
+    assert proxy.count(r"^/_m?search") == 3  # three attempts, then the rule fails; no client-side retries on top
     [execution] = job_env.executions_docs(rule_id)
     assert execution["execution"]["status"] == "failed"
     assert "503" in execution["execution"]["message"]
@@ -119,7 +119,7 @@ def test_killed_between_two_bulk_pages_then_rerun_gives_the_exact_set(job_env: J
     with FaultProxy(es_url) as proxy:
         env["DETECTION_ES_HOSTS"] = proxy.url
         # The second bulk request kills the job before it is forwarded: exactly one page was written.
-        proxy.on_request(r"/_bulk", after=1, action=lambda: os.kill(started[0].pid, signal.SIGKILL))
+        proxy.on_request(r"^/_bulk", after=1, action=lambda: os.kill(started[0].pid, signal.SIGKILL))
         started.append(
             subprocess.Popen(
                 [sys.executable, "-m", "job", "run", "--now", iso(NOW)],

@@ -59,8 +59,9 @@ def test_a_run_whose_final_record_was_lost_is_marked_by_the_next_run(job_env: Jo
     job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id="e1")])
     with FaultProxy(es_url) as proxy:
         job_env.set(es_hosts=proxy.url, retry_attempts="2")
-        # Every full write of the record fails, as if the node died after the alerts were written.
-        proxy.fail(rf"^/{job_env.executions}(-[0-9]+)?/_doc/", times=100, status=503)
+        # Every full write of the record fails (alone, or in a pass's bulk of final records), as if the node
+        # died after the alerts were written.
+        proxy.fail(rf"^/{job_env.executions}(-[0-9]+)?/(_doc/|_bulk\?filter_path=items\.index)", times=100, status=503)
         assert job_env.run("--now", iso(NOW)) == 1
     [running] = job_env.executions_docs(rule_id)
     assert running["execution"]["status"] == "running"

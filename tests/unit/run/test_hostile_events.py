@@ -9,9 +9,15 @@ from typing import Any
 
 import pytest
 
-from job.jsoncodec import RECURSION_LIMIT, TolerantJsonSerializer, allow_deep_documents, document_bytes
+from job.jsoncodec import (
+    RECURSION_LIMIT,
+    TolerantJsonSerializer,
+    allow_deep_documents,
+    document_bytes,
+    safe_document_bytes,
+)
 from job.run.alert_template import alert_properties
-from job.run.alerts import build_alert
+from job.run.alerts import RunAlerts, build_alert
 from job.run.conform import conform, mapped_paths
 from job.run.execute import build_writes
 from job.run.source_fields import leaves, subtree_leaves, values_at
@@ -69,12 +75,31 @@ def test_reading_fields_of_deep_events_does_not_recurse() -> None:
     assert len(list(leaves({"a": {"b": 1}, "c": {"d": {"e": [1]}}}))) == 2
 
 
-def test_document_bytes_is_ascii_and_refuses_what_json_cannot_carry() -> None:
-    assert document_bytes({"s": "é\ud800", "n": 1}) == b'{"s":"\\u00e9\\ud800","n":1}'
+def test_the_safe_serializer_is_ascii_and_refuses_what_json_cannot_carry() -> None:
+    assert safe_document_bytes({"s": "é\ud800", "n": 1}) == b'{"s":"\\u00e9\\ud800","n":1}'
     with pytest.raises(ValueError):
-        document_bytes({"x": math.inf})
+        safe_document_bytes({"x": math.inf})
     with pytest.raises(RecursionError):
         document_bytes(_nested(DEEPER_THAN_PYTHON_RECURSES))
+
+
+@pytest.mark.parametrize(
+    ("document", "fast"),
+    [
+        ({"s": "café", "n": 1, "f": 0.1, "b": [True, None]}, True),
+        ({"s": "é\ud800", "n": 1}, False),  # a lone surrogate: the ASCII escape, never invalid UTF-8
+        ({"deep": _nested(300)}, False),  # deeper than orjson writes
+        ({"deep": _nested(1000, array=True)}, False),  # as deep as Elasticsearch accepts
+        ({"n": 10**30}, False),  # beyond 64 bits
+        ({"n": -(2**63), "m": 2**64 - 1}, True),
+    ],
+)
+def test_document_bytes_falls_back_per_document_to_the_safe_serializer(document: dict[str, Any], fast: bool) -> None:
+    allow_deep_documents()
+    written = document_bytes(document)
+    assert json.loads(written) == document
+    if not fast:  # what orjson cannot write faithfully is written by the standard library, as before
+        assert written == safe_document_bytes(document)
 
 
 def test_deep_documents_decode_after_the_limit_is_raised() -> None:
@@ -115,3 +140,22 @@ def test_an_event_that_cannot_become_an_alert_fails_alone() -> None:
         ("too-deep", "RecursionError"),
         ("broken", "KeyError"),
     ]
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        "caf\udcc3\udca9 \udcc0\udc80",  # bytes that were not UTF-8, as the client decodes them
+        _nested(1000),  # as deep as Elasticsearch accepts: orjson refuses it, json writes it
+        _nested(1000, array=True),
+        {"big": 10**30, "small": -(2**63), "inf": math.inf, "nan": [math.nan, 1.5]},
+    ],
+)
+def test_a_run_serializes_hostile_events_as_the_single_alert_path_builds_them(blob: Any) -> None:
+    allow_deep_documents()
+    rule = seed_rule()
+    hit = endgame_hit("hostile", blob=blob)
+    alerts = RunAlerts.for_run(rule, now=NOW, execution_uuid=EXECUTION_UUID, space_id=SPACE_ID)
+    body = alerts.body(hit, now=NOW)
+    assert json.loads(body) == build_alert(rule, hit, now=NOW, execution_uuid=EXECUTION_UUID, space_id=SPACE_ID)
+    assert b"NaN" not in body and b"Infinity" not in body

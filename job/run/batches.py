@@ -1,0 +1,190 @@
+"""A pass in batches (``DETECTION_CONCURRENCY`` above 1): the steps of :func:`job.run.steps.run_rule`, shared.
+
+Per batch of :data:`RULES_PER_BATCH` rules: the ``running`` records in one ``_bulk`` request, the first
+page of every rule in one ``_msearch`` (:mod:`job.run.firstpage`); the runs whose window came back whole
+are written together (:mod:`job.run.smallruns`), the others paged ``DETECTION_CONCURRENCY`` at a time in
+threads sharing the client and the pass's caches; the final records in one request. Rules with an alert
+suppression are paged on their own (their search groups events). A rule fails alone at every step.
+
+Once a stop is requested (SIGTERM, SIGINT) no further batch starts; the batch under way stops paging, and
+its runs that had not finished end ``failed`` (``Run interrupted by SIGTERM``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from elasticsearch import ApiError, TransportError
+
+from job.logs import rule_context
+from job.rules.model import Rule
+from job.run import lease, record, stop
+from job.run.execlog import Execution
+from job.run.firstpage import FirstPage, Probe, read_first_pages
+from job.run.history import RuleHistory
+from job.run.plan import RunPlan, SearchPlan
+from job.run.smallruns import SmallRun, write_small_runs
+from job.run.steps import RunContext, begin, end, execute_run, failed, new_execution, search_plan
+
+# Rules of a pass whose records are written, and first pages read, with one request each.
+RULES_PER_BATCH = 50
+
+
+def _shared(executions: Sequence[Execution]) -> AbstractContextManager[object]:
+    """The log context of a request made for several rule runs at once: none, unless it serves one run."""
+    if len(executions) == 1:
+        [execution] = executions
+        return rule_context(execution.rule_id, execution.rule_name, execution.uuid)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class _Started:
+    """A rule run of a batch whose ``running`` record is stored, with its plans."""
+
+    rule: Rule
+    execution: Execution
+    plan: RunPlan
+    search: SearchPlan | None = None
+    first_page: FirstPage | None = None
+
+
+def _start_batch(
+    ctx: RunContext, rules: Sequence[Rule], history: Callable[[Rule], RuleHistory | None]
+) -> tuple[list[Execution], list[_Started]]:
+    """Plan the batch's runs, store their ``running`` records in one request, plan their searches and read
+    their first pages in one ``_msearch``. A rule fails alone at any step; a rule whose record is not
+    stored searches nothing."""
+    executions: list[Execution] = []
+    planned: list[_Started] = []
+    for rule in rules:
+        execution = new_execution(ctx, rule)
+        executions.append(execution)
+        with rule_context(rule.rule_id, rule.name, execution.uuid):
+            try:
+                planned.append(_Started(rule, execution, begin(ctx, rule, execution, history(rule))))
+            except Exception as exc:  # noqa: BLE001 - this rule's failure, not the batch's
+                failed(rule, execution, exc)
+    with _shared([item.execution for item in planned]):
+        stored = record.write_ahead_many(
+            ctx.es, ctx.policy, ctx.settings.executions_index, [item.execution for item in planned]
+        )
+    started: list[_Started] = []
+    for item in planned:
+        problem = stored[item.execution.uuid]
+        with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+            if problem is not None:
+                failed(item.rule, item.execution, problem)
+                continue
+            lease.started(item.execution.uuid)
+            started.append(item)
+            try:
+                item.search = search_plan(ctx, item.rule, item.execution, item.plan)
+            except Exception as exc:  # noqa: BLE001 - this rule's failure, not the batch's
+                failed(item.rule, item.execution, exc)
+    probed: list[_Started] = []
+    probes: list[Probe] = []
+    for item in started:
+        # A rule with an alert suppression searches for groups, not events: it is paged on its own.
+        if item.search is not None and item.search.query is not None and item.rule.alert_suppression is None:
+            probed.append(item)
+            probes.append(Probe(item.rule.index, item.search.query, item.search.sort))
+    try:
+        with _shared([item.execution for item in probed]):
+            pages: list[FirstPage | None] = read_first_pages(ctx.es, ctx.policy, probes, ctx.settings.page_size)
+    except (ApiError, TransportError) as exc:  # after its retries: the cluster is down for all of them
+        for item in probed:
+            with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+                failed(item.rule, item.execution, exc)
+        return executions, started
+    for item, page in zip(probed, pages, strict=True):
+        item.first_page = page
+    return executions, started
+
+
+def _run_started(ctx: RunContext, item: _Started) -> None:
+    """Execute one started run by paging its window (in a worker thread, with the rule's log context)."""
+    with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+        try:
+            if item.search is not None:
+                execute_run(ctx, item.rule, item.execution, item.plan, item.search, refresh=False)
+        except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
+            failed(item.rule, item.execution, exc)
+
+
+def _small_run(ctx: RunContext, item: _Started, page: FirstPage) -> SmallRun | None:
+    """The run of a window read whole by its first page, with the exceptions applied per page; None when
+    that fails (the rule's error)."""
+    assert item.search is not None
+    search = item.search
+    with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+        try:
+            hits = ctx.lists.filter_page(search.exceptions, page.hits)
+        except Exception as exc:  # noqa: BLE001 - this rule's failure
+            failed(item.rule, item.execution, exc)
+            return None
+    return SmallRun(item.rule, item.plan, item.execution.uuid, item.execution.metrics, hits, page.search_ms)
+
+
+def _write_small(ctx: RunContext, items: Sequence[_Started]) -> list[_Started]:
+    """Write the runs read whole by their first page together; the ones to page instead."""
+    runs: dict[str, tuple[_Started, SmallRun]] = {}
+    for item in items:
+        assert item.first_page is not None
+        small = _small_run(ctx, item, item.first_page)
+        if small is not None:
+            runs[item.execution.uuid] = (item, small)
+    with _shared([item.execution for item, _ in runs.values()]):
+        to_page = write_small_runs(ctx.es, ctx.policy, ctx.settings, [small for _, small in runs.values()], ctx.clock)
+    paged = {small.execution_uuid for small in to_page}
+    for item, small in runs.values():
+        if item.execution.uuid in paged:
+            continue
+        with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+            if small.error is not None:
+                failed(item.rule, item.execution, small.error)
+            elif small.outcome is not None:
+                item.execution.warnings.extend(small.outcome.warnings)
+                item.execution.searched_to = small.outcome.searched_to
+    return [runs[uuid][0] for uuid in paged]
+
+
+def run_batches(
+    ctx: RunContext, rules: Sequence[Rule], history: Callable[[Rule], RuleHistory | None]
+) -> list[Execution]:
+    """Every rule of the pass, a batch at a time: records and first pages in one request per batch; the
+    windows read whole by their first page written together; the others paged ``DETECTION_CONCURRENCY``
+    at a time (threads sharing the client and the pass's caches); the final records in one request."""
+    executions: list[Execution] = []
+    with ThreadPoolExecutor(ctx.settings.concurrency, thread_name_prefix="rule") as pool:
+        for start in range(0, len(rules), RULES_PER_BATCH):
+            if stop.requested():  # SIGTERM or SIGINT: no further batch starts
+                break
+            batch, started = _start_batch(ctx, rules[start : start + RULES_PER_BATCH], history)
+            running = [item for item in started if not item.execution.errors and item.search is not None]
+            read_whole = [item for item in running if item.first_page is not None]
+            paged = [item for item in running if item.first_page is None]
+
+            def submit(items: Sequence[_Started]) -> list[Future[None]]:
+                # Each run gets its own copy of this thread's context (job.logs keeps the rule context there).
+                return [pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in items]
+
+            futures = submit(paged)
+            futures += submit(_write_small(ctx, read_whole))
+            for future in futures:
+                future.result()
+            for execution in batch:
+                end(ctx, execution)
+            try:
+                with _shared(batch):
+                    record.write_final_many(ctx.es, ctx.policy, ctx.settings.executions_index, batch)
+            finally:
+                for item in started:
+                    lease.finished(item.execution.uuid)
+            executions += batch
+    return executions
