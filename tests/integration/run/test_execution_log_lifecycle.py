@@ -42,9 +42,10 @@ def test_a_rollover_between_the_running_record_and_the_final_one_leaves_one_reco
     rolled: list[str] = []
     with FaultProxy(es_url) as proxy:
         job_env.set(es_hosts=proxy.url)
-        # The running record is written; then, as the search starts, the log rolls over.
+        # The running record is written; then, as the search starts (a point in time, or the first pages of a
+        # batch), the log rolls over.
         proxy.on_request(
-            r"/_pit", after=0, method="POST", action=lambda: rolled.append(_roll_over(job_env)), answer=True
+            r"/_pit|/_msearch", after=0, method="POST", action=lambda: rolled.append(_roll_over(job_env)), answer=True
         )
         assert job_env.run("--now", iso(NOW)) == 0
     assert rolled == [f"{job_env.executions}-000002"]

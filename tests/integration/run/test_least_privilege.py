@@ -36,7 +36,8 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 NAMES = r"(?P<names>[^_/][^/]*)"  # one or more index names or patterns, comma-separated
 
 # (methods, path, privilege on the named indices, why Elasticsearch asks for it). "pit": the privilege is
-# needed on the indices the point in time was opened on; "bulk": on each action's index, by action type.
+# needed on the indices the point in time was opened on; "bulk": on each action's index, by action type;
+# "msearch": read on the indices each search's header line names.
 PRIVILEGES: list[tuple[frozenset[str], str, str | None, str]] = [
     (
         frozenset({"GET"}),
@@ -88,6 +89,12 @@ PRIVILEGES: list[tuple[frozenset[str], str, str | None, str]] = [
         "alerts and dead letters (create actions: create_doc); suppressed groups' alerts updated (index)",
     ),
     (
+        frozenset({"POST", "GET"}),
+        r"^/_msearch$",
+        "msearch",
+        "the first page of many rules' windows at once: read on the indices each search names",
+    ),
+    (
         frozenset({"POST"}),
         rf"^/{NAMES}/_refresh$",
         "maintenance",
@@ -135,10 +142,11 @@ def _names(match: re.Match[str]) -> list[str]:
     return [name for name in unquote(match.group("names") or "").split(",") if name]
 
 
-def needs(requests: list[tuple[str, str]], bulk_bodies: Iterator[tuple[str, bytes]]) -> list[Need]:
-    """The privileges the recorded requests need, on which names."""
-    bodies = dict(enumerate(bulk_bodies))
-    bulk_seen = 0
+def needs(requests: list[tuple[str, str]], kept_bodies: Iterator[tuple[str, bytes]]) -> list[Need]:
+    """The privileges the recorded requests need, on which names (``kept_bodies``: the bodies of the bulk and
+    msearch requests, in the order they were made)."""
+    bodies = dict(enumerate(kept_bodies))
+    body_seen = 0
     pit_indices: list[str] = []
     found: list[Need] = []
     for method, full_path in requests:
@@ -154,11 +162,17 @@ def needs(requests: list[tuple[str, str]], bulk_bodies: Iterator[tuple[str, byte
             continue
         if privilege == "pit":
             found += [Need("read", name, request) for name in pit_indices]
-        elif privilege == "bulk":
-            body_path, body = bodies[bulk_seen]
-            bulk_seen += 1
+        elif privilege in ("bulk", "msearch"):
+            body_path, body = bodies[body_seen]
+            body_seen += 1
             assert body_path == path
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+            if privilege == "msearch":
+                for header in lines[::2]:
+                    index = header.get("index", names)
+                    searched = index.split(",") if isinstance(index, str) else list(index)
+                    found += [Need("read", name, f"{request} (search)") for name in searched]
+                continue
             for action in lines[::2]:
                 kind, meta = next(iter(action.items()))
                 for name in [meta["_index"]] if "_index" in meta else names:
@@ -188,7 +202,7 @@ class Recorder:
 
     def arm(self, extra: Callable[[FaultProxy], None] | None = None) -> Callable[[FaultProxy], None]:
         def setup(proxy: FaultProxy) -> None:
-            proxy.keep_bodies(r"_bulk")
+            proxy.keep_bodies(r"_bulk|_msearch")
             self.proxies.append(proxy)
             if extra is not None:
                 extra(proxy)
@@ -198,7 +212,7 @@ class Recorder:
     def requests(self) -> list[tuple[str, str]]:
         return [request for proxy in self.proxies for request in proxy.requests()]
 
-    def bulk_bodies(self) -> Iterator[tuple[str, bytes]]:
+    def kept_bodies(self) -> Iterator[tuple[str, bytes]]:
         for proxy in self.proxies:
             for _, path, body in proxy.bodies():
                 yield urlsplit(path).path, body
@@ -295,7 +309,7 @@ def test_every_request_of_run_and_schedule_is_covered_by_the_runtime_role(
     assert not any("_rollover" in path for path in paths), "a run rolled an index over: that is setup's"
     assert not any(method == "DELETE" and not path.startswith("/_pit") for method, path in requests)
     role = runtime_role(job_env, lists, items)
-    found = needs(requests, record.bulk_bodies())
+    found = needs(requests, record.kept_bodies())
     uncovered = sorted(
         {f"{need.request}: {need.privilege} on {need.index}" for need in found if not granted(role, need)}
     )
@@ -309,5 +323,6 @@ def test_every_request_of_run_and_schedule_is_covered_by_the_runtime_role(
     )
     assert unused == [], "privileges of the README's runtime role that no request needs"
     assert listed and job_env.alert_docs(listed)
-    assert any("update" in body.decode() for _, body in record.bulk_bodies()), "no suppressed alert was updated"
+    updates = [line for _, body in record.kept_bodies() for line in body.splitlines() if line.startswith(b'{"update"')]
+    assert updates, "no suppressed alert was updated"
     assert len(job_env.alert_docs(suppressed)) == 1, "one alert for the suppressed group"
