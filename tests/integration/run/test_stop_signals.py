@@ -46,11 +46,15 @@ def _events(job_env: JobEnv) -> list[str]:
     return ids
 
 
-@pytest.mark.parametrize(("signum", "name", "code"), [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "SIGINT", 130)])
+SIGNALS = [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "SIGINT", 130)]
+
+
+@pytest.mark.parametrize(("signum", "name", "code"), SIGNALS)
 def test_a_signal_mid_run_records_the_rule_failed_and_the_next_run_catches_up(
     job_env: JobEnv, es_url: str, signum: int, name: str, code: int
 ) -> None:
-    job_env.set(page_size=str(PAGE))
+    """One rule after another (DETECTION_CONCURRENCY=1): the rule under way stops, the next never starts."""
+    job_env.set(page_size=str(PAGE), concurrency="1")
     first = job_env.write_rule(rule_id="a-first")
     second = job_env.write_rule(rule_id="b-second")  # runs after the first: never started
     ids = _events(job_env)
@@ -74,6 +78,37 @@ def test_a_signal_mid_run_records_the_rule_failed_and_the_next_run_catches_up(
     _, caught_up = job_env.executions_docs(first)
     assert caught_up["window"]["from"] == iso(NOW - timedelta(minutes=15))  # the interrupted window, again
     assert caught_up["metrics"]["duplicates_skipped"] == 2 * PAGE
+
+
+@pytest.mark.parametrize(("signum", "name", "code"), SIGNALS)
+def test_a_signal_mid_batch_records_every_rule_under_way_failed_and_the_next_run_catches_up(
+    job_env: JobEnv, es_url: str, signum: int, name: str, code: int
+) -> None:
+    """Rules of a batch at once (the default DETECTION_CONCURRENCY): each stops after the page it has in flight."""
+    job_env.set(page_size=str(PAGE), concurrency="4")
+    rules = [job_env.write_rule(rule_id=f"rule-{i}") for i in range(3)]
+    ids = _events(job_env)
+    job: list[RunningJob] = []
+    with started_job(es_url, ["run", "--all", "--now", iso(NOW)], setup=_signal_at_second_page(job, signum)) as run:
+        job.append(run)
+        result = run.finish()
+    assert result.returncode == code, result.stderr
+    assert f"stopped by {name}" in result.stderr
+    for rule_id in rules:
+        [record] = job_env.executions_docs(rule_id)
+        status = (record["execution"]["status"], record["execution"]["message"])
+        assert status == ("failed", f"Run interrupted by {name}")
+        assert record["window"]["searched_to"] is None
+        # Each finished the page it had in flight, if any, and took no further one (3 rules, 2 pages asked).
+        assert record["metrics"]["pages"] <= 2
+        assert len(_alerted(job_env, rule_id)) == record["metrics"]["alerts_created"] < len(ids)
+
+    assert job_env.run("--now", iso(NOW + timedelta(minutes=10))) == 0
+    for rule_id in rules:
+        assert _alerted(job_env, rule_id) == ids
+        _, caught_up = job_env.executions_docs(rule_id)
+        assert caught_up["execution"]["status"] == "succeeded"
+        assert caught_up["window"]["from"] == iso(NOW - timedelta(minutes=15))  # the interrupted window, again
 
 
 def test_the_point_in_time_is_closed_after_a_sigterm(job_env: JobEnv, es_url: str) -> None:
