@@ -80,9 +80,14 @@ def ensure_log(es: Elasticsearch, policy: RetryPolicy, name: str) -> str:
         _add_fields(es, policy, name)
         return "exists"
     if policy.call(lambda: es.indices.exists(index=name)):
-        _convert(es, policy, name)
+        # A plain index of an earlier version, or the alias another process has created since the check
+        # above (several shard pods installing at once): only the first is converted.
+        if name in policy.call(lambda: es.indices.get(index=name)).body:
+            _convert(es, policy, name)
+            _add_fields(es, policy, name)
+            return "converted"
         _add_fields(es, policy, name)
-        return "converted"
+        return "exists"
     created = policy.call(
         lambda: es.options(ignore_status=400).indices.create(
             index=first_index(name), aliases={name: {"is_write_index": True}}, **new_index_body()

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from elasticsearch import Elasticsearch
 
 from job.cli import main as cli_main
 from job.run.execlog import INTERRUPTED_MESSAGE
-from job.run.execlog_lifecycle import new_index_body
+from job.run.execlog_lifecycle import ensure_log, new_index_body
 from job.run.history import read_histories
 from job.run.retry import RetryPolicy
 from tests.faultproxy import FaultProxy
@@ -168,3 +169,23 @@ def test_setup_rolls_the_execution_log_over_when_a_condition_is_met(
     assert job_env.run("--now", iso(NOW + timedelta(minutes=10))) == 0
     first, second = job_env.executions_docs()
     assert second["window"]["from"] == iso(NOW - timedelta(minutes=5))  # planning reads both backing indices
+
+
+def test_an_alias_created_by_another_process_meanwhile_is_not_taken_for_an_earlier_versions_index(
+    job_env: JobEnv, es_url: str
+) -> None:
+    """Several shard pods install at once: one finds no alias, and by its next request another pod has created
+    it. The alias must not be converted as a plain index (that would block writes to its backing index)."""
+    assert cli_main(["setup"]) == 0
+    with FaultProxy(es_url) as proxy:
+        # The alias check answers "none" once, as it would have a moment before the other pod created it.
+        proxy.fail(rf"^/_alias/{job_env.executions}$", times=1, status=404, method="HEAD")
+        client = Elasticsearch(proxy.url, request_timeout=30)
+        assert ensure_log(client, RetryPolicy(attempts=1, max_seconds=10), job_env.executions) == "exists"
+        assert proxy.state.injected == 1
+    settings = job_env.es.indices.get_settings(index=f"{job_env.executions}-000001")
+    assert "blocks" not in next(iter(settings.values()))["settings"]["index"]
+    job_env.index_events([cred_event(NOW - timedelta(minutes=1), _id="e1")])
+    rule_id = job_env.write_rule()
+    assert job_env.run("--now", iso(NOW)) == 0
+    assert [doc["execution"]["status"] for doc in job_env.executions_docs(rule_id)] == ["succeeded"]
