@@ -38,16 +38,15 @@ LUCENE = (
 
 
 def interpreter() -> str | None:
-    """A Python 3.12+ interpreter: on the PATH, or a pyenv version."""
-    for name in ("python3.12", "python3.13", "python3.14"):
-        found = shutil.which(name)
-        if found:
-            return found
+    """A Python 3.12+ interpreter that runs: on the PATH, or a pyenv version (a pyenv shim on the PATH may
+    name a version that is installed but not selected, and then fails)."""
+    candidates = [found for name in ("python3.12", "python3.13", "python3.14") if (found := shutil.which(name))]
     root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    for version in sorted(root.glob("3.1[2-9]*"), reverse=True) if root.is_dir() else []:
-        candidate = version / "bin" / "python3"
-        if candidate.exists():
-            return str(candidate)
+    candidates += [str(version / "bin" / "python3") for version in sorted(root.glob("3.1[2-9]*"), reverse=True)]
+    for candidate in candidates:
+        check = [candidate, "-c", "import sys; assert sys.version_info >= (3, 12)"]
+        if subprocess.run(check, capture_output=True, check=False).returncode == 0:
+            return candidate
     return None
 
 
