@@ -216,16 +216,16 @@ def test_log_lines_of_rules_running_at_once_carry_their_own_rule(
     reason="issue 21 defect 5: in a batched pass each run's lease and stop time count from its batch's start",
 )
 def test_each_run_of_a_batch_has_its_own_lease_counted_from_its_own_start(job_env: JobEnv, es_url: str) -> None:
-    """Eight rules in one batch, two at a time, each paging 120 events in pages of 50 that the proxy makes take
-    a second each: one run takes about 5 seconds, well within its stop time (0.9 of a 10-second lease), while
-    the batch takes about 20. Every run gets its whole lease from when it starts paging: none stops early,
+    """Ten rules in one batch, two at a time, each paging 120 events in pages of 50 that the proxy makes take
+    a second each: one run takes about 5 seconds, well within its stop time (0.9 of a 12-second lease), while
+    the batch takes about 25. Every run gets its whole lease from when it starts paging: none stops early,
     none outlives its lease."""
-    rule_ids = [job_env.write_rule(rule_id=f"r{n}", name=f"Rule {n}") for n in range(8)]
+    rule_ids = [job_env.write_rule(rule_id=f"r{n}", name=f"Rule {n}") for n in range(10)]
     start = NOW - timedelta(minutes=10)
     job_env.index_events([cred_event(start + timedelta(seconds=n), _id=f"e{n:03}") for n in range(120)])
     with FaultProxy(es_url) as proxy:
         proxy.delay(r"^/_search", method="POST", seconds=1, times=10**6)  # every page of a point in time
-        job_env.set(es_hosts=proxy.url, page_size="50", concurrency="2", run_timeout="10s")
+        job_env.set(es_hosts=proxy.url, page_size="50", concurrency="2", run_timeout="12s")
         assert job_env.run("--now", iso(NOW)) == 0
     records = {record["rule"]["rule_id"]: record for record in job_env.executions_docs()}
     assert sorted(records) == sorted(rule_ids)
