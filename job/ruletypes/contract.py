@@ -36,6 +36,8 @@ from job.rules.validation import Finding
 from job.search.probes import Probe
 from job.settings import Settings
 from job.window import Gap, Window, isoformat
+from job.writing.sink import ELASTICSEARCH, Sink
+from job.writing.suppressed import SuppressionStore
 from job.writing.writer import AlertWriter, Candidate, RunWrites
 
 FieldTypes = Mapping[str, str]
@@ -101,10 +103,18 @@ class RunTools:
     page_filter: Callable[[list[Hit]], list[Hit]] = lambda hits: hits
     # Make the alerts searchable at the end (a pass of many rules refreshes once, at its end, instead).
     refresh: bool = True
+    # Where alerts, dead letters and suppressed alerts' updates go: Elasticsearch, or preview's collector.
+    sink: Sink = ELASTICSEARCH
 
     def writer(self, writes: RunWrites, cap: int) -> AlertWriter:
         """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
-        return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock)
+        return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock, self.sink)
+
+    def suppression_store(self, rule_id: str) -> SuppressionStore:
+        """The reads and conditional updates of the rule's suppressed alerts (through the run's sink)."""
+        return self.sink.suppression_store(
+            self.es, self.policy, self.settings.alerts_index, rule_id, self.settings.space_id
+        )
 
 
 def count_writes(metrics: RunMetrics, writes: RunWrites) -> None:

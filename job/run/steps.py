@@ -46,6 +46,7 @@ from job.ruletypes.registry import Compiler, type_for
 from job.run.plan import plan_fixed, plan_run
 from job.settings import Settings
 from job.window import Window
+from job.writing.sink import ELASTICSEARCH, Sink
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +201,17 @@ def begin(
         ).get(rule.rule_id, RuleHistory())
     _mark_abandoned(ctx, rule, history, execution.uuid)
     plan = _plan(ctx, rule, history) if window is None else plan_fixed(rule, window, alerts_max=ctx.settings.alerts_max)
+    note_plan(execution, plan)
+    return plan
+
+
+def note_plan(execution: Execution, plan: RunPlan) -> None:
+    """Note the run's window, gap, cap and their warnings on ``execution``."""
     execution.window, execution.gap = plan.window, plan.gap
     execution.metrics.max_alerts = plan.cap
     if plan.gap is not None:
         execution.metrics.record_gap(plan.gap)
     execution.warnings.extend(plan.warnings)
-    return plan
 
 
 def search_plan(ctx: RunContext, rule: Rule, execution: Execution, plan: RunPlan) -> SearchPlan:
@@ -224,10 +230,12 @@ def search_plan(ctx: RunContext, rule: Rule, execution: Execution, plan: RunPlan
     return search
 
 
-def run_tools(ctx: RunContext, execution: Execution, search: SearchPlan, *, refresh: bool = True) -> RunTools:
+def run_tools(
+    ctx: RunContext, execution: Execution, search: SearchPlan, *, refresh: bool = True, sink: Sink = ELASTICSEARCH
+) -> RunTools:
     """What the rule's type gets from the pass to execute its window. It stops searching once a stop is
     requested or :data:`STOP_SEARCHING_AT` of its lease has passed (counted from the lease's start: the run's
-    own start, also in a batch)."""
+    own start, also in a batch). ``sink``: where its writes go (``preview`` collects them)."""
     lease_expires = execution.lease_expires or execution.start + ctx.settings.run_timeout
     stop_at = lease_expires - ctx.settings.run_timeout * (1 - STOP_SEARCHING_AT)
     return RunTools(
@@ -240,6 +248,7 @@ def run_tools(ctx: RunContext, execution: Execution, search: SearchPlan, *, refr
         should_stop=lambda: stop.requested() is not None or ctx.clock() >= stop_at,
         page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
         refresh=refresh,
+        sink=sink,
     )
 
 
@@ -251,10 +260,12 @@ def execute_run(
     search: SearchPlan,
     *,
     refresh: bool = True,
+    sink: Sink = ELASTICSEARCH,
 ) -> None:
-    """Search and write: the rule's type executes the window through the shared writer; note the outcome on
-    ``execution``. Raises :class:`job.stop.RunInterrupted` when a stop was requested meanwhile."""
-    outcome = type_for(rule).execute(rule, plan, search, run_tools(ctx, execution, search, refresh=refresh))
+    """Search and write: the rule's type executes the window through the shared writer (into ``sink``); note
+    the outcome on ``execution``. Raises :class:`job.stop.RunInterrupted` when a stop was requested meanwhile."""
+    tools = run_tools(ctx, execution, search, refresh=refresh, sink=sink)
+    outcome = type_for(rule).execute(rule, plan, search, tools)
     stop.check()
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to

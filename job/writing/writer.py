@@ -14,6 +14,11 @@ writer does one thing in one order:
    (its events are then searched again);
 5. **count** into the run's :class:`RunWrites`.
 
+Steps 1, 3 and 4 (and the reads and updates of suppressed alerts) go through a :class:`job.writing.sink.Sink`:
+Elasticsearch (:data:`job.writing.sink.ELASTICSEARCH`, what every run uses), or one that keeps the documents
+instead of sending them (``preview``, :mod:`job.writing.collect`): the same candidates, deduped and built the
+same way.
+
 A *unit* is what the cap counts: one candidate (a sequence of several documents is one unit, created when
 its first document is). :class:`AlertWriter` is one run's writer: it keeps the cap exact while up to
 ``DETECTION_BULK_CONCURRENCY`` requests are in flight (each at most about :data:`REQUEST_BYTES`, so memory is
@@ -38,9 +43,9 @@ from job.redact import short_line
 from job.retry import RetryPolicy
 from job.rules.model import Rule
 from job.settings import Settings
-from job.writing import deadletter
-from job.writing.bulk import AlertWrite, WriteStats, bulk_create, existing_ids
+from job.writing.bulk import AlertWrite, WriteStats
 from job.writing.deadletter import DeadLetter, Stage
+from job.writing.sink import ELASTICSEARCH, Sink
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +152,16 @@ def for_events(rule: Rule, space_id: str, execution_uuid: str) -> RunWrites:
 
 
 def dedupe(
-    es: Elasticsearch, policy: RetryPolicy, settings: Settings, parts: Sequence[tuple[RunWrites, Sequence[Candidate]]]
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    settings: Settings,
+    parts: Sequence[tuple[RunWrites, Sequence[Candidate]]],
+    sink: Sink = ELASTICSEARCH,
 ) -> list[list[Candidate]]:
-    """Per part, its candidates that have neither an alert nor a dead-letter entry (one search for all);
-    the others are counted on their run."""
-    indices = [settings.alerts_index, settings.dead_letter_index]
+    """Per part, its candidates that have neither an alert nor a dead-letter entry (one search for all, through
+    ``sink``); the others are counted on their run."""
     wanted = [candidate.doc_id for _, candidates in parts for candidate in candidates]
-    found = existing_ids(es, policy, indices, wanted) if wanted else {}
+    found = sink.existing(es, policy, settings.alerts_index, settings.dead_letter_index, wanted) if wanted else {}
     new: list[list[Candidate]] = []
     for run, candidates in parts:
         fresh = []
@@ -214,16 +222,21 @@ def build(run: RunWrites, candidates: Sequence[Candidate], now: datetime) -> Bui
 
 
 def send(
-    es: Elasticsearch, policy: RetryPolicy, settings: Settings, parts: Sequence[Built], clock: Callable[[], datetime]
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    settings: Settings,
+    parts: Sequence[Built],
+    clock: Callable[[], datetime],
+    sink: Sink = ELASTICSEARCH,
 ) -> None:
     """Create the documents of every part in one bulk request, then dead-letter what was refused or could not
-    be built in one more; what happened is noted on each part (:meth:`Built.merge` counts it on its run).
-    Raises what a shared request raises."""
+    be built in one more (both through ``sink``); what happened is noted on each part (:meth:`Built.merge`
+    counts it on its run). Raises what a shared request raises."""
     writes = [write for part in parts for write in part.writes]
     if writes:
         owner = {id(write): part for part in parts for write in part.writes}
         shared = WriteStats()
-        result = bulk_create(es, policy, settings.alerts_index, writes, shared, lambda w: owner[id(w)].stats)
+        result = sink.create(es, policy, settings.alerts_index, writes, shared, lambda w: owner[id(w)].stats)
         for write in result.created:
             part = owner[id(write)]
             if id(write) in part.firsts:
@@ -236,7 +249,7 @@ def send(
             part.letters.append(part.run.letter(part.items[item.write.doc_id], "index", item.reason, now))
     lettered = [part for part in parts if part.letters]
     if lettered:
-        deadletter.write(es, policy, settings.dead_letter_index, [x for part in lettered for x in part.letters])
+        sink.dead_letter(es, policy, settings.dead_letter_index, [x for part in lettered for x in part.letters])
         for part in lettered:
             part.lettered = True
             log.error(
@@ -284,6 +297,7 @@ class AlertWriter:
     run: RunWrites
     cap: int
     clock: Callable[[], datetime]
+    sink: Sink = ELASTICSEARCH
     reserved: int = 0
     slice: int = FIRST_SLICE  # candidates per bulk request, adjusted to the size of their documents
     in_flight: deque[tuple[Future[None], Built]] = field(default_factory=deque)
@@ -293,7 +307,7 @@ class AlertWriter:
         """The candidates that have neither an alert nor a dead-letter entry yet."""
         if not candidates:
             return []
-        return dedupe(self.es, self.policy, self.settings, [(self.run, candidates)])[0]
+        return dedupe(self.es, self.policy, self.settings, [(self.run, candidates)], self.sink)[0]
 
     @property
     def room(self) -> int:
@@ -336,7 +350,7 @@ class AlertWriter:
         if self.settings.bulk_concurrency <= 1:
             done: Future[None] = Future()
             try:
-                send(self.es, self.policy, self.settings, [built], self.clock)
+                send(self.es, self.policy, self.settings, [built], self.clock, self.sink)
                 done.set_result(None)
             except BaseException as exc:  # noqa: BLE001 - raised where the answer is taken, as in a thread
                 done.set_exception(exc)
@@ -346,7 +360,9 @@ class AlertWriter:
             self.pool = ThreadPoolExecutor(self.settings.bulk_concurrency, thread_name_prefix="bulk")
         # The worker logs with this rule's context (job.logs keeps it in a ContextVar).
         context = contextvars.copy_context()
-        future = self.pool.submit(context.run, send, self.es, self.policy, self.settings, [built], self.clock)
+        future = self.pool.submit(
+            context.run, send, self.es, self.policy, self.settings, [built], self.clock, self.sink
+        )
         self.in_flight.append((future, built))
 
     def settle_oldest(self) -> None:

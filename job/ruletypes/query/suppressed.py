@@ -263,10 +263,10 @@ class _Run:
         tools = self.tools
         space_id = tools.settings.space_id
         candidates = [Candidate(suppressed_alert_id(group, self.rule.rule_id, space_id), group) for group in groups]
-        [new] = dedupe(tools.es, tools.policy, tools.settings, [(self.writes, candidates)])
+        [new] = dedupe(tools.es, tools.policy, tools.settings, [(self.writes, candidates)], tools.sink)
         built = build(self.writes, new, tools.clock())
         try:
-            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
+            send(tools.es, tools.policy, tools.settings, [built], tools.clock, tools.sink)
         finally:
             built.merge()
         by_id = {candidate.doc_id: candidate.item for candidate in new}
@@ -279,7 +279,7 @@ class _Run:
         built = build(self.writes, [], tools.clock())
         built.letters.append(self.writes.letter(group, "index", reason, tools.clock()))
         try:
-            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
+            send(tools.es, tools.policy, tools.settings, [built], tools.clock, tools.sink)
         finally:
             built.merge()
 
@@ -385,8 +385,7 @@ def execute_suppressed(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunT
         raise ValueError(f"rule {rule.rule_id} has no alert_suppression.group_by")
     if search.query is None:  # no index matches: nothing to search, the window is done
         return Outcome(searched_to=run.window.end)
-    settings = tools.settings
-    store = SuppressionStore(tools.es, tools.policy, settings.alerts_index, rule.rule_id, settings.space_id)
+    store = tools.suppression_store(rule.rule_id)
     grouped = _Run(tools, rule, suppression, run.window, search.query, store, group_writes(rule, tools))
     # Kibana's warning for the exception items it cannot apply to an aggregation.
     outcome = Outcome(run.window.end, ExceptionPlan(not_applied=search.exceptions.post_filter).warnings)
