@@ -4,19 +4,69 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
+from elastic_transport import ApiResponse
 from elasticsearch import Elasticsearch
 
+from job.errors import JobError
 from job.jsoncodec import client_serializers
 from job.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def make_client(settings: Settings) -> Elasticsearch:
-    """A client for the configured cluster.
+# The requests a read-only client sends: every GET and HEAD but those that change an index, POSTs to the read
+# APIs (searches, points in time, field capabilities, EQL and ES|QL queries), and closing a point in time.
+_READ_POST = re.compile(
+    r"/(_search|_msearch|_field_caps|_pit|_count|_mget|_eql/search|_query|_query/async|_terms_enum|_search/scroll)$"
+)
+_CHANGES = re.compile(r"/(_refresh|_flush|_cache/clear|_forcemerge)$")
+
+
+class WriteRefused(JobError):
+    """A read-only client was asked to send a request that may write."""
+
+
+def may_write(method: str, path: str) -> bool:
+    """Whether a request may change the cluster (a read-only client refuses it)."""
+    path = path.split("?", 1)[0]
+    if _CHANGES.search(path):
+        return True
+    if method in ("GET", "HEAD"):
+        return False
+    if method == "POST":
+        return _READ_POST.search(path) is None
+    return not (method == "DELETE" and path == "/_pit")
+
+
+class ReadOnlyClient(Elasticsearch):
+    """A client that sends only reads (``preview``): a request that may write raises :class:`WriteRefused`
+    before it is sent, so a code path that would write fails loudly instead."""
+
+    def perform_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any | None = None,
+        endpoint_id: str | None = None,
+        path_parts: Mapping[str, Any] | None = None,
+    ) -> ApiResponse[Any]:
+        if may_write(method, path):
+            raise WriteRefused(f"a read-only run refused to send {method} {path.split('?', 1)[0]}")
+        return super().perform_request(
+            method, path, params=params, headers=headers, body=body, endpoint_id=endpoint_id, path_parts=path_parts
+        )
+
+
+def make_client(settings: Settings, *, read_only: bool = False) -> Elasticsearch:
+    """A client for the configured cluster (``read_only``: a :class:`ReadOnlyClient`).
 
     The client's own retries are off (``max_retries=0``): transient errors are retried by the
     job's tenacity policy, and two retry layers would multiply the attempts.
@@ -39,7 +89,7 @@ def make_client(settings: Settings) -> Elasticsearch:
         # One warning per process instead of urllib3's one per request.
         options["ssl_show_warn"] = False
         _warn_unverified()
-    return Elasticsearch(**options)
+    return ReadOnlyClient(**options) if read_only else Elasticsearch(**options)
 
 
 def _tls_options(settings: Settings) -> dict[str, Any]:
