@@ -9,6 +9,7 @@ COMMANDS = (
     "run",
     "schedule",
     "backfill",
+    "preview",
     "status",
     "alerts",
     "deadletter",
