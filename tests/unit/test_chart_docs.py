@@ -33,17 +33,17 @@ def test_every_chart_value_is_in_the_readme() -> None:
     assert sorted(expected - _documented()) == []
 
 
-def test_the_role_block_holds_the_setup_and_runtime_roles() -> None:
+def test_the_role_block_holds_the_setup_runtime_and_preview_roles() -> None:
     block = re.search(
         r"<!-- elasticsearch-roles:begin -->\n```json\n(.*?)```\n<!-- elasticsearch-roles:end -->", README, re.S
     )
     assert block, "the README's role block is missing or its markers moved"
     roles = json.loads(block.group(1))
-    assert sorted(roles) == ["detection-job-runtime", "detection-job-setup"]
-    runtime = roles["detection-job-runtime"]["indices"]
+    assert sorted(roles) == ["detection-job-preview", "detection-job-runtime", "detection-job-setup"]
     # The rule indices come first (users add their patterns there); reading them is all a run does there
     # (tests/integration/run/test_least_privilege.py checks every privilege against the requests).
-    assert runtime[0]["privileges"] == ["read"], "the rule indices come first"
+    for name in ("detection-job-runtime", "detection-job-preview"):
+        assert roles[name]["indices"][0]["privileges"] == ["read"], "the rule indices come first"
     for role in roles.values():
         assert set(role) == {"cluster", "indices"}
         assert all(set(entry) == {"names", "privileges"} for entry in role["indices"])

@@ -1,5 +1,6 @@
 """Least privilege: ``run`` and ``schedule`` install nothing, and every request they make is covered by the
-runtime role in the README, and every privilege of that role is used.
+runtime role in the README, and every privilege of that role is used; every request of ``preview`` is a read
+the README's preview role allows, and every privilege of that role is used.
 
 The local node has no security, so the check is made on the requests themselves: each job process runs
 behind its own fault proxy, which records the method and path of every request (and the body of bulk
@@ -23,6 +24,7 @@ import pytest
 
 from job.alerts.ids import alert_id
 from job.cli import main as cli_main
+from job.esclient import may_write
 from tests.faultproxy import FaultProxy, refusing_bulk
 from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, cred_event, iso
 from tests.integration.run.test_lists_command import import_list, use_lists
@@ -114,12 +116,14 @@ class Need:
     request: str
 
 
-def runtime_role(job_env: JobEnv, lists: str, items: str) -> list[tuple[list[str], set[str]]]:
-    """The README's runtime role, its default names replaced by this test's."""
+def runtime_role(
+    job_env: JobEnv, lists: str, items: str, name: str = "detection-job-runtime"
+) -> list[tuple[list[str], set[str]]]:
+    """The README's runtime role (or the role ``name``), its default names replaced by this test's."""
     block = re.search(r"<!-- elasticsearch-roles:begin -->\n```json\n(.*?)```", README.read_text(), re.S)
     assert block is not None
-    role = json.loads(block.group(1))["detection-job-runtime"]
-    assert role["cluster"] == [], "run and schedule need no cluster privilege"
+    role = json.loads(block.group(1))[name]
+    assert role["cluster"] == [], f"{name}: run, schedule and preview need no cluster privilege"
     ours = {
         "detection-alerts-default": job_env.alerts,
         "detection-executions-default": job_env.executions,
@@ -326,3 +330,76 @@ def test_every_request_of_run_and_schedule_is_covered_by_the_runtime_role(
     updates = [line for _, body in record.kept_bodies() for line in body.splitlines() if line.startswith(b'{"update"')]
     assert updates, "no suppressed alert was updated"
     assert len(job_env.alert_docs(suppressed)) == 1, "one alert for the suppressed group"
+
+
+def test_preview_only_reads_and_the_preview_role_covers_every_request(
+    job_env: JobEnv, es_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Preview over what a run has written already (duplicates, suppressed groups folding into existing alerts,
+    a dead letter, value lists as a clause and per page): read privileges suffice, and nothing changes."""
+    lists, items = use_lists(job_env)
+    assert import_list(job_env, "tools.txt", "keyword", ["nmap.exe"]) == 0
+    assert import_list(job_env, "ports.txt", "long", ["22", "445"]) == 0
+    job_env.set(auto_setup="false", page_size="5")
+    assert cli_main(["setup"]) == 0
+    plain = job_env.write_rule(rule_id="plain")
+    job_env.write_rule(
+        rule_id="suppressed",
+        extra='\n[rule.alert_suppression]\ngroup_by = ["host.name"]\nduration = {value = 1, unit = "h"}\n',
+    )
+    job_env.write_rule(
+        rule_id="listed",
+        extra=list_item("tools", ("process.name", "tools.txt", "keyword", "included"))
+        + list_item("ports", ("destination.port", "ports.txt", "long", "included")),
+    )
+    now = datetime.now(UTC) - timedelta(minutes=30)
+    events = [
+        cred_event(now - timedelta(minutes=3, seconds=i), _id=f"e{i}", destination={"port": 3389}) for i in range(12)
+    ]
+    job_env.index_events(events, mapping=ECS_EVENT_MAPPING)
+    poison = {alert_id(job_env.events_index(), "e3", plain, "default")}
+    refusing = lambda proxy: proxy.always(r"^/_bulk", refusing_bulk(es_url, poison))  # noqa: E731
+    assert run_job(es_url, ["run", "--all", "--now", iso(now)], setup=refusing).returncode == 1  # a dead letter
+    job_env.index_events([cred_event(now + timedelta(minutes=1, seconds=i), _id=f"later{i}") for i in range(3)])
+
+    indices = [job_env.alerts, job_env.executions, job_env.dead_letters]
+    job_env.es.indices.refresh(index=indices)
+    before = {
+        hit["_id"]: hit["_seq_no"]
+        for hit in job_env.es.search(index=indices, size=100, seq_no_primary_term=True)["hits"]["hits"]
+    }
+    record = Recorder(es_url)
+    span = ["--from", iso(now - timedelta(minutes=20)), "--to", iso(now + timedelta(minutes=10))]
+    table = run_job(es_url, ["preview", "plain", "suppressed", "listed", *span], setup=record.arm())
+    assert table.returncode == 0, table.stderr
+    assert "1 existing alerts would take in later events" in table.stdout  # the suppressed group
+    assert "  dead letters  1 events skipped: dead-lettered already" in table.stdout
+    assert "  duplicates    11 would-be alerts exist already" in table.stdout
+    as_json = run_job(es_url, ["preview", "plain", *span, "--json"], setup=record.arm())
+    assert as_json.returncode == 0, as_json.stderr
+    assert len(as_json.stdout.splitlines()) == 3  # the later events
+
+    job_env.es.indices.refresh(index=indices)
+    after = {
+        hit["_id"]: hit["_seq_no"]
+        for hit in job_env.es.search(index=indices, size=100, seq_no_primary_term=True)["hits"]["hits"]
+    }
+    assert after == before, "preview changed a document"
+    requests = record.requests()
+    assert not [request for request in requests if may_write(*request)], "preview sent a request that may write"
+    found = needs(requests, record.kept_bodies())
+    assert {need.privilege for need in found} == {"read"}
+    assert any(need.index == items for need in found), "no value list was read per page"
+    role = runtime_role(job_env, lists, items, "detection-job-preview")
+    uncovered = sorted(
+        {f"{need.request}: {need.privilege} on {need.index}" for need in found if not granted(role, need)}
+    )
+    assert uncovered == [], "requests the README's preview role does not allow"
+    used = {pair for need in found for pair in granted(role, need)}
+    unused = sorted(
+        f"{', '.join(patterns)}: {privilege}"
+        for position, (patterns, privileges) in enumerate(role)
+        for privilege in privileges
+        if (position, privilege) not in used
+    )
+    assert unused == [], "privileges of the README's preview role that no request needs"
