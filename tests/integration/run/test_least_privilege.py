@@ -197,6 +197,22 @@ def granted(role: list[tuple[list[str], set[str]]], need: Need) -> list[tuple[in
     ]
 
 
+def assert_exactly_covered(role: list[tuple[list[str], set[str]]], found: list[Need], name: str) -> None:
+    """Every need is granted by the role, and every privilege of the role grants a need."""
+    uncovered = sorted(
+        {f"{need.request}: {need.privilege} on {need.index}" for need in found if not granted(role, need)}
+    )
+    assert uncovered == [], f"requests the README's {name} role does not allow"
+    used = {pair for need in found for pair in granted(role, need)}
+    unused = sorted(
+        f"{', '.join(patterns)}: {privilege}"
+        for position, (patterns, privileges) in enumerate(role)
+        for privilege in privileges
+        if (position, privilege) not in used
+    )
+    assert unused == [], f"privileges of the README's {name} role that no request needs"
+
+
 class Recorder:
     """Runs the job as processes, each behind its own proxy, and keeps every request they made."""
 
@@ -312,20 +328,8 @@ def test_every_request_of_run_and_schedule_is_covered_by_the_runtime_role(
     assert any(path.startswith(f"/{items}/_search") for path in paths), f"no list was applied to a page: {paths}"
     assert not any("_rollover" in path for path in paths), "a run rolled an index over: that is setup's"
     assert not any(method == "DELETE" and not path.startswith("/_pit") for method, path in requests)
-    role = runtime_role(job_env, lists, items)
     found = needs(requests, record.kept_bodies())
-    uncovered = sorted(
-        {f"{need.request}: {need.privilege} on {need.index}" for need in found if not granted(role, need)}
-    )
-    assert uncovered == [], "requests the README's runtime role does not allow"
-    used = {pair for need in found for pair in granted(role, need)}
-    unused = sorted(
-        f"{', '.join(patterns)}: {privilege}"
-        for position, (patterns, privileges) in enumerate(role)
-        for privilege in privileges
-        if (position, privilege) not in used
-    )
-    assert unused == [], "privileges of the README's runtime role that no request needs"
+    assert_exactly_covered(runtime_role(job_env, lists, items), found, "runtime")
     assert listed and job_env.alert_docs(listed)
     updates = [line for _, body in record.kept_bodies() for line in body.splitlines() if line.startswith(b'{"update"')]
     assert updates, "no suppressed alert was updated"
@@ -390,16 +394,4 @@ def test_preview_only_reads_and_the_preview_role_covers_every_request(
     found = needs(requests, record.kept_bodies())
     assert {need.privilege for need in found} == {"read"}
     assert any(need.index == items for need in found), "no value list was read per page"
-    role = runtime_role(job_env, lists, items, "detection-job-preview")
-    uncovered = sorted(
-        {f"{need.request}: {need.privilege} on {need.index}" for need in found if not granted(role, need)}
-    )
-    assert uncovered == [], "requests the README's preview role does not allow"
-    used = {pair for need in found for pair in granted(role, need)}
-    unused = sorted(
-        f"{', '.join(patterns)}: {privilege}"
-        for position, (patterns, privileges) in enumerate(role)
-        for privilege in privileges
-        if (position, privilege) not in used
-    )
-    assert unused == [], "privileges of the README's preview role that no request needs"
+    assert_exactly_covered(runtime_role(job_env, lists, items, "detection-job-preview"), found, "preview")
