@@ -10,6 +10,7 @@ COMMANDS = (
     "schedule",
     "backfill",
     "preview",
+    "rule_test",
     "status",
     "alerts",
     "deadletter",

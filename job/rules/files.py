@@ -18,6 +18,7 @@ from job.safefile import FileProblem, read_bounded
 # Real rule files are a few kilobytes; the largest detection-rules file is about 40 KB.
 MAX_FILE_BYTES = 1024 * 1024
 EXCEPTIONS_DIR = "exceptions"
+TESTS_DIR = "tests"
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _TOML_END = re.compile(r"\s*\(at end of document\)\s*$")
 
@@ -78,8 +79,8 @@ class Collected:
 def collect(paths: Sequence[Path]) -> Collected:
     """Walk files and folders (recursively, following links, never looping) for ``*.toml`` rule files.
 
-    A folder named ``exceptions`` holds exception-list files, never rules. For a file argument, the
-    ``exceptions`` folder next to it is used.
+    A folder named ``exceptions`` holds exception-list files, and one named ``tests`` rule tests: never rules.
+    For a file argument, the ``exceptions`` folder next to it is used.
     """
     found = Collected()
     seen: set[tuple[int, int]] = set()
@@ -130,6 +131,8 @@ def _walk(
         if _is_dir(entry):
             if entry.name == EXCEPTIONS_DIR:
                 found.exception_dirs.append(path)
+            elif entry.name == TESTS_DIR:
+                continue  # rule tests (``detection-job test``), never rules
             else:
                 _walk(path, found, seen, (*ancestors, identity))
         elif entry.name.endswith(".toml"):
