@@ -3,7 +3,8 @@
 Loads a small set of Elastic-Endgame-style events (matching and non-matching events for several of
 the 15 Endgame rules, some sharing one timestamp, one from an account that an exception excuses),
 runs the job once, shows the alerts per rule, then runs it again to show that nothing is duplicated.
-Everything it writes lives in its own indices (``*-demo``), reset at each start.
+Everything it writes lives in its own indices (``*-demo``), reset at each start. Its last lines say how
+to look at them with ``status``, ``alerts`` and ``preview``: the settings that point the commands there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from job.settings import SHIPPED_RULES_DIR, load_settings
 EVENTS_INDEX = "endgame-demo-000001"
 ALERTS_INDEX = "detection-alerts-demo"
 EXECUTIONS_INDEX = "detection-executions-demo"
+DEAD_LETTER_INDEX = "detection-deadletter-demo"
 SEED_RULE_FILE = "credential_access_endgame_cred_dumping_detected.toml"
 EXCEPTION = """
 [[rule.exceptions]]
@@ -84,7 +86,9 @@ def sample_events(now: datetime) -> list[dict[str, Any]]:
 
 def load_events(es: Elasticsearch, now: datetime) -> int:
     # The execution log of earlier versions was a plain index; now it is an alias over EXECUTIONS_INDEX-*.
-    es.options(ignore_status=404).indices.delete(index=f"{EVENTS_INDEX},{ALERTS_INDEX}-*,{EXECUTIONS_INDEX}-*")
+    es.options(ignore_status=404).indices.delete(
+        index=f"{EVENTS_INDEX},{ALERTS_INDEX}-*,{EXECUTIONS_INDEX}-*,{DEAD_LETTER_INDEX}", ignore_unavailable=True
+    )
     if es.indices.exists(index=EXECUTIONS_INDEX) and not es.indices.exists_alias(name=EXECUTIONS_INDEX):
         es.indices.delete(index=EXECUTIONS_INDEX)
     es.indices.create(
@@ -116,11 +120,46 @@ def alerts_per_rule(es: Elasticsearch) -> list[tuple[str, int]]:
     return [(bucket["key"], bucket["doc_count"]) for bucket in response["aggregations"]["rules"]["buckets"]]
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (as a newcomer types it)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def look_around(hosts: str) -> list[str]:
+    """The demo's last lines: the settings that point ``status``, ``alerts`` and ``preview`` at its indices."""
+    command = _shown(Path(sys.executable).parent / "detection-job")
+    seed = _shown(SHIPPED_RULES_DIR / SEED_RULE_FILE)
+    settings = {name: os.environ[name] for name in DEMO_SETTINGS}
+    exports = " ".join(f"{name}={value}" for name, value in {"DETECTION_ES_HOSTS": hosts, **settings}.items())
+    return [
+        "== look at what it made: the demo wrote to its own indices, so first point the commands at them",
+        f"export {exports}",
+        f"{command} status    # each rule's last run and when it is due again",
+        f"{command} alerts    # the alerts, newest first (alerts close ID closes one)",
+        f"{command} preview {seed} --from now-1h",
+        "    # the shipped rule over the last hour, writing nothing: without the demo's exception, svc-backup's event",
+        "    # would be one more alert; the others exist already",
+    ]
+
+
+# The settings the demo runs with that the commands after it need too (the rules folder is the shipped one).
+DEMO_SETTINGS = (
+    "DETECTION_ALERTS_INDEX",
+    "DETECTION_EXECUTIONS_INDEX",
+    "DETECTION_DEAD_LETTER_INDEX",
+    "DETECTION_ALERTS_MAX",
+)
+
+
 def main() -> int:
     rules_dir = demo_rules_dir()
     os.environ.update(
         DETECTION_ALERTS_INDEX=ALERTS_INDEX,
         DETECTION_EXECUTIONS_INDEX=EXECUTIONS_INDEX,
+        DETECTION_DEAD_LETTER_INDEX=DEAD_LETTER_INDEX,
         DETECTION_RULES_DIR=str(rules_dir),
         # The Endgame rules ask for up to 10000 alerts per run; raise the global cap to match.
         DETECTION_ALERTS_MAX="10000",
@@ -142,6 +181,7 @@ def main() -> int:
             second = cli_main(["run", "--all"])  # not due yet: --all runs them anyway
             total = sum(count for _, count in alerts_per_rule(es))
             print(f"\n{total} alerts in {ALERTS_INDEX} (an exception excused svc-backup's credential-theft alert)")
+            print("\n" + "\n".join(look_around(",".join(settings.es_hosts))))
     finally:
         shutil.rmtree(rules_dir, ignore_errors=True)
     return first or second
