@@ -117,6 +117,17 @@ def matching_events(es: Elasticsearch, count: int) -> EventSet:
     return _ensure(es, f"bench-v{VERSION}-matching-{count}", count, events)
 
 
+def day_events(es: Elasticsearch, count: int) -> EventSet:
+    """``count`` events the seed rule matches, spread evenly over the 24 hours before ``NOW`` (a backfill's and a
+    preview's range: 144 windows of the rule's 10 minutes)."""
+    start = NOW - timedelta(hours=24)
+    events = (
+        endgame_event(n, start + timedelta(seconds=86_400 * n / count), kind="detection", action="cred_theft_event")
+        for n in range(count)
+    )
+    return _ensure(es, f"bench-v{VERSION}-day-{count}", count, events)
+
+
 def background(es: Elasticsearch, count: int) -> EventSet:
     """``count`` events no rule matches."""
     return _ensure(

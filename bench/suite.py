@@ -39,6 +39,7 @@ SIZES = (2_000, 10_000, 20_000)
 REPEAT = 5
 BACKGROUNDS = (30_000, 300_000)
 GENERATED_RULES = 1_000
+DAY_EVENTS = 20_000  # matches of the seed rule over 24 hours: about 139 per 10-minute window
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 BIN = Path(sys.executable).parent
 
@@ -351,6 +352,44 @@ class Bench:
             )
         )
 
+    # -- preview vs backfill -------------------------------------------------------------------------------
+
+    def preview_vs_backfill(self) -> None:
+        """One rule over the same 24 hours: ``preview`` (writes nothing) against ``backfill`` (writes alerts and
+        records), from fresh indices each time; the preview's table, and its ``--json`` lines, go to /dev/null."""
+        events = data.day_events(self.es, DAY_EVENTS)
+        rules = self.rules_dir("day", [data.seed_rule(events.index, 10_000)])
+        span = ["--from", data.iso(data.NOW - timedelta(hours=24)), "--to", data.iso(data.NOW)]
+        timings: dict[str, list[float]] = {"backfill": [], "preview": [], "preview --json": []}
+        for rep in range(REPEAT):
+            steps = list(timings)
+            for name in steps[rep % 3 :] + steps[: rep % 3]:  # interleaved, each first in turn
+                env = self.fresh("bench-day", rules, alerts_max="10000")
+                command = (
+                    ["backfill", "--rule", data.SEED_RULE_ID] if name == "backfill" else ["preview", data.SEED_RULE_ID]
+                )
+                proc = run_process([str(BIN / "detection-job"), *command, *span, *name.split()[1:]], env, self.log)
+                assert proc.returncode == 0, f"detection-job {name} exited {proc.returncode}; see {self.log}"
+                if name == "backfill":
+                    assert self.created("bench-day") == DAY_EVENTS, f"{self.created('bench-day')} of {DAY_EVENTS}"
+                timings[name].append(proc.seconds)
+        backfill, preview, as_json = (statistics.median(timings[name]) for name in timings)
+        numbers = {"backfill_s": backfill, "preview_s": preview, "preview_json_s": as_json, "events": DAY_EVENTS}
+        self.rows.append(
+            Row(
+                f"preview / backfill, one rule over 24 h ({DAY_EVENTS:,} alerts, 144 windows)",
+                f"{preview:.2f} s / {backfill:.2f} s = {preview / backfill:.2f}",
+                "<= 1.2",
+                preview / backfill <= 1.2,
+                numbers,
+            )
+        )
+        self.rows.append(
+            Row(
+                "preview --json / backfill (the same)", f"{as_json:.2f} s / {backfill:.2f} s = {as_json / backfill:.2f}"
+            )
+        )
+
     # -- start and translation ---------------------------------------------------------------------
 
     def start_and_kql(self) -> None:
@@ -409,6 +448,7 @@ def main(argv: list[str]) -> int:
             bench.no_matches,
             bench.shipped_rules,
             bench.generated_rules,
+            bench.preview_vs_backfill,
         ]
         wanted = set(argv)
         for part in parts:
