@@ -147,11 +147,11 @@ def _preview(
                     continue
                 count = window_count(rule, start, end)
                 if count > MAX_WINDOWS:
-                    print(f"not previewed: {rule.source}: {count} windows of {rule.interval}; at most {MAX_WINDOWS}")
+                    message = f"{rule.source}: {count} windows of {rule.interval}; at most {MAX_WINDOWS}"
+                    print(f"not previewed: {message}", file=sys.stderr)
                     bad.append(rule.source)
                     continue
                 report = Report(rule, count, json=args.json, limit=args.limit)
-                report.collector = Collector(report.take)
                 report.executions = preview_rule(ctx, rule, backfill_windows(rule, start, end), report.collector)
                 report.show(start, end)
                 failed = failed or report.failed
@@ -177,7 +177,10 @@ class Report:
     top: dict[str, Counter[str]] = field(default_factory=lambda: {name: Counter() for name in SUMMARY_FIELDS})
     listed: list[list[str]] = field(default_factory=list)
     shown_alerts: int = 0
-    collector: Collector | None = None
+    collector: Collector = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.collector = Collector(self.take)
 
     def take(self, doc_id: str, body: bytes, source: Mapping[str, Any]) -> None:
         """One would-be alert (from the collector, under its lock)."""
@@ -215,7 +218,7 @@ class Report:
         print("\n".join(lines), flush=True)
 
     def lines(self, start: datetime, end: datetime) -> list[str]:
-        rule, collector = self.rule, self.collector or Collector(self.take)
+        rule, collector = self.rule, self.collector
         ran = len(self.executions)
         overlap = human_duration(look_back(rule, end).total_seconds())
         lines = [
