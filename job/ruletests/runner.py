@@ -10,6 +10,7 @@ other tests still run.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +90,22 @@ def rule_of(test_file: TestFile, rules: Rules) -> tuple[Rule | None, list[Diagno
     return rule, []
 
 
+# An ES|QL query's source command: FROM, its index patterns, then METADATA, the next command or the end.
+_FROM = re.compile(r"^(\s*from\s+)(.+?)(\s+metadata\b|\s*\||\s*$)", re.IGNORECASE | re.DOTALL)
+
+
+def retarget(rule: Rule, index: str) -> Rule:
+    """The rule searching the test's events index instead of its own: its index patterns, or the ones its
+    ES|QL query's FROM names (then ``kibana.alert.rule.indices`` and the query in the alerts name it too)."""
+    if rule.type == "esql":
+        match = _FROM.match(rule.query)
+        if match is not None:
+            return rule.model_copy(
+                update={"query": f"{match.group(1)}{index}{match.group(3)}{rule.query[match.end() :]}"}
+            )
+    return rule.model_copy(update={"index": (index,)})
+
+
 def fixture_of(case: Case) -> Fixture:
     if case.events is not None:
         return read_events(case.events, str(case.file), case.events_line)
@@ -160,7 +177,7 @@ def run_case(box: Sandbox, rule: Rule, case: Case) -> Result:
         if refused:
             result.lines = [str(problem) for problem in refused]
             return result
-        _run(box, rule.model_copy(update={"index": (index,)}), case, span, result)
+        _run(box, retarget(rule, index), case, span, result)
     finally:
         result.seconds = time.monotonic() - started
     return result

@@ -9,6 +9,7 @@ import pytest
 from job.rules.model import Rule
 from job.ruletests.ecs import ECS_TYPES, ecs_mapping
 from job.ruletests.fixtures import read_events, time_range
+from job.ruletests.runner import retarget
 
 RULE = {
     "rule_id": "r",
@@ -87,3 +88,27 @@ def test_the_range_covers_the_rule_s_timestamp_fields(
         datetime.fromisoformat(expected[1]).replace(tzinfo=UTC) + timedelta(milliseconds=1),
     )
     assert time_range(rule, read_events('{"a": 1}', "t.toml", 1).events) is None
+
+
+@pytest.mark.parametrize(
+    ("query", "retargeted"),
+    [
+        ("FROM logs-* | WHERE a == 1", "FROM test-events | WHERE a == 1"),
+        (
+            "from logs-*, winlogbeat-* metadata _id, _index | where a == 1",
+            "from test-events metadata _id, _index | where a == 1",
+        ),
+        ("FROM logs-*\n| WHERE a == 1", "FROM test-events\n| WHERE a == 1"),
+        ('FROM "logs-*"', "FROM test-events"),
+        ("ROW a = 1", "ROW a = 1"),  # no FROM: left as it is (validate refuses it)
+    ],
+)
+def test_an_esql_rule_is_pointed_at_the_test_events(query: str, retargeted: str) -> None:
+    rule = Rule.model_validate(
+        {**{k: v for k, v in RULE.items() if k != "index"}, "type": "esql", "language": "esql", "query": query}
+    )
+    assert retarget(rule, "test-events").query == retargeted
+
+
+def test_other_rules_get_the_test_events_as_their_index() -> None:
+    assert retarget(Rule.model_validate(RULE), "test-events").index == ("test-events",)
