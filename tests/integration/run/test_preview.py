@@ -141,6 +141,20 @@ def test_preview_prints_the_documents_a_backfill_of_the_range_creates(
         assert f"  duplicates    {existing} would-be alerts exist already" in out, name
 
 
+def test_a_scheduled_run_creates_what_preview_printed(
+    job_env: JobEnv, events_index: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The scheduled pass (rules in a batch, first pages in one _msearch, small runs written together) builds
+    the documents preview builds, for the one window a run at END searches."""
+    rule_id = job_env.write_rule(extra=OVERRIDES, index=events_index)
+    assert cli_main(["preview", rule_id, "--json", "--from", iso(END - timedelta(minutes=10)), "--to", iso(END)]) == 0
+    previewed = _json_lines(capsys.readouterr().out)
+    assert job_env.run("--now", iso(END)) == 0
+    created = {doc.pop("_id"): doc for doc in job_env.alert_docs(rule_id)}
+    assert previewed and sorted(previewed) == sorted(created)
+    assert all(_stable(previewed[doc_id]) == _stable(source) for doc_id, source in created.items())
+
+
 def test_the_table_counts_tops_and_warns_and_the_limit_lists(
     job_env: JobEnv, events_index: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
