@@ -86,7 +86,7 @@ class Sandbox:
             settings = self.settings
             install(self.es, self.policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
         except BaseException:
-            self.delete()
+            self.delete(quiet=True)  # what a failed install made; the error that ended it is the one to tell
             raise
         return self
 
@@ -99,8 +99,9 @@ class Sandbox:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def delete(self) -> None:
-        """Delete every index and the template of the sandbox; what cannot be deleted is said, never raised."""
+    def delete(self, *, quiet: bool = False) -> None:
+        """Delete every index and the template of the sandbox; what cannot be deleted is said (unless ``quiet``),
+        never raised."""
         try:
             names = self.policy.call(
                 lambda: self.es.indices.get(index=f"{self.prefix}-*", expand_wildcards="all", ignore_unavailable=True)
@@ -110,7 +111,8 @@ class Sandbox:
             template = template_name(self.settings.alerts_index)
             self.policy.call(lambda: self.es.options(ignore_status=404).indices.delete_index_template(name=template))
         except (ApiError, TransportError) as exc:
-            log.error("could not delete the rule tests' indices %s-*: %s", self.prefix, describe(exc))
+            level = logging.DEBUG if quiet else logging.ERROR
+            log.log(level, "could not delete the rule tests' indices %s-*: %s", self.prefix, describe(exc))
 
     def new_index(self) -> str:
         """The name of the next test's events index (every one is deleted with the sandbox)."""
