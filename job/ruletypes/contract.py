@@ -111,6 +111,11 @@ class RunTools:
         """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
         return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock, self.sink)
 
+    def refresh_alerts(self) -> None:
+        """Make the alerts written so far searchable before reading them back (through the sink: a preview
+        writes none and may not refresh)."""
+        self.sink.refresh(self.es, self.policy, self.settings.alerts_index)
+
     def suppression_store(self, rule_id: str) -> SuppressionStore:
         """The reads and conditional updates of the rule's suppressed alerts (through the run's sink)."""
         return self.sink.suppression_store(

@@ -138,6 +138,9 @@ class Collector:
     ) -> SuppressionStore:
         return PreviewSuppression(es, policy, alias, rule_id, space_id, collector=self)
 
+    def refresh(self, es: Elasticsearch, policy: RetryPolicy, alias: str) -> None:
+        """Nothing to make searchable: the would-be alerts are here (and a preview may not refresh)."""
+
     def finish(self) -> None:
         """Hand on the held (suppressed) alerts, as the runs left them."""
         with self._lock:

@@ -54,6 +54,10 @@ class Sink(Protocol):
         """The reads and conditional updates of one rule's suppressed alerts."""
         ...
 
+    def refresh(self, es: Elasticsearch, policy: RetryPolicy, alias: str) -> None:
+        """Make the alerts written so far searchable, before a type reads them back."""
+        ...
+
 
 class ElasticsearchSink:
     """Writes to Elasticsearch: what every run does."""
@@ -81,6 +85,9 @@ class ElasticsearchSink:
         self, es: Elasticsearch, policy: RetryPolicy, alias: str, rule_id: str, space_id: str
     ) -> SuppressionStore:
         return SuppressionStore(es, policy, alias, rule_id, space_id)
+
+    def refresh(self, es: Elasticsearch, policy: RetryPolicy, alias: str) -> None:
+        policy.call(lambda: es.indices.refresh(index=alias, ignore_unavailable=True))
 
 
 ELASTICSEARCH: Sink = ElasticsearchSink()
