@@ -18,6 +18,7 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from job.cli import main as cli_main
+from job.ruletypes.registry import TYPES
 from tests.integration.run.conftest import EVENT_MAPPING, JobEnv, cred_event, iso
 
 pytestmark = pytest.mark.integration
@@ -56,6 +57,9 @@ name = "bob is the backup account"
 """
 PER_EXECUTION = '\n[rule.alert_suppression]\ngroup_by = ["host.name"]\n'
 ONE_HOUR = PER_EXECUTION + 'duration = {value = 1, unit = "h"}\n'
+# The rule types these variants are of: every type the job runs must be among them (a type that runs and
+# previews differently from how it backfills is what this file is for).
+PREVIEWED_TYPES = {"query"}
 # name: (the rule's extra TOML, its max_signals)
 VARIANTS: dict[str, tuple[str, int]] = {
     "overrides and an exception": (OVERRIDES + EXCEPTION, 10000),
@@ -63,6 +67,11 @@ VARIANTS: dict[str, tuple[str, int]] = {
     "suppressed per execution": (PER_EXECUTION, 10000),
     "suppressed for an hour": (ONE_HOUR, 10000),
 }
+
+
+def test_every_rule_type_that_runs_is_previewed_here() -> None:
+    missing = sorted(set(TYPES) - PREVIEWED_TYPES)
+    assert missing == [], f"add rules of {missing} to the variants of this file, and to PREVIEWED_TYPES"
 
 
 def _events() -> Iterator[dict[str, Any]]:
