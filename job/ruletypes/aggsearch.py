@@ -172,12 +172,27 @@ class CompositePage:
     after_key: Mapping[str, Any] | None
 
 
-def composite_page(response: Mapping[str, Any], name: str, missing: str) -> CompositePage:
-    """The page of the composite aggregation ``name`` in a search response; ``ValueError(missing)`` (Kibana's
-    message for the search) when the response has no such aggregation."""
+def searched_no_shard(response: Mapping[str, Any]) -> bool:
+    """Whether a search ran on no shard at all (its indices vanished since the run's preflight, or cannot be
+    read): Elasticsearch then answers without aggregations, and the search found nothing."""
+    shards = response.get("_shards")
+    return isinstance(shards, Mapping) and shards.get("total") == 0
+
+
+def aggregation_of(response: Mapping[str, Any], name: str, missing: str) -> Mapping[str, Any]:
+    """The aggregation ``name`` of a search response (empty when the search ran on no shard);
+    ``ValueError(missing)`` (Kibana's message for the search) when the response lacks it."""
     aggregation = (response.get("aggregations") or {}).get(name)
-    if not isinstance(aggregation, Mapping):
-        raise ValueError(missing)
+    if isinstance(aggregation, Mapping):
+        return aggregation
+    if searched_no_shard(response):
+        return {}
+    raise ValueError(missing)
+
+
+def composite_page(response: Mapping[str, Any], name: str, missing: str) -> CompositePage:
+    """The page of the composite aggregation ``name`` in a search response (:func:`aggregation_of`)."""
+    aggregation = aggregation_of(response, name, missing)
     buckets = tuple(bucket for bucket in aggregation.get("buckets") or () if isinstance(bucket, Mapping))
     after = aggregation.get("after_key")
     return CompositePage(buckets, after if isinstance(after, Mapping) and buckets else None)

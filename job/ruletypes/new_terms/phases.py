@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from job.ruletypes.aggsearch import (
     CompositePage,
+    aggregation_of,
     composite_page,
     earliest_time,
     first_event,
@@ -78,9 +79,7 @@ def _terms(field: str, values: Sequence[Any], aggregations: dict[str, Any]) -> d
 
 
 def _buckets(response: Mapping[str, Any], missing: str) -> list[Mapping[str, Any]]:
-    aggregation = (response.get("aggregations") or {}).get(AGGREGATION)
-    if not isinstance(aggregation, Mapping):
-        raise ValueError(missing)
+    aggregation = aggregation_of(response, AGGREGATION, missing)
     return [bucket for bucket in aggregation.get("buckets") or () if isinstance(bucket, Mapping)]
 
 

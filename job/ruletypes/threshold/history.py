@@ -13,16 +13,17 @@ overlapping windows and reruns never count an event into two alerts (Kibana's ``
 * **Kept.** Entries whose ``last`` is at or before the window start exclude nothing and are dropped
   (:meth:`SignalHistory.for_window`, Kibana's rule at the next run); after the write, the buckets alerted on are
   added (:meth:`SignalHistory.with_buckets`). :meth:`SignalHistory.to_record` is the execution record's part.
-* **Read** from the alerts index when no record has it (the first run, Kibana's ``initialized: false``): the
-  rule's alerts in the space whose ``original_time`` lies in the window and whose threshold fields are the
-  rule's, 10,000 a page (Kibana reads one page), sorted so that pages follow with ``search_after``.
+* **Read** from the alerts index when no record has it (the first run, Kibana's ``initialized: false``;
+  :func:`read_history`): the rule's alerts in the space whose ``original_time`` lies in the window and whose
+  threshold fields are the rule's, 10,000 a page (Kibana reads one page), sorted so that pages follow with
+  ``search_after``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -208,3 +209,24 @@ def parse_history_page(
             continue
     after = hits[-1].get("sort") if len(hits) >= size and hits else None
     return entries, after if isinstance(after, list) else None
+
+
+def read_history(
+    search: Callable[[dict[str, Any]], Mapping[str, Any]],
+    rule_id: str,
+    space_id: str,
+    fields: Sequence[str],
+    window: Window,
+    *,
+    size: int = HISTORY_PAGE,
+) -> SignalHistory:
+    """The history the rule's alerts in the space hold for ``window``, every page of them (``search`` sends a
+    request body to the alerts alias, refreshed first so that what a run wrote a moment ago is seen)."""
+    history, after = SignalHistory.empty(), None
+    while True:
+        entries, after = parse_history_page(
+            search(history_request(rule_id, space_id, fields, window, after=after, size=size)), fields, size
+        )
+        history = history.with_entries(entries)
+        if after is None:
+            return history.for_window(window)

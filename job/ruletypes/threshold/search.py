@@ -25,6 +25,7 @@ from job.ruletypes.aggsearch import (
     composite_page,
     earliest_time,
     latest_time,
+    searched_no_shard,
     timestamp_aggregations,
 )
 from job.run.query import TimestampFields
@@ -126,6 +127,8 @@ def parse_total(response: Mapping[str, Any], params: ThresholdParams) -> Thresho
     """The one bucket of a rule without fields, if it passes."""
     aggregations = response.get("aggregations")
     if not isinstance(aggregations, Mapping):
+        if searched_no_shard(response):
+            return None
         raise ValueError(MISSING_AGGREGATIONS)
     total = (response.get("hits") or {}).get("total")
     count = total.get("value") if isinstance(total, Mapping) else total

@@ -253,3 +253,13 @@ def test_event_query_of_a_rule(
         }
     )
     assert event_query(rule, RULE_QUERY, exception_clause) == EventQuery(filters, must_not, timestamps)
+
+
+NO_SHARD = {"_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0}, "hits": {"hits": []}}
+
+
+def test_a_search_on_no_shard_found_nothing() -> None:
+    page = composite_page(NO_SHARD, "x", "missing")
+    assert (page.buckets, page.after_key) == ((), None)
+    with pytest.raises(ValueError, match="missing"):
+        composite_page({**NO_SHARD, "_shards": {"total": 1}}, "x", "missing")

@@ -195,3 +195,13 @@ def test_other_errors_end_the_window(fail_above: int | None, message: str) -> No
         search = answers
     with pytest.raises(RuntimeError, match=message):
         list(new_terms_pages(search, ["a", "b"], QUERY, WINDOW, Window(NOW - timedelta(days=7), NOW)))
+
+
+def test_a_caller_at_its_cap_stops_the_searches() -> None:
+    """The writer takes a page, reaches the rule's cap and stops iterating: no further search is made."""
+    answers = Answers([_phase_one([{"a": "x"}], {"a": "x"}), _phase_one([{"a": "y"}], {"a": "y"})], new={"x", "y"})
+    pages = new_terms_pages(answers, ["a"], QUERY, WINDOW, Window(NOW - timedelta(days=7), NOW))
+    first = next(pages)
+    pages.close()
+    assert [found.new_terms for found in first.found] == [["x"]]
+    assert [kind for kind, _ in answers.requests] == ["recent", "terms2", "terms3"]

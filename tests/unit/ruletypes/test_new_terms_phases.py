@@ -181,3 +181,20 @@ def test_parse_combinations_keeps_only_the_keys_asked_for() -> None:
     assert (set(page.new), page.seen, page.after_key) == ({("x", 1)}, {("x", 1), ("x", 2)}, {"a": "y", "b": 1})
     events = parse_combinations(response, ["a", "b"], wanted, None)
     assert set(events.new) == {("x", 1)}  # phase 3: the buckets with an event
+
+
+NO_SHARD = {"_shards": {"total": 0}, "hits": {"hits": []}}
+
+
+@pytest.mark.parametrize(
+    "parse",
+    [
+        parse_recent_terms,
+        lambda response: parse_new_values(response, START),
+        parse_first_events,
+        lambda response: parse_combinations(response, ["a"], {("x",)}, START).new,
+    ],
+)
+def test_a_search_on_no_shard_finds_no_term(parse: Any) -> None:
+    found = parse(NO_SHARD)
+    assert not (found.buckets if hasattr(found, "buckets") else found)

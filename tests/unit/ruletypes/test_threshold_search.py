@@ -200,3 +200,9 @@ def test_find_buckets_without_fields_is_one_search() -> None:
     result = find_buckets(search, _params([], 30), QUERY, PLAIN, max_signals=1)
     assert (result.searches, [bucket.count for bucket in result.buckets], result.warning) == (1, [30], None)
     assert search.requests[0]["track_total_hits"] is True
+
+
+def test_a_search_on_no_shard_finds_no_bucket() -> None:
+    no_shard = {"_shards": {"total": 0}, "hits": {"total": {"value": 0}, "hits": []}}
+    assert parse_page(no_shard, _params(["h"], 1)) == ([], None)
+    assert parse_total(no_shard, _params([], 1)) is None
