@@ -212,3 +212,35 @@ def test_new_terms_shape_problems(kwargs: dict[str, Any], message: str) -> None:
 )
 def test_history_window_problem(history_window_start: str, from_: str, problem: str | None) -> None:
     assert history_window_problem(history_window_start, from_, NOW) == problem
+
+
+DETECTION_RULES_THRESHOLD = """
+[metadata]
+min_stack_version = "9.2.0"
+
+[rule]
+type = "threshold"
+query = "event.category:authentication and event.outcome:failure"
+
+[rule.threshold]
+field = ["source.ip", "user.name", "host.name", "host.id"]
+value = 25
+
+[[rule.threshold.cardinality]]
+field = "user.domain"
+value = 2
+
+[rule.alert_suppression.duration]
+unit = "h"
+value = 1
+"""
+
+
+def test_a_detection_rules_threshold_file() -> None:
+    document = tomllib.loads(DETECTION_RULES_THRESHOLD)
+    params = ThresholdParams.model_validate(document["rule"]["threshold"])
+    suppression = ThresholdAlertSuppression.model_validate(document["rule"]["alert_suppression"])
+    assert (params.field[-1], params.value, params.counted_cardinality) == ("host.id", 25, params.cardinality[0])
+    assert suppression.duration.delta.total_seconds() == 3600
+    assert threshold_field_problem(params, document["metadata"]["min_stack_version"]) is None
+    assert threshold_field_problem(params, None) == "Number of fields must be 3 or less"
