@@ -3,11 +3,11 @@ search function over an index pattern as the run path will give the rule types."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, helpers
 
 from job.run.query import TimestampFields
 from job.run.window import Window
@@ -31,3 +31,18 @@ def searcher(es: Elasticsearch, index: str) -> Search:
         return es.search(index=index, body=body, ignore_unavailable=True, allow_no_indices=True).body
 
     return search
+
+
+def bulk_index(es: Elasticsearch, actions: Iterable[dict[str, Any]]) -> None:
+    """Index ``actions`` (bulk actions with ``_index``), then refresh those indices once (a ``wait_for`` per chunk
+    would wait a refresh interval per 500 documents)."""
+    indices: set[str] = set()
+
+    def each() -> Iterator[dict[str, Any]]:
+        for action in actions:
+            indices.add(action["_index"])
+            yield action
+
+    helpers.bulk(es, each(), chunk_size=2000)
+    if indices:
+        es.indices.refresh(index=",".join(sorted(indices)))

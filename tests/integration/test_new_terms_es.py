@@ -5,19 +5,19 @@ suppression reads (request builders and parsers with the node's answers, no run)
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
 from job.ruletypes.aggsearch import EventQuery
 from job.ruletypes.new_terms.execute import history_window, new_terms_pages
 from job.ruletypes.new_terms.suppression import suppression_terms
 from job.run.query import TimestampFields
 from job.run.window import isoformat
-from tests.rule_search import KEYWORD, NOW, OVERRIDE, PLAIN, Search, searcher, window
+from tests.rule_search import KEYWORD, NOW, OVERRIDE, PLAIN, Search, bulk_index, searcher, window
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +69,7 @@ def ip_events(es: Elasticsearch) -> Iterator[str]:
         {"_index": name, "_id": doc_id, "_source": {"@timestamp": at, **({"host": {"ip": ip}} if ip else {})}}
         for doc_id, at, ip in IP_EVENTS
     ]
-    helpers.bulk(es, docs, refresh="wait_for")
+    bulk_index(es, docs)
     yield name
     es.indices.delete(index=name)
 
@@ -156,7 +156,7 @@ def pair_events(es: Elasticsearch) -> Iterator[str]:
         if user is not None:
             source["user"] = {"name": user}
         docs.append({"_index": name, "_id": doc_id, "_source": source})
-    helpers.bulk(es, docs, refresh="wait_for")
+    bulk_index(es, docs)
     yield name
     es.indices.delete(index=name)
 
@@ -208,7 +208,7 @@ def test_booleans_and_numbers(
             node = node.setdefault(parent, {})
         node[leaf] = value
         docs.append({"_index": index_name, "_id": str(minutes), "_source": source})
-    helpers.bulk(es, docs, refresh="wait_for")
+    bulk_index(es, docs)
     found = _found(searcher(es, index_name), [field], "now-7d")
     assert found == {key: str(minutes) for key, minutes in expected.items()}
 
@@ -225,7 +225,7 @@ def test_the_combined_timestamp_decides_first_seen_and_the_earliest_event(es: El
         # ingested in the window long after its @timestamp: its override decides, and it is new
         ("w-ingested", {"@timestamp": _ago(days=20), "event": {"ingested": _ago(minutes=1)}, "host": {"name": "late"}}),
     ]
-    helpers.bulk(es, ({"_index": index_name, "_id": i, "_source": s} for i, s in events), refresh="wait_for")
+    bulk_index(es, ({"_index": index_name, "_id": i, "_source": s} for i, s in events))
     assert _found(searcher(es, index_name), ["host.name"], "now-7d", OVERRIDE) == {
         "new": "w-early",
         "late": "w-ingested",
@@ -250,3 +250,42 @@ def test_the_earliest_event_carries_the_fields_suppression_reads(es: Elasticsear
 @pytest.mark.parametrize("fields", [["host.ip"], ["host.name", "user.name"]])
 def test_a_pattern_that_matches_no_index_finds_no_term(es: Elasticsearch, fields: list[str]) -> None:
     assert _found(searcher(es, f"test-none-{uuid.uuid4().hex}-*"), fields, "now-7d") == {}
+
+
+def test_a_batch_with_too_many_clauses_is_split(es: Elasticsearch, index_name: str) -> None:
+    """10,000 keys of two fields in one batch are some 30,000 clauses, past the node's limit (about 16,000 on the
+    local node): the batch is split in two, and every new combination is still found."""
+    es.indices.create(index=index_name, mappings=MAPPING)
+
+    def event(i: int, at: str) -> dict[str, Any]:
+        return {
+            "_index": index_name,
+            "_source": {"@timestamp": at, "host": {"name": f"h{i:05d}"}, "user": {"name": f"u{i:05d}"}},
+        }
+
+    seen_before = (event(i, _ago(days=3)) for i in range(10_000) if i % 1000)  # all but 10 combinations
+    bulk_index(es, [*(event(i, _ago(minutes=1 + i % 7)) for i in range(10_000)), *seen_before])
+    search, outcomes = searcher(es, index_name), []
+
+    def recorded(body: dict[str, Any]) -> Mapping[str, Any]:
+        batches = [c["bool"]["should"] for c in body["query"]["bool"]["filter"] if "should" in c.get("bool", {})]
+        try:
+            response = search(body)
+        except Exception:
+            outcomes.append((len(batches[0]) if batches else 0, "refused"))
+            raise
+        outcomes.append((len(batches[0]) if batches else 0, "ok"))
+        return response
+
+    found = _found(recorded, ["host.name", "user.name"], "now-7d", batch_size=10_000)
+    assert sorted(found) == [(f"h{i:05d}", f"u{i:05d}") for i in range(0, 10_000, 1000)]
+    # phase 1; the batch refused; each half: phase 2, then phase 3 of its 5 new combinations; the empty last page
+    assert outcomes == [
+        (0, "ok"),
+        (10_000, "refused"),
+        (5_000, "ok"),
+        (5, "ok"),
+        (5_000, "ok"),
+        (5, "ok"),
+        (0, "ok"),
+    ]

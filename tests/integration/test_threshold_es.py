@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 
 from job.rules.aggregation_params import ThresholdParams
 from job.rules.model import Rule
@@ -20,7 +20,7 @@ from job.ruletypes.threshold.search import find_buckets
 from job.run.alert_template import alert_properties
 from job.run.alerts import build_alert
 from job.run.window import Window, isoformat
-from tests.rule_search import KEYWORD, NOW, OVERRIDE, PLAIN, searcher, window
+from tests.rule_search import KEYWORD, NOW, OVERRIDE, PLAIN, bulk_index, searcher, window
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ MAPPING = {
 
 
 def _index(es: Elasticsearch, name: str, docs: list[dict[str, Any]]) -> None:
-    helpers.bulk(es, ({"_index": name, "_source": doc} for doc in docs), refresh="wait_for", chunk_size=5000)
+    bulk_index(es, ({"_index": name, "_source": doc} for doc in docs))
 
 
 def _at(minutes: float) -> str:
@@ -228,7 +228,7 @@ def test_the_history_read_back_from_alerts(es: Elasticsearch, events: str) -> No
             document.update(alert.fields)
             document["kibana.alert.uuid"] = alert.alert_id
             documents.append({"_index": alerts_index, "_id": alert.alert_id, "_source": document})
-        helpers.bulk(es, documents, refresh="wait_for")
+        bulk_index(es, documents)
         search = searcher(es, alerts_index)
         requests: list[dict[str, Any]] = []
 

@@ -3,7 +3,10 @@ their would-be alerts (Kibana 8.19's ``execute_new_terms_aggregation_approach.ts
 
 ``search`` takes a request body and returns the search response; an error it raises ends the window, except
 Elasticsearch's "too many clauses" on a batch of several fields, which Kibana meets by halving the batch (500,
-250, then 125 keys): here the batch that failed is split in two, down to 125 keys.
+250, then 125 keys): here the batch that failed is split in two, down to 125 keys. (Kibana looks for
+``query_shard_exception: failed to create query`` in its client's message; the Python client's message is
+``BadRequestError(400, 'search_phase_execution_exception', 'failed to create query: maxClauseCount is set to
+N')``, so :func:`too_many_clauses` reads Elasticsearch's own words.)
 
 Alerts come page by page (:func:`new_terms_pages` is a generator): the caller writes a page, counts what it
 created and stops iterating at its cap (Kibana's loop stops when a write was truncated, with the max-signals
@@ -42,7 +45,15 @@ Search = Callable[[dict[str, Any]], Mapping[str, Any]]
 NEW_TERMS: Final = "kibana.alert.new_terms"
 BATCH_SIZE: Final = 500
 MIN_BATCH_SIZE: Final = 125
-TOO_MANY_CLAUSES: Final = ("query_shard_exception: failed to create query", "Query contains too many nested clauses;")
+# How Elasticsearch says a query has too many clauses (``too_many_clauses``, ``maxClauseCount is set to N``, and
+# since 8.x ``too_many_nested_clauses``), and the two texts Kibana looks for in its client's messages.
+TOO_MANY_CLAUSES: Final = (
+    "too_many_clauses",
+    "too_many_nested_clauses",
+    "maxClauseCount is set to",
+    "query_shard_exception: failed to create query",
+    "Query contains too many nested clauses;",
+)
 
 
 def history_window(history_window_start: str, window: Window, own_start: datetime) -> Window:
@@ -146,12 +157,18 @@ def _batch(plan: _Plan, batch: list[Key], lower: Mapping[str, Any] | None) -> Ne
     try:
         return _batch_once(plan, batch, lower)
     except Exception as error:
-        if len(batch) <= MIN_BATCH_SIZE or not any(marker in str(error) for marker in TOO_MANY_CLAUSES):
+        if len(batch) <= MIN_BATCH_SIZE or not too_many_clauses(error):
             raise
     half = len(batch) // 2
     first = _batch(plan, batch[:half], lower)
     second = _batch(plan, batch[half:], dict(zip(plan.fields, batch[half - 1], strict=True)))
     return NewTermsPage(first.found + second.found, first.searches + second.searches)
+
+
+def too_many_clauses(error: BaseException) -> bool:
+    """Whether a search failed because its query has too many clauses (the message, or the client's error body)."""
+    text = f"{error} {getattr(error, 'body', '')}"
+    return any(marker in text for marker in TOO_MANY_CLAUSES)
 
 
 def _pages(

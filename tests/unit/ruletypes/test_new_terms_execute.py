@@ -16,6 +16,7 @@ from job.ruletypes.new_terms.execute import (
     alert_id,
     history_window,
     new_terms_pages,
+    too_many_clauses,
     would_be_alert,
 )
 from job.ruletypes.new_terms.phases import NewTermEvent
@@ -104,7 +105,10 @@ class Answers:
         phase = 3 if "first_event" in aggregation["aggs"] else 2
         self.requests.append((f"batch{phase}", (len(batch), aggregation["composite"].get("after"))))
         if self.fail_above is not None and len(batch) > self.fail_above:
-            raise RuntimeError("search_phase_execution_exception: query_shard_exception: failed to create query")
+            raise RuntimeError(
+                "BadRequestError(400, 'search_phase_execution_exception', "
+                "'failed to create query: maxClauseCount is set to 1024')"
+            )
         buckets = [self._bucket(key, {"key": {"a": key[0], "b": key[1]}}, phase) for key in batch]
         return {"aggregations": {"new_terms": {"buckets": [b for b in buckets if b]}}}
 
@@ -205,3 +209,39 @@ def test_a_caller_at_its_cap_stops_the_searches() -> None:
     pages.close()
     assert [found.new_terms for found in first.found] == [["x"]]
     assert [kind for kind, _ in answers.requests] == ["recent", "terms2", "terms3"]
+
+
+class ClientError(Exception):
+    """An error as the Elasticsearch client raises it: a message, and the response body."""
+
+    def __init__(self, message: str, body: Any = None) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+ROOT = {"type": "query_shard_exception", "reason": "failed to create query: maxClauseCount is set to 15824"}
+
+
+@pytest.mark.parametrize(
+    ("error", "too_many"),
+    [
+        (
+            ClientError(
+                "BadRequestError(400, 'search_phase_execution_exception', 'failed to create query: maxClauseCount is "
+                "set to 15824')",
+                {"error": {"root_cause": [ROOT], "caused_by": {"type": "too_many_clauses"}}},
+            ),
+            True,
+        ),
+        (ClientError("x", {"error": {"caused_by": {"type": "too_many_nested_clauses"}}}), True),
+        (ClientError("query_shard_exception: failed to create query: [bool] ..."), True),  # Kibana's text
+        (ClientError("Query contains too many nested clauses; maxClauseCount is set to 4096"), True),
+        (
+            ClientError("search_phase_execution_exception", {"error": {"root_cause": [{"type": "parse_exception"}]}}),
+            False,
+        ),
+        (TimeoutError("timed out"), False),
+    ],
+)
+def test_too_many_clauses(error: BaseException, too_many: bool) -> None:
+    assert too_many_clauses(error) is too_many
