@@ -9,8 +9,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from job.run.query import TimestampFields
-from job.run.window import Window
+from job.search.clauses import TimestampFields
+from job.window import Window
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 PLAIN = TimestampFields("@timestamp", None)

@@ -27,7 +27,7 @@ from pydantic import Field, field_validator, model_validator
 
 from job.rules.model import Frozen, StrictInt, SuppressionDuration
 
-# The Kibana release whose alerts this job writes (job.run.alerts.KIBANA_VERSION), and the first release that
+# The Kibana release whose alerts this job writes (job.alerts.build.KIBANA_VERSION), and the first release that
 # groups a threshold rule by 5 fields instead of 3.
 DEFAULT_RELEASE: Final = (8, 19)
 FIVE_THRESHOLD_FIELDS_SINCE: Final = (9, 2)
@@ -210,7 +210,7 @@ def parse_date_math(expression: str, now: datetime, name: str) -> datetime:
     """``expression`` resolved against ``now``; ``ValueError("Failed to parse '<name>'")`` when it is not date
     math (Kibana parses with @elastic/datemath: ``now-14d``, ``now/d``, an ISO date, ``<date>||-1d``)."""
     # Imported here: the window module imports the rule model, which will hold these parameters.
-    from job.run.window import resolve_date_math
+    from job.window import resolve_date_math
 
     try:
         return resolve_date_math(expression, now)

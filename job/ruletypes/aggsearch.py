@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from job.rules.model import Rule
-from job.run.query import SORT_MISSING, TimestampFields, filter_clauses, range_clause, timestamp_fields
-from job.run.window import Window
+from job.search.clauses import SORT_MISSING, TimestampFields, filter_clauses, range_clause, timestamp_fields
+from job.window import Window
 
 MIN_TIMESTAMP: Final = "min_timestamp"
 MAX_TIMESTAMP: Final = "max_timestamp"
@@ -54,7 +54,7 @@ class EventQuery:
         filters: Sequence[dict[str, Any]] = (),
         must_not: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
-        """The query of a search over ``window`` (job.run.query's order: rule query, range, filters), with
+        """The query of a search over ``window`` (job.search.clauses's order: rule query, range, filters), with
         ``filters`` and ``must_not`` added."""
         rule_query, *positive = self.filters or ({"match_all": {}},)
         clauses = [rule_query, range_clause(self.timestamps, window), *positive, *filters]
@@ -77,7 +77,7 @@ def event_query(rule: Rule, rule_dsl: dict[str, Any], exception_clause: dict[str
 
 def top_hit(field_name: str, fields: Sequence[str] = ()) -> dict[str, Any]:
     """The earliest event by ``field_name`` (Kibana's ``top_hits`` of size 1, ascending, no tiebreaker); sort
-    values in nanoseconds, so indices mapping the field as ``date`` and ``date_nanos`` compare (job.run.query)."""
+    values in nanoseconds, so indices mapping the field as ``date`` and ``date_nanos`` compare (job.search.clauses)."""
     body: dict[str, Any] = {
         "size": 1,
         "sort": [{field_name: {"order": "asc", "unmapped_type": "date", "numeric_type": "date_nanos"}}],

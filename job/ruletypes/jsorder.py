@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from functools import cmp_to_key
 from typing import Any
 
-from job.run.objecthash import js_number
-from job.run.overrides import js_number as number_of_text
+from job.alerts.objecthash import js_number
+from job.alerts.overrides import js_number as number_of_text
 
 
 def js_string(value: Any) -> str:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
+from job.alerts.objecthash import object_hash
 from job.ruletypes.aggsearch import WouldBeAlert
-from job.run.objecthash import object_hash
-from job.run.window import isoformat
+from job.window import isoformat
 
 INSTANCE_ID: Final = "kibana.alert.instance.id"
 TERMS: Final = "kibana.alert.suppression.terms"

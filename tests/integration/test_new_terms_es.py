@@ -15,8 +15,8 @@ from elasticsearch import Elasticsearch
 from job.ruletypes.aggsearch import EventQuery
 from job.ruletypes.new_terms.execute import history_window, new_terms_pages
 from job.ruletypes.new_terms.suppression import suppression_terms
-from job.run.query import TimestampFields
-from job.run.window import isoformat
+from job.search.clauses import TimestampFields
+from job.window import isoformat
 from tests.rule_search import KEYWORD, NOW, OVERRIDE, PLAIN, Search, bulk_index, searcher, window
 
 pytestmark = pytest.mark.integration

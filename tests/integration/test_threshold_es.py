@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from job.alerts.build import build_alert
+from job.alerts.template import alert_properties
 from job.rules.aggregation_params import ThresholdParams
 from job.rules.model import Rule
 from job.ruletypes.aggsearch import MAX_SIGNALS_WARNING, EventQuery
 from job.ruletypes.threshold.execute import execute_window
 from job.ruletypes.threshold.history import SignalHistory, history_request, parse_history_page, read_history
 from job.ruletypes.threshold.search import find_buckets
-from job.run.alert_template import alert_properties
-from job.run.alerts import build_alert
-from job.run.window import Window, isoformat
+from job.window import Window, isoformat
 from tests.rule_search import KEYWORD, NOW, OVERRIDE, PLAIN, bulk_index, searcher, window
 
 pytestmark = pytest.mark.integration

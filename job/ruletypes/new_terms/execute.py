@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from job.alerts.objecthash import object_hash
 from job.rules.aggregation_params import HISTORY_WINDOW_TOO_SMALL, parse_date_math
 from job.ruletypes.aggsearch import EventQuery, WouldBeAlert, first_event
 from job.ruletypes.new_terms.phases import (
@@ -38,8 +39,7 @@ from job.ruletypes.new_terms.phases import (
     parse_recent_terms,
     recent_terms_request,
 )
-from job.run.objecthash import object_hash
-from job.run.window import Window
+from job.window import Window
 
 Search = Callable[[dict[str, Any]], Mapping[str, Any]]
 NEW_TERMS: Final = "kibana.alert.new_terms"

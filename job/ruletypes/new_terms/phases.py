@@ -28,7 +28,7 @@ from job.ruletypes.aggsearch import (
     first_event,
     timestamp_aggregations,
 )
-from job.run.query import TimestampFields
+from job.search.clauses import TimestampFields
 
 AGGREGATION: Final = "new_terms"
 PAGE_SIZE: Final = 10_000

@@ -20,8 +20,8 @@ from typing import Any
 from job.ruletypes.aggsearch import WouldBeAlert
 from job.ruletypes.jsorder import lodash_sort_by
 from job.ruletypes.suppressing import SuppressedAlert, Suppression, instance_id
-from job.run.query import TimestampFields
-from job.run.window import parse_timestamp
+from job.search.clauses import TimestampFields
+from job.window import parse_timestamp
 
 
 def _fields(event: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -28,13 +28,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from job.alerts.objecthash import object_hash
 from job.rules.aggregation_params import ThresholdParams
 from job.ruletypes.aggsearch import WouldBeAlert
 from job.ruletypes.jsorder import js_default_sort, js_string, lodash_sort_by
 from job.ruletypes.suppressing import SuppressedAlert, Suppression, instance_id
 from job.ruletypes.threshold.search import ThresholdBucket
-from job.run.objecthash import object_hash
-from job.run.window import Window, isoformat
+from job.window import Window, isoformat
 
 NAMESPACE: Final = uuid.UUID("0684ec03-7201-4ee0-8ee0-3a3f6b2479b2")
 THRESHOLD_RESULT: Final = "kibana.alert.threshold_result"

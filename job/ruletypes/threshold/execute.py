@@ -15,7 +15,7 @@ from job.ruletypes.aggsearch import EventQuery, WouldBeAlert
 from job.ruletypes.threshold.alerts import would_be_alerts
 from job.ruletypes.threshold.history import SignalHistory
 from job.ruletypes.threshold.search import PAGE_SIZE, Search, ThresholdBucket, find_buckets
-from job.run.window import Window
+from job.window import Window
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from job.alerts.overrides import lodash_get
 from job.ruletypes.aggsearch import EPOCH
 from job.ruletypes.jsorder import js_string
 from job.ruletypes.threshold.search import Terms, ThresholdBucket
-from job.run.overrides import lodash_get
-from job.run.query import TimestampFields
-from job.run.window import Window, isoformat, parse_timestamp
+from job.search.clauses import TimestampFields
+from job.window import Window, isoformat, parse_timestamp
 
 HISTORY_PAGE: Final = 10_000
 _RESULT: Final = "kibana.alert.threshold_result"

@@ -28,7 +28,7 @@ from job.ruletypes.aggsearch import (
     searched_no_shard,
     timestamp_aggregations,
 )
-from job.run.query import TimestampFields
+from job.search.clauses import TimestampFields
 
 AGGREGATION: Final = "thresholdTerms"
 CARDINALITY: Final = "cardinality_count"

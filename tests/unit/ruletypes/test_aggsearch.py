@@ -21,8 +21,8 @@ from job.ruletypes.aggsearch import (
     millis_time,
     timestamp_aggregations,
 )
-from job.run.query import TimestampFields
-from job.run.window import Window
+from job.search.clauses import TimestampFields
+from job.window import Window
 
 PLAIN = TimestampFields("@timestamp", None)
 OVERRIDE = TimestampFields("event.ingested", "@timestamp")

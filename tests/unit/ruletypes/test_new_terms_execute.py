@@ -20,8 +20,8 @@ from job.ruletypes.new_terms.execute import (
     would_be_alert,
 )
 from job.ruletypes.new_terms.phases import NewTermEvent
-from job.run.query import TimestampFields
-from job.run.window import Window
+from job.search.clauses import TimestampFields
+from job.window import Window
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 WINDOW = Window(NOW - timedelta(minutes=9), NOW)

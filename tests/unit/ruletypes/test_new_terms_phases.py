@@ -23,7 +23,7 @@ from job.ruletypes.new_terms.phases import (
     parse_recent_terms,
     recent_terms_request,
 )
-from job.run.query import TimestampFields
+from job.search.clauses import TimestampFields
 
 PLAIN = TimestampFields("@timestamp", None)
 QUERY = {"match_all": {}}

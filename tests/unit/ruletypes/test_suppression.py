@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from job.alerts.objecthash import object_hash
 from job.ruletypes.aggsearch import WouldBeAlert
 from job.ruletypes.new_terms.suppression import (
     event_time,
@@ -16,8 +17,7 @@ from job.ruletypes.new_terms.suppression import (
     suppression_terms,
 )
 from job.ruletypes.suppressing import OpenGroupAlert, SuppressedAlert, Suppression, fold_update, suppress_in_memory
-from job.run.objecthash import object_hash
-from job.run.query import TimestampFields
+from job.search.clauses import TimestampFields
 
 T = datetime(2020, 10, 28, 5, 45, tzinfo=UTC)
 NOW = datetime(2020, 10, 28, 6, 0, tzinfo=UTC)

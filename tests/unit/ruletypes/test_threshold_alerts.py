@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from job.alerts.objecthash import object_hash
+from job.alerts.reason import build_reason
 from job.rules.aggregation_params import ThresholdParams
 from job.ruletypes.threshold.alerts import (
     THRESHOLD_RESULT,
@@ -19,9 +21,7 @@ from job.ruletypes.threshold.alerts import (
     would_be_alerts,
 )
 from job.ruletypes.threshold.search import ThresholdBucket
-from job.run.objecthash import object_hash
-from job.run.reason import build_reason
-from job.run.window import Window
+from job.window import Window
 
 STARTED = datetime(2025, 1, 1, 0, 5, tzinfo=UTC)
 WINDOW = Window(datetime(2025, 1, 1, 0, 0, tzinfo=UTC), STARTED)

@@ -15,8 +15,8 @@ from job.ruletypes.threshold.history import (
     terms_hash,
 )
 from job.ruletypes.threshold.search import ThresholdBucket
-from job.run.query import TimestampFields
-from job.run.window import Window
+from job.search.clauses import TimestampFields
+from job.window import Window
 
 T = datetime(2025, 1, 1, 0, 4, tzinfo=UTC)
 WINDOW = Window(datetime(2025, 1, 1, 0, 0, tzinfo=UTC), datetime(2025, 1, 1, 0, 5, tzinfo=UTC))

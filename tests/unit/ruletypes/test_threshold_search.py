@@ -19,7 +19,7 @@ from job.ruletypes.threshold.search import (
     parse_total,
     total_request,
 )
-from job.run.query import TimestampFields
+from job.search.clauses import TimestampFields
 
 PLAIN = TimestampFields("@timestamp", None)
 QUERY = {"match_all": {}}
