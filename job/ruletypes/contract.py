@@ -17,6 +17,13 @@ The **pass** (``job/run/``) owns the window, the execution record, the cap and t
 from it (:class:`PlanInputs`, :class:`RunTools`): the client, the retry policy, the settings, the clock, the
 cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the run's metrics.
 A type imports the shared folders below it, never the pass and never another type.
+
+A type may keep a small **state** from one run to the next: the JSON object its :class:`Outcome` returns as
+``state`` is kept in the run's final record (at most ``job.execlog.execution.STATE_MAX_BYTES``), and the next
+run gets it as ``RunPlan.state`` when the execution log says it can be trusted (the run that kept it was the
+latest, ended without error, and no other run of the rule was in flight when it started); otherwise
+``RunPlan.state`` is None and the type rebuilds what it needs (the first run, after a run that was killed or
+failed, after runs that overlapped, in a backfill).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from elasticsearch import Elasticsearch
 
@@ -50,6 +57,7 @@ class RunPlan:
     gap: Gap | None
     cap: int
     warnings: tuple[str, ...]  # the cap and gap warnings, in Kibana's order
+    state: dict[str, Any] | None = None  # what the rule type's previous run kept, when it can be trusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,7 @@ class Outcome:
 
     searched_to: datetime
     warnings: list[str] = field(default_factory=list)
+    state: dict[str, Any] | None = None  # what the type keeps for its next run (None: nothing)
 
 
 @dataclass(frozen=True)
@@ -163,3 +172,17 @@ class RuleType(Protocol):
     def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
         """The writing and the would-be alerts of a window its probe read whole (``hits``, exceptions applied)."""
         ...
+
+
+class NotProbed:
+    """``probe`` and ``read_whole`` of a rule type whose runs never take part in the pass's shared ``_msearch``
+    (it searches aggregations, say, where the probe reads a first page of hits): ``probe`` is None, so the pass
+    executes every run and ``read_whole`` is never called."""
+
+    name: str
+
+    def probe(self, rule: Rule, search: SearchPlan) -> Probe | None:
+        return None
+
+    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> NoReturn:
+        raise NotImplementedError(f"{self.name} rules are never probed")
