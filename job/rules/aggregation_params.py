@@ -1,4 +1,6 @@
-"""The parameters of threshold and new_terms rules, checked as Kibana checks them, in Kibana's words.
+"""The parameters of threshold and new_terms rules: their shapes (checked when a rule file loads) and Kibana's
+rules for their values, in Kibana's words (reported by ``validate``, so that a rule that breaks them loads, is
+refused, and is recorded ``failed`` by ``run`` while the other rules run).
 
 Both rule-file shapes load: Kibana's API keys (``threshold = {field, value, cardinality}``,
 ``new_terms_fields`` + ``history_window_start``) and elastic/detection-rules' TOML tables (``[rule.threshold]``
@@ -7,25 +9,25 @@ is the API shape; ``[rule.new_terms]`` holds ``field = "new_terms_fields"``, ``v
 
 Messages are Kibana 8.19's: the zod schema's (``Number must be greater than or equal to 1``, ``Array must
 contain at most 3 element(s)``) and the rule-type checks' (``Cardinality of a field that is being aggregated
-on is always 1``, ``Number of fields must be 3 or less``, the history-window messages of
-``new_terms/utils.ts``). docs/rules.md lists them with their sources.
+on is always 1``, ``Number of fields must be 3 or less``). docs/rules.md lists them with their sources. The
+history window's date math is checked by the new-terms type (``job.ruletypes.new_terms.history``).
 
 Threshold ``field`` holds at most 3 fields on Kibana up to 9.1 and 5 from 9.2 (kibana#227465). The limit is a
-property of the Kibana release a rule is written for, so :func:`threshold_field_problem` takes the rule's
+property of the Kibana release a rule is written for, so :func:`threshold_problems` takes the rule's
 ``metadata.min_stack_version`` (as detection-rules decides it, ``ThresholdQueryRuleData.validate``): a rule that
 declares 9.2 or later may group by 5 fields, any other by 3, the limit of 8.19, whose alerts this job writes.
-The model itself refuses more than 5, which no release accepts.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Sequence
+from typing import Any, Final, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
-from job.rules.model import Frozen, StrictInt, SuppressionDuration
+from job.errors import JobError
+from job.rules.parts import Frozen, StrictInt
 
 # The Kibana release whose alerts this job writes (job.alerts.build.KIBANA_VERSION), and the first release that
 # groups a threshold rule by 5 fields instead of 3.
@@ -35,45 +37,37 @@ MAX_THRESHOLD_FIELDS: Final = 5
 MAX_NEW_TERMS_FIELDS: Final = 3
 
 CARDINALITY_ON_GROUP_BY: Final = "Cardinality of a field that is being aggregated on is always 1"
-HISTORY_WINDOW_TOO_SMALL: Final = (
-    "History window size is smaller than rule interval + additional lookback, "
-    "'historyWindowStart' must be earlier than 'from'"
-)
-_PARSE_FAILED = "Failed to parse '{name}'"
+EMPTY_STRING: Final = "String must contain at least 1 character(s)"
 _AT_LEAST = "Number must be greater than or equal to {bound}"
 _VERSION = re.compile(r"^\s*(\d{1,6})(?:\.(\d{1,6}))?")
 
-NonEmptyField = Annotated[str, Field(min_length=1)]
+# A problem with a parameter: where it is (a key path below the parameter's own key) and Kibana's message.
+Problem = tuple[tuple[str | int, ...], str]
+
+
+class ParameterError(JobError, ValueError):
+    """A rule's parameters do not hold at run time (Kibana's message): the run fails with it."""
 
 
 def fields_limit_message(limit: int) -> str:
     return f"Number of fields must be {limit} or less"
 
 
-def _at_least(value: int, bound: int) -> int:
-    if value < bound:
-        raise ValueError(_AT_LEAST.format(bound=bound))
-    return value
-
-
-def _distinct(fields: tuple[str, ...]) -> tuple[str, ...]:
-    # Kibana accepts a repeated field and the run then fails (composite sources need distinct names).
-    repeated = sorted({field for field in fields if fields.count(field) > 1})
+def _field_list_problems(fields: Sequence[str]) -> list[str]:
+    """Empty or repeated names: Kibana accepts a repeated field and the run then fails (composite sources need
+    distinct names)."""
+    problems = [EMPTY_STRING] if any(not name for name in fields) else []
+    repeated = sorted({name for name in fields if name and fields.count(name) > 1})
     if repeated:
-        raise ValueError(f"each field may appear once ({', '.join(repeated)} repeated)")
-    return fields
+        problems.append(f"each field may appear once ({', '.join(repeated)} repeated)")
+    return problems
 
 
 class ThresholdCardinality(Frozen):
-    """``[[rule.threshold.cardinality]]``: a bucket counts only with at least ``value`` distinct ``field`` values."""
+    """``[[rule.threshold.cardinality]]``: a group counts only with at least ``value`` distinct ``field`` values."""
 
-    field: NonEmptyField
+    field: str
     value: StrictInt
-
-    @field_validator("value")
-    @classmethod
-    def _not_negative(cls, value: int) -> int:
-        return _at_least(value, 0)
 
 
 class ThresholdParams(Frozen):
@@ -84,7 +78,7 @@ class ThresholdParams(Frozen):
     Only the first cardinality entry is used (Kibana's), the others are kept as written.
     """
 
-    field: tuple[NonEmptyField, ...] = Field(default=(), max_length=MAX_THRESHOLD_FIELDS)
+    field: tuple[str, ...] = ()
     value: StrictInt
     cardinality: tuple[ThresholdCardinality, ...] = ()
 
@@ -93,36 +87,12 @@ class ThresholdParams(Frozen):
     def _normalize(cls, value: Any) -> Any:
         if isinstance(value, str):
             return () if value == "" else (value,)
-        if isinstance(value, list | tuple) and len(value) > MAX_THRESHOLD_FIELDS:
-            raise ValueError(fields_limit_message(MAX_THRESHOLD_FIELDS))
         return value
-
-    @field_validator("field")
-    @classmethod
-    def _distinct_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return _distinct(value)
-
-    @field_validator("value")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        return _at_least(value, 1)
-
-    @model_validator(mode="after")
-    def _cardinality_not_grouped(self) -> ThresholdParams:
-        if self.cardinality and self.cardinality[0].field in self.field:
-            raise ValueError(CARDINALITY_ON_GROUP_BY)
-        return self
 
     @property
     def counted_cardinality(self) -> ThresholdCardinality | None:
         """The cardinality condition the run applies (Kibana reads ``cardinality[0]`` only)."""
         return self.cardinality[0] if self.cardinality else None
-
-
-class ThresholdAlertSuppression(Frozen):
-    """``[rule.alert_suppression]`` of a threshold rule: a ``duration`` only (the threshold fields group)."""
-
-    duration: SuppressionDuration
 
 
 def release_of(min_stack_version: str | None) -> tuple[int, int]:
@@ -139,91 +109,76 @@ def threshold_field_limit(release: tuple[int, int]) -> int:
     return MAX_THRESHOLD_FIELDS if release >= FIVE_THRESHOLD_FIELDS_SINCE else 3
 
 
-def threshold_field_problem(params: ThresholdParams, min_stack_version: str | None) -> str | None:
-    """Kibana's message when the rule groups by more fields than the release it is written for accepts."""
+def threshold_problems(params: ThresholdParams, min_stack_version: str | None) -> list[Problem]:
+    """Everything Kibana refuses in ``threshold``, each with its key below ``threshold``."""
+    problems: list[Problem] = []
+    if params.value < 1:
+        problems.append((("value",), _AT_LEAST.format(bound=1)))
     limit = threshold_field_limit(release_of(min_stack_version))
-    return fields_limit_message(limit) if len(params.field) > limit else None
+    if len(params.field) > limit:
+        problems.append((("field",), fields_limit_message(limit)))
+    problems += [(("field",), message) for message in _field_list_problems(params.field)]
+    for position, entry in enumerate(params.cardinality):
+        if entry.value < 0:
+            problems.append((("cardinality", position, "value"), _AT_LEAST.format(bound=0)))
+        if not entry.field:
+            problems.append((("cardinality", position, "field"), EMPTY_STRING))
+    condition = params.counted_cardinality
+    if condition is not None and condition.field in params.field:
+        problems.append((("cardinality", 0, "field"), CARDINALITY_ON_GROUP_BY))
+    return problems
 
 
 class HistoryWindowStartEntry(Frozen):
     """One ``[[rule.new_terms.history_window_start]]`` entry of detection-rules' TOML."""
 
     field: Literal["history_window_start"]
-    value: NonEmptyField
+    value: str
 
 
 class NewTermsTable(Frozen):
     """detection-rules' ``[rule.new_terms]`` table, as written."""
 
     field: Literal["new_terms_fields"]
-    value: tuple[Any, ...]
+    value: tuple[str, ...]
     history_window_start: tuple[HistoryWindowStartEntry, ...] = Field(min_length=1, max_length=1)
 
 
 class NewTermsParams(Frozen):
     """``new_terms_fields`` (1 to 3) and ``history_window_start`` (date math, e.g. ``now-14d``)."""
 
-    fields: tuple[Any, ...]
-    history_window_start: NonEmptyField
-
-    @field_validator("fields")
-    @classmethod
-    def _count(cls, value: tuple[Any, ...]) -> tuple[Any, ...]:
-        if len(value) < 1:
-            raise ValueError("Array must contain at least 1 element(s)")
-        if len(value) > MAX_NEW_TERMS_FIELDS:
-            raise ValueError(f"Array must contain at most {MAX_NEW_TERMS_FIELDS} element(s)")
-        if not all(isinstance(field, str) and field for field in value):
-            raise ValueError("each field must be a non-empty string")
-        return _distinct(value)
-
-    @field_validator("history_window_start")
-    @classmethod
-    def _parses(cls, value: str) -> str:
-        parse_date_math(value, _REFERENCE_NOW, "historyWindowStart")
-        return value
+    fields: tuple[str, ...]
+    history_window_start: str
 
     @classmethod
     def from_rule(
         cls,
-        table: NewTermsTable | dict[str, Any] | None = None,
-        fields: Any = None,
-        history_window_start: Any = None,
+        table: NewTermsTable | None = None,
+        fields: Sequence[str] | None = None,
+        history_window_start: str | None = None,
     ) -> NewTermsParams:
-        """From detection-rules' ``[rule.new_terms]`` table, or from the API keys (not both)."""
+        """From detection-rules' ``[rule.new_terms]`` table, or from the API keys (not both); ``ValueError`` when
+        the rule gives both, or neither."""
         if table is not None:
             if fields is not None or history_window_start is not None:
                 raise ValueError("give either [rule.new_terms] or new_terms_fields and history_window_start, not both")
-            parsed = table if isinstance(table, NewTermsTable) else NewTermsTable.model_validate(table)
-            return cls(fields=parsed.value, history_window_start=parsed.history_window_start[0].value)
+            return cls(fields=table.value, history_window_start=table.history_window_start[0].value)
         if fields is None or history_window_start is None:
             raise ValueError("a new_terms rule needs new_terms_fields and history_window_start")
-        return cls.model_validate({"fields": fields, "history_window_start": history_window_start})
+        return cls(fields=tuple(fields), history_window_start=history_window_start)
 
 
-# Parseability of date math does not depend on the clock, except at the edges of the representable dates; the
-# load-time check resolves against a fixed instant, the run against its own clock.
-_REFERENCE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def parse_date_math(expression: str, now: datetime, name: str) -> datetime:
-    """``expression`` resolved against ``now``; ``ValueError("Failed to parse '<name>'")`` when it is not date
-    math (Kibana parses with @elastic/datemath: ``now-14d``, ``now/d``, an ISO date, ``<date>||-1d``)."""
-    # Imported here: the window module imports the rule model, which will hold these parameters.
-    from job.window import resolve_date_math
-
-    try:
-        return resolve_date_math(expression, now)
-    except ValueError:
-        raise ValueError(_PARSE_FAILED.format(name=name)) from None
-
-
-def history_window_problem(history_window_start: str, from_: str, now: datetime) -> str | None:
-    """Kibana's check at save time and at each run (``validateHistoryWindowStart``): both resolved against ``now``,
-    the history window must start strictly before ``from``. The message, or None."""
-    try:
-        start = parse_date_math(history_window_start, now, "historyWindowStart")
-        rule_from = parse_date_math(from_, now, "from")
-    except ValueError as exc:
-        return str(exc)
-    return HISTORY_WINDOW_TOO_SMALL if start >= rule_from else None
+def new_terms_problems(params: NewTermsParams) -> list[Problem]:
+    """What Kibana refuses in the new-terms fields, and an empty history window start: ``(("fields",), message)``
+    or ``(("history_window_start",), message)``. Whether the history window starts before ``from`` takes date
+    math, and is the new-terms type's check (``job.ruletypes.new_terms.history``)."""
+    problems: list[Problem] = []
+    count = len(params.fields)
+    if count < 1:
+        problems.append((("fields",), "Array must contain at least 1 element(s)"))
+    if count > MAX_NEW_TERMS_FIELDS:
+        problems.append((("fields",), f"Array must contain at most {MAX_NEW_TERMS_FIELDS} element(s)"))
+    problems += [(("fields",), message) for message in _field_list_problems(params.fields)]
+    if not params.history_window_start:
+        problems.append((("history_window_start",), EMPTY_STRING))
+    return problems

@@ -35,15 +35,19 @@ def timestamp_fields(rule: Rule) -> TimestampFields:
     return TimestampFields(primary, fallback)
 
 
-def _range(field: str, window: Window) -> dict[str, Any]:
-    return {
-        "range": {field: {"gte": isoformat(window.start), "lte": isoformat(window.end), "format": TIMESTAMP_FORMAT}}
-    }
+def _range(field: str, bounds: tuple[str, str]) -> dict[str, Any]:
+    return {"range": {field: {"gte": bounds[0], "lte": bounds[1], "format": TIMESTAMP_FORMAT}}}
 
 
 def range_clause(fields: TimestampFields, window: Window) -> dict[str, Any]:
     """The window on the primary field; with a fallback, also on ``@timestamp`` where the primary is missing."""
-    primary = _range(fields.primary, window)
+    return bounds_clause(fields, (isoformat(window.start), isoformat(window.end)))
+
+
+def bounds_clause(fields: TimestampFields, bounds: tuple[str, str]) -> dict[str, Any]:
+    """:func:`range_clause` between two texts Elasticsearch reads: ISO times, or date math (``now-6m``) that
+    ``translate`` prints and Elasticsearch resolves when the request is sent."""
+    primary = _range(fields.primary, bounds)
     if fields.fallback is None:
         return primary
     return {
@@ -52,7 +56,7 @@ def range_clause(fields: TimestampFields, window: Window) -> dict[str, Any]:
                 primary,
                 {
                     "bool": {
-                        "filter": [_range(fields.fallback, window)],
+                        "filter": [_range(fields.fallback, bounds)],
                         "must_not": [{"exists": {"field": fields.primary}}],
                     }
                 },

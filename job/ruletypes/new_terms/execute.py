@@ -1,210 +1,69 @@
-"""One window of a new_terms rule, with the search injected: the history window, the pages of new terms and
-their would-be alerts (Kibana 8.19's ``execute_new_terms_aggregation_approach.ts``, ``multi_terms_composite.ts``).
+"""Execute one planned run of a new-terms rule: the new terms of the window page by page
+(:mod:`job.ruletypes.new_terms.pages`), each page's alerts through the shared writer up to the cap.
 
-``search`` takes a request body and returns the search response; an error it raises ends the window, except
-Elasticsearch's "too many clauses" on a batch of several fields, which Kibana meets by halving the batch (500,
-250, then 125 keys): here the batch that failed is split in two, down to 125 keys. (Kibana looks for
-``query_shard_exception: failed to create query`` in its client's message; the Python client's message is
-``BadRequestError(400, 'search_phase_execution_exception', 'failed to create query: maxClauseCount is set to
-N')``, so :func:`too_many_clauses` reads Elasticsearch's own words.)
-
-Alerts come page by page (:func:`new_terms_pages` is a generator): the caller writes a page, counts what it
-created and stops iterating at its cap (Kibana's loop stops when a write was truncated, with the max-signals
-warning). Several fields are checked in batches of 500 phase-1 keys, each batch a page.
+A new term's alert id is Kibana's hash of its earliest event and the term, the same in every run that finds the
+term new: a rerun, a run whose window overlaps, or the run after a killed one writes nothing twice (the writer's
+dedupe), so the type keeps no state. When the cap is reached with new terms left, or the run is asked to stop,
+the run records the window start as ``searched_to`` (phase-1 pages come in key order, not time order): the next
+run searches the window again, finds the same terms still new (their first appearance lies after its start) and
+writes the ones not written yet. Kibana drops them, with the same warning.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Final
 
-from job.alerts.objecthash import object_hash
-from job.rules.aggregation_params import HISTORY_WINDOW_TOO_SMALL, parse_date_math
-from job.ruletypes.aggsearch import EventQuery, WouldBeAlert, first_event
-from job.ruletypes.new_terms.phases import (
-    PAGE_SIZE,
-    Key,
-    NewTermEvent,
-    batch_clause,
-    combination_events_request,
-    combinations_request,
-    first_events_request,
-    key_of,
-    new_values_request,
-    parse_combinations,
-    parse_first_events,
-    parse_new_values,
-    parse_recent_terms,
-    recent_terms_request,
-)
+from job.rules.model import NewTermsRule, Rule
+from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, count_writes, stopped_message
+from job.ruletypes.new_terms.pages import new_terms_pages
+from job.search.aggregations import EventQuery
+from job.search.searcher import Searcher
 from job.window import Window
-
-Search = Callable[[dict[str, Any]], Mapping[str, Any]]
-NEW_TERMS: Final = "kibana.alert.new_terms"
-BATCH_SIZE: Final = 500
-MIN_BATCH_SIZE: Final = 125
-# How Elasticsearch says a query has too many clauses (``too_many_clauses``, ``maxClauseCount is set to N``, and
-# since 8.x ``too_many_nested_clauses``), and the two texts Kibana looks for in its client's messages.
-TOO_MANY_CLAUSES: Final = (
-    "too_many_clauses",
-    "too_many_nested_clauses",
-    "maxClauseCount is set to",
-    "query_shard_exception: failed to create query",
-    "Query contains too many nested clauses;",
-)
-
-
-def history_window(history_window_start: str, window: Window, own_start: datetime) -> Window:
-    """``[history start, window end]``. The start is ``history_window_start`` resolved against the window's end
-    (Kibana's ``forceNow = tuple.to``), moved back by as much as this run's window starts before the rule's own
-    ``from`` (``own_start``; a run catching up after downtime), so that the history before the window keeps its
-    length. ``ValueError`` with Kibana's message when it does not start before the window."""
-    start = parse_date_math(history_window_start, window.end, "historyWindowStart")
-    start -= max(own_start - window.start, timedelta(0))
-    if start >= window.start:
-        raise ValueError(HISTORY_WINDOW_TOO_SMALL)
-    return Window(start, window.end)
-
-
-def alert_id(event: Mapping[str, Any], new_terms: Sequence[Any], rule_id: str, space_id: str) -> str:
-    """object-hash of ``[event index, event id, "undefined", "<space>:<rule>", new terms]`` (Kibana's
-    ``wrapNewTermsAlerts``; the event's ``_version`` is never read, so ``String(undefined)``)."""
-    return object_hash(
-        [str(event.get("_index")), str(event.get("_id")), "undefined", f"{space_id}:{rule_id}", list(new_terms)]
-    )
-
-
-def would_be_alert(found: NewTermEvent, rule_id: str, space_id: str) -> WouldBeAlert:
-    return WouldBeAlert(
-        alert_id(found.event, found.new_terms, rule_id, space_id), found.event, {NEW_TERMS: found.new_terms}
-    )
+from job.writing.hit_alerts import for_hit_alerts, max_alerts_warning
 
 
 @dataclass(frozen=True, slots=True)
-class NewTermsPage:
-    """The new terms of one phase-1 page (one field) or one batch of it (several fields), and the searches made."""
+class NewTermsSearch(SearchPlan):
+    """The search plan of a new-terms run: the rule's events (any time range) and its history window."""
 
-    found: tuple[NewTermEvent, ...]
-    searches: int
-
-    def alerts(self, rule_id: str, space_id: str) -> list[WouldBeAlert]:
-        return [would_be_alert(found, rule_id, space_id) for found in self.found]
+    events: EventQuery | None = None
+    history: Window | None = None  # [history start, window end]
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    search: Search
-    fields: tuple[str, ...]
-    query: EventQuery
-    window: Window
-    history: Window
-    hit_fields: tuple[str, ...]
-
-
-def new_terms_pages(
-    search: Search,
-    fields: Sequence[str],
-    query: EventQuery,
-    window: Window,
-    history: Window,
-    *,
-    hit_fields: Sequence[str] = (),
-    page_size: int = PAGE_SIZE,
-    batch_size: int = BATCH_SIZE,
-) -> Iterator[NewTermsPage]:
-    """The new terms of ``window`` against ``history`` (:func:`history_window`), page by page. ``hit_fields`` are
-    asked of each earliest event (the suppression fields and timestamps, read from the ``fields`` API)."""
-    plan = _Plan(search, tuple(fields), query, window, history, tuple(hit_fields))
-    after: Mapping[str, Any] | None = None
-    while True:
-        request = recent_terms_request(plan.fields, query.for_window(window), after=after, size=page_size)
-        page = parse_recent_terms(search(request))
-        if not page.buckets:
-            yield NewTermsPage((), 1)
-            return
-        keys = [key_of(bucket.get("key") or {}, plan.fields) for bucket in page.buckets]
-        phase_one = 1  # counted with the first page it leads to
-        if len(plan.fields) == 1:
-            found = _single_field(plan, [key[0] for key in keys if key[0] is not None])
-            yield NewTermsPage(found.found, found.searches + phase_one)
-        else:
-            lower = after
-            for start in range(0, len(keys), batch_size):
-                batch = keys[start : start + batch_size]
-                found = _batch(plan, batch, lower)
-                yield NewTermsPage(found.found, found.searches + phase_one)
-                phase_one = 0
-                lower = dict(zip(plan.fields, batch[-1], strict=True))
-        if page.after_key is None:
-            return
-        after = page.after_key
-
-
-def _single_field(plan: _Plan, values: list[Any]) -> NewTermsPage:
-    field, timestamps = plan.fields[0], plan.query.timestamps
-    response = plan.search(new_values_request(field, values, plan.query.for_window(plan.history), timestamps))
-    new = parse_new_values(response, plan.window.start)
-    if not new:
-        return NewTermsPage((), 1)
-    request = first_events_request(field, new, plan.query.for_window(plan.window), timestamps, plan.hit_fields)
-    return NewTermsPage(tuple(parse_first_events(plan.search(request))), 2)
-
-
-def _batch(plan: _Plan, batch: list[Key], lower: Mapping[str, Any] | None) -> NewTermsPage:
-    """Phases 2 and 3 of one batch; on "too many clauses", the two halves of the batch one after the other."""
+def execute(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
+    """Search ``run.window`` for new terms and write their alerts up to ``run.cap``; ``tools.metrics`` is
+    filled as it goes, also when an error ends the run."""
+    assert isinstance(rule, NewTermsRule) and isinstance(search, NewTermsSearch)
+    window = run.window
+    outcome = Outcome(searched_to=window.end)
+    if search.query is None or search.events is None or search.history is None:  # no index matches
+        return outcome
+    settings = tools.settings
+    searcher = Searcher(tools.es, tools.policy, rule.index)
+    writes = for_hit_alerts(rule, settings.space_id, tools.execution_uuid)
+    found = 0
     try:
-        return _batch_once(plan, batch, lower)
-    except Exception as error:
-        if len(batch) <= MIN_BATCH_SIZE or not too_many_clauses(error):
-            raise
-    half = len(batch) // 2
-    first = _batch(plan, batch[:half], lower)
-    second = _batch(plan, batch[half:], dict(zip(plan.fields, batch[half - 1], strict=True)))
-    return NewTermsPage(first.found + second.found, first.searches + second.searches)
-
-
-def too_many_clauses(error: BaseException) -> bool:
-    """Whether a search failed because its query has too many clauses (the message, or the client's error body)."""
-    text = f"{error} {getattr(error, 'body', '')}"
-    return any(marker in text for marker in TOO_MANY_CLAUSES)
-
-
-def _pages(
-    plan: _Plan, keys: list[Key], lower: Mapping[str, Any] | None, window: Window, new_since: datetime | None
-) -> tuple[dict[Key, Mapping[str, Any]], int]:
-    """The composite over the events holding ``keys`` in ``window``, paged until every key was seen."""
-    wanted, seen, found = set(keys), set[Key](), dict[Key, Mapping[str, Any]]()
-    query = plan.query.for_window(window, filters=[batch_clause(plan.fields, keys)])
-    after, searches = lower, 0
-    while seen != wanted:
-        if new_since is not None:
-            request = combinations_request(plan.fields, query, plan.query.timestamps, after=after, size=len(keys))
-        else:
-            request = combination_events_request(
-                plan.fields, query, plan.query.timestamps, after=after, size=len(keys), hit_fields=plan.hit_fields
-            )
-        page = parse_combinations(plan.search(request), plan.fields, wanted, new_since)
-        searches += 1
-        found.update(page.new)
-        seen |= page.seen
-        if page.after_key is None:
-            break
-        after = page.after_key
-    return found, searches
-
-
-def _batch_once(plan: _Plan, batch: list[Key], lower: Mapping[str, Any] | None) -> NewTermsPage:
-    new, searches = _pages(plan, batch, lower, plan.history, plan.window.start)
-    if not new:
-        return NewTermsPage((), searches)
-    ordered = [key for key in batch if key in new]
-    events, more = _pages(plan, ordered, lower, plan.window, None)
-    found = []
-    for key in ordered:
-        bucket = events.get(key)
-        event = first_event(bucket) if bucket is not None else None
-        if event is not None:
-            found.append(NewTermEvent(list(key), event))
-    return NewTermsPage(tuple(found), searches + more)
+        writer = tools.writer(writes, run.cap)
+        try:
+            for page in new_terms_pages(searcher, rule.params.fields, search.events, window, search.history):
+                found += len(page.found)
+                if writer.offer(writer.new(page.candidates(rule.rule_id, settings.space_id))):
+                    outcome.warnings.append(max_alerts_warning(False))
+                    outcome.searched_to = window.start
+                    break
+                if tools.should_stop():
+                    outcome.searched_to = window.start
+                    outcome.warnings.append(stopped_message(window.start))
+                    break
+        finally:
+            writer.settle_all()
+        if tools.refresh:
+            writer.refresh()
+    finally:
+        metrics = tools.metrics
+        metrics.pages = searcher.searches
+        metrics.total_search_duration_ms = round(searcher.search_ms)
+        metrics.hits = found  # the earliest events of the new terms
+        count_writes(metrics, writes)
+    outcome.warnings += writes.warnings(settings.dead_letter_index)
+    return outcome

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from job.ruletypes.aggsearch import (
+from job.search.aggregations import (
     CompositePage,
     aggregation_of,
     composite_page,
@@ -69,8 +69,8 @@ def recent_terms_request(
     return _body(query, {"composite": _composite(fields, size, after)})
 
 
-def parse_recent_terms(response: Mapping[str, Any]) -> CompositePage:
-    return composite_page(response, AGGREGATION, MISSING_RECENT)
+def parse_recent_terms(response: Mapping[str, Any], size: int | None = None) -> CompositePage:
+    return composite_page(response, AGGREGATION, MISSING_RECENT, size)
 
 
 def _terms(field: str, values: Sequence[Any], aggregations: dict[str, Any]) -> dict[str, Any]:
@@ -185,12 +185,17 @@ class CombinationPage:
 
 
 def parse_combinations(
-    response: Mapping[str, Any], fields: Sequence[str], wanted: set[Key], window_start: datetime | None
+    response: Mapping[str, Any],
+    fields: Sequence[str],
+    wanted: set[Key],
+    window_start: datetime | None,
+    size: int | None = None,
 ) -> CombinationPage:
     """Phase 2 (``window_start`` given: new when first seen after it) or phase 3 (None: every bucket with an
-    event) over one page; buckets of keys not asked for (combinations of array values) are left out."""
+    event) over one page (of ``size`` asked); buckets of keys not asked for (combinations of array values) are
+    left out."""
     missing = MISSING_NEW if window_start is not None else MISSING_DOCS
-    page = composite_page(response, AGGREGATION, missing)
+    page = composite_page(response, AGGREGATION, missing, size)
     new: dict[Key, Mapping[str, Any]] = {}
     seen: set[Key] = set()
     for bucket in page.buckets:

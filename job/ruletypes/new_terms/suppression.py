@@ -2,12 +2,12 @@
 ``bulk_create_suppressed_alerts_in_memory.ts``, ``getSuppressionTerms``, ``getSuppressionAlertFields``).
 
 * The group of an alert is read from its event's ``fields`` (the fields API, asked of the earliest event:
-  ``hit_fields`` of :func:`job.ruletypes.new_terms.execute.new_terms_pages`): per ``group_by`` field its values
+  ``hit_fields`` of :func:`job.ruletypes.new_terms.pages.new_terms_pages`): per ``group_by`` field its values
   sorted by lodash ``sortBy``, or ``null`` when the event has none; ``kibana.alert.instance.id`` is object-hash
   of ``[terms, rule, space]``.
 * Start and end are the event's timestamp (the override, else ``@timestamp``, from ``fields``), or the alert
   time when it has none; ``docs_count`` 0. The alerts of a run then fold in memory, and with a duration into an
-  open alert of their group (:mod:`job.ruletypes.suppressing`).
+  open alert of their group (:mod:`job.alerts.suppression`).
 * ``missing_fields_strategy = "doNotSuppress"``: an event lacking a ``group_by`` field gives an ordinary alert.
 """
 
@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from job.ruletypes.aggsearch import WouldBeAlert
-from job.ruletypes.jsorder import lodash_sort_by
-from job.ruletypes.suppressing import SuppressedAlert, Suppression, instance_id
+from job.alerts.jsorder import lodash_sort_by
+from job.alerts.suppression import Suppression, instance_hash
 from job.search.clauses import TimestampFields
 from job.window import parse_timestamp
+from job.writing.hit_alerts import HitAlert
+from job.writing.writer import Candidate
 
 
 def _fields(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -58,28 +59,28 @@ def event_time(event: Mapping[str, Any], timestamps: TimestampFields, now: datet
     return now
 
 
-def suppressed(
-    alert: WouldBeAlert,
+def suppression_of(
+    alert: HitAlert,
     group_by: Sequence[str],
     timestamps: TimestampFields,
     *,
     rule_id: str,
     space_id: str,
     now: datetime,
-) -> SuppressedAlert:
-    """The would-be alert of a new term with its group and span."""
+) -> Suppression:
+    """The group and span of a new term's would-be alert."""
     terms = suppression_terms(alert.hit, group_by)
     moment = event_time(alert.hit, timestamps, now)
-    return SuppressedAlert(alert, Suppression(instance_id(terms, rule_id, space_id), terms, moment, moment))
+    return Suppression(instance_hash(terms, rule_id, space_id), terms, moment, moment)
 
 
 def partition(
-    alerts: Sequence[WouldBeAlert], group_by: Sequence[str], *, suppress_missing: bool
-) -> tuple[list[WouldBeAlert], list[WouldBeAlert]]:
-    """(the alerts that are grouped, the ordinary ones): with ``suppress_missing`` every alert is grouped,
-    otherwise the alerts of events lacking a ``group_by`` field are ordinary."""
+    candidates: Sequence[Candidate], group_by: Sequence[str], *, suppress_missing: bool
+) -> tuple[list[Candidate], list[Candidate]]:
+    """(the candidates that are grouped, the ordinary ones): with ``suppress_missing`` every one is grouped,
+    otherwise those of events lacking a ``group_by`` field are ordinary."""
     if suppress_missing:
-        return list(alerts), []
-    grouped = [alert for alert in alerts if not lacks_group_field(alert.hit, group_by)]
-    ordinary = [alert for alert in alerts if lacks_group_field(alert.hit, group_by)]
+        return list(candidates), []
+    grouped = [found for found in candidates if not lacks_group_field(found.item.hit, group_by)]
+    ordinary = [found for found in candidates if lacks_group_field(found.item.hit, group_by)]
     return grouped, ordinary

@@ -28,13 +28,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from job.alerts.jsorder import js_default_sort, js_string, lodash_sort_by
 from job.alerts.objecthash import object_hash
+from job.alerts.suppression import Suppression, instance_hash
 from job.rules.aggregation_params import ThresholdParams
-from job.ruletypes.aggsearch import WouldBeAlert
-from job.ruletypes.jsorder import js_default_sort, js_string, lodash_sort_by
-from job.ruletypes.suppressing import SuppressedAlert, Suppression, instance_id
 from job.ruletypes.threshold.search import ThresholdBucket
 from job.window import Window, isoformat
+from job.writing.hit_alerts import HitAlert
+from job.writing.writer import Candidate
 
 NAMESPACE: Final = uuid.UUID("0684ec03-7201-4ee0-8ee0-3a3f6b2479b2")
 THRESHOLD_RESULT: Final = "kibana.alert.threshold_result"
@@ -84,16 +85,23 @@ def synthetic_hit(bucket: ThresholdBucket, result: dict[str, Any], index: str, d
     return {"_index": index, "_id": doc_id, "_source": source}
 
 
-def _suppression(bucket: ThresholdBucket, rule_id: str, space_id: str, now: datetime) -> Suppression:
+def bucket_suppression(bucket: ThresholdBucket, rule_id: str, space_id: str, now: datetime) -> Suppression:
+    """The group of a bucket's alert when the rule suppresses: its key's values sorted by lodash ``sortBy``
+    hashed with the rule and space, its earliest and latest events (``now`` when it has none)."""
     return Suppression(
-        instance=instance_id(lodash_sort_by(bucket.values), rule_id, space_id),
+        instance=instance_hash(lodash_sort_by(bucket.values), rule_id, space_id),
         terms=[{"field": field, "value": value} for field, value in bucket.terms],
         start=bucket.first or now,
         end=bucket.last or now,
     )
 
 
-def would_be_alerts(
+def _about(bucket: ThresholdBucket) -> str:
+    terms = ", ".join(f"{field}={value!r}" for field, value in bucket.terms)
+    return f"the group {terms or 'of all events'} ({bucket.count} events)"
+
+
+def candidates(
     buckets: Sequence[ThresholdBucket],
     params: ThresholdParams,
     *,
@@ -103,13 +111,13 @@ def would_be_alerts(
     started_at: datetime,
     window: Window,
     suppressing: bool = False,
-) -> list[WouldBeAlert]:
-    """The alert of each bucket, in order. ``started_at`` is the run's start (Kibana's execution start, the same
-    for every window of the run); ``window`` the searched range; ``suppressing`` when the rule has a suppression
-    duration (then each alert carries its suppression fields, and folding is the writer's)."""
+) -> list[Candidate]:
+    """The would-be alert of each bucket, in order. ``started_at`` is the run's start (Kibana's execution start,
+    the same for every window of the run); ``window`` the searched range; ``suppressing`` when the rule has a
+    suppression duration (then each alert carries its suppression fields under its suppressed id)."""
     index = ",".join(index_patterns)
     taken: set[str] = set()
-    alerts: list[WouldBeAlert] = []
+    found: list[Candidate] = []
     for bucket in buckets:
         name = uuid_name(rule_id, started_at, params.field, bucket.values)
         doc_id = bucket_uuid(name)
@@ -117,10 +125,12 @@ def would_be_alerts(
             doc_id = bucket_uuid(name + json.dumps(bucket.values, separators=(",", ":"), ensure_ascii=False))
         taken.add(doc_id)
         result = threshold_result(bucket, params, window)
-        hit = synthetic_hit(bucket, result, index, doc_id)
+        fields: dict[str, Any] = {THRESHOLD_RESULT: result}
         if suppressing:
-            alert = WouldBeAlert(suppressed_alert_id(index, doc_id, rule_id, space_id), hit, {THRESHOLD_RESULT: result})
-            alerts.append(SuppressedAlert(alert, _suppression(bucket, rule_id, space_id, started_at)).with_fields())
+            fields.update(bucket_suppression(bucket, rule_id, space_id, started_at).fields())
+            alert = suppressed_alert_id(index, doc_id, rule_id, space_id)
         else:
-            alerts.append(WouldBeAlert(alert_id(index, doc_id, rule_id, space_id), hit, {THRESHOLD_RESULT: result}))
-    return alerts
+            alert = alert_id(index, doc_id, rule_id, space_id)
+        hit = synthetic_hit(bucket, result, index, doc_id)
+        found.append(Candidate(alert, HitAlert(hit, fields, _about(bucket))))
+    return found

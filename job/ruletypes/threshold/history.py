@@ -14,9 +14,9 @@ overlapping windows and reruns never count an event into two alerts (Kibana's ``
   (:meth:`SignalHistory.for_window`, Kibana's rule at the next run); after the write, the buckets alerted on are
   added (:meth:`SignalHistory.with_buckets`). :meth:`SignalHistory.to_record` is the execution record's part.
 * **Read** from the alerts index when no record has it (the first run, Kibana's ``initialized: false``;
-  :func:`read_history`): the rule's alerts in the space whose ``original_time`` lies in the window and whose
-  threshold fields are the rule's, 10,000 a page (Kibana reads one page), sorted so that pages follow with
-  ``search_after``.
+  :func:`read_history`): the rule's alerts in the space whose ``original_time`` lies in the window, whose group
+  began before the window's end and whose threshold fields are the rule's, 10,000 a page (Kibana reads one
+  page), sorted so that pages follow with ``search_after``.
 """
 
 from __future__ import annotations
@@ -28,16 +28,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from job.alerts.jsorder import js_string
 from job.alerts.overrides import lodash_get
-from job.ruletypes.aggsearch import EPOCH
-from job.ruletypes.jsorder import js_string
 from job.ruletypes.threshold.search import Terms, ThresholdBucket
+from job.search.aggregations import EPOCH
 from job.search.clauses import TimestampFields
 from job.window import Window, isoformat, parse_timestamp
 
 HISTORY_PAGE: Final = 10_000
 _RESULT: Final = "kibana.alert.threshold_result"
 _ORIGINAL_TIME: Final = "kibana.alert.original_time"
+_FROM: Final = "kibana.alert.threshold_result.from"
 _UUID: Final = "kibana.alert.uuid"
 
 
@@ -92,6 +93,13 @@ class SignalHistory:
 
     def merged(self, other: SignalHistory) -> SignalHistory:
         return self.with_entries(other.entries.values())
+
+    def of_fields(self, fields: Sequence[str]) -> SignalHistory:
+        """The entries of groups by ``fields`` (a rule whose threshold fields changed keeps none of the others)."""
+        wanted = list(fields)
+        return SignalHistory(
+            {key: entry for key, entry in self.entries.items() if [field for field, _ in entry.terms] == wanted}
+        )
 
     def for_window(self, window: Window) -> SignalHistory:
         """The entries that still exclude events of ``window`` (``last`` after its start)."""
@@ -164,17 +172,22 @@ def history_request(
     rule_id: str,
     space_id: str,
     fields: Sequence[str],
-    window: Window,
+    bounds: tuple[str, str],
     *,
     after: Sequence[Any] | None = None,
     size: int = HISTORY_PAGE,
 ) -> dict[str, Any]:
-    """One page of the rule's alerts in the space whose ``original_time`` lies in ``window`` and whose rule
-    grouped by ``fields`` (Kibana requires each field in ``parameters.threshold.field``)."""
+    """One page of the rule's alerts in the space whose ``original_time`` lies in the window ``bounds`` (ISO
+    times, or date math as ``translate`` prints it) and whose rule grouped by ``fields`` (Kibana requires each
+    field in ``parameters.threshold.field``)."""
+    start, end = bounds
     filters: list[dict[str, Any]] = [
         {"term": {"kibana.alert.rule.rule_id": rule_id}},
         {"term": {"kibana.space_ids": space_id}},
-        {"range": {_ORIGINAL_TIME: {"gte": isoformat(window.start), "format": "strict_date_optional_time"}}},
+        {"range": {_ORIGINAL_TIME: {"gte": start, "format": "strict_date_optional_time"}}},
+        # Not the alerts of groups that began after the window (a later run's, read by a backfill): their
+        # exclusion would hide this window's events of the group, which they did not count.
+        {"range": {_FROM: {"lte": end, "format": "strict_date_optional_time"}}},
         *({"term": {"kibana.alert.rule.parameters.threshold.field": field}} for field in fields),
     ]
     body: dict[str, Any] = {
@@ -223,9 +236,10 @@ def read_history(
     """The history the rule's alerts in the space hold for ``window``, every page of them (``search`` sends a
     request body to the alerts alias, refreshed first so that what a run wrote a moment ago is seen)."""
     history, after = SignalHistory.empty(), None
+    bounds = (isoformat(window.start), isoformat(window.end))
     while True:
         entries, after = parse_history_page(
-            search(history_request(rule_id, space_id, fields, window, after=after, size=size)), fields, size
+            search(history_request(rule_id, space_id, fields, bounds, after=after, size=size)), fields, size
         )
         history = history.with_entries(entries)
         if after is None:

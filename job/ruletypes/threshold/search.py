@@ -6,7 +6,7 @@ bucket the earliest and latest timestamps and, with a cardinality condition, ``c
 a bucket with ``bucket_selector`` scripts (``docCount >= value``, ``cardinalityCount >= N``); our node has no
 scripts, so :func:`parse_page` applies the same conditions to each page. Pages are asked while fewer than
 ``max_signals + 1`` buckets passed; the first ``max_signals`` in composite order are kept, and more than that is
-Kibana's max-signals warning.
+Kibana's max-signals warning. A run asked to stop (SIGTERM, its lease running out) stops between pages.
 
 Without fields: one search with ``track_total_hits``; one bucket with key ``{}`` when the total reaches the value
 (and the cardinality condition holds).
@@ -20,8 +20,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from job.rules.aggregation_params import ThresholdParams
-from job.ruletypes.aggsearch import (
-    MAX_SIGNALS_WARNING,
+from job.search.aggregations import (
     composite_page,
     earliest_time,
     latest_time,
@@ -115,10 +114,11 @@ def parse_bucket(bucket: Mapping[str, Any], params: ThresholdParams, count: Any 
 
 
 def parse_page(
-    response: Mapping[str, Any], params: ThresholdParams
+    response: Mapping[str, Any], params: ThresholdParams, size: int | None = None
 ) -> tuple[list[ThresholdBucket], Mapping[str, Any] | None]:
-    """The buckets of one page that pass, and the key to ask the next page after (None: the last page)."""
-    page = composite_page(response, AGGREGATION, MISSING_AGGREGATIONS)
+    """The buckets of one page (of ``size`` asked) that pass, and the key to ask the next page after (None: the
+    last page)."""
+    page = composite_page(response, AGGREGATION, MISSING_AGGREGATIONS, size)
     found = [parse_bucket(raw, params) for raw in page.buckets]
     return [bucket for bucket in found if passes(bucket, params)], page.after_key
 
@@ -138,12 +138,13 @@ def parse_total(response: Mapping[str, Any], params: ThresholdParams) -> Thresho
 
 @dataclass(frozen=True, slots=True)
 class FoundBuckets:
-    """The buckets a run alerts on (at most ``max_signals``, in composite order), the searches it took, and
-    Kibana's warning when more buckets passed than that."""
+    """The buckets a run alerts on (at most ``max_signals``, in composite order), the searches it took, whether
+    more buckets passed than that (Kibana's max-signals warning), and whether it stopped before the last page."""
 
     buckets: tuple[ThresholdBucket, ...]
     searches: int
-    warning: str | None
+    more: bool = False
+    stopped: bool = False
 
 
 def find_buckets(
@@ -154,10 +155,11 @@ def find_buckets(
     *,
     max_signals: int,
     page_size: int = PAGE_SIZE,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> FoundBuckets:
     """Page through the buckets of ``query`` (the rule's events of the window, minus those already alerted on)
     with ``search`` (a request body in, a search response out) until more than ``max_signals`` passed or the
-    pages end."""
+    pages end; ``should_stop`` is asked between pages."""
     if not params.field:
         bucket = parse_total(search(total_request(params, query, timestamps)), params)
         return _found([bucket] if bucket else [], 1, max_signals)
@@ -167,12 +169,13 @@ def find_buckets(
     while True:
         response = search(buckets_request(params, query, timestamps, after=after, size=page_size))
         searches += 1
-        passing, after = parse_page(response, params)
+        passing, after = parse_page(response, params, page_size)
         found.extend(passing)
         if after is None or len(found) > max_signals:
             return _found(found, searches, max_signals)
+        if should_stop():
+            return _found(found, searches, max_signals, stopped=True)
 
 
-def _found(buckets: Sequence[ThresholdBucket], searches: int, max_signals: int) -> FoundBuckets:
-    warning = MAX_SIGNALS_WARNING if len(buckets) > max_signals else None
-    return FoundBuckets(tuple(buckets[:max_signals]), searches, warning)
+def _found(buckets: Sequence[ThresholdBucket], searches: int, max_signals: int, stopped: bool = False) -> FoundBuckets:
+    return FoundBuckets(tuple(buckets[:max_signals]), searches, len(buckets) > max_signals, stopped)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from job.ruletypes.jsorder import js_default_sort, js_string, lodash_sort_by
+from job.alerts.jsorder import js_default_sort, js_string, lodash_sort_by
 
 
 @pytest.mark.parametrize(

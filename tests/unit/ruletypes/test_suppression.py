@@ -8,16 +8,17 @@ from typing import Any
 import pytest
 
 from job.alerts.objecthash import object_hash
-from job.ruletypes.aggsearch import WouldBeAlert
+from job.alerts.suppression import OpenGroupAlert, Suppression, fold_update, suppress_in_memory
 from job.ruletypes.new_terms.suppression import (
     event_time,
     lacks_group_field,
     partition,
-    suppressed,
+    suppression_of,
     suppression_terms,
 )
-from job.ruletypes.suppressing import OpenGroupAlert, SuppressedAlert, Suppression, fold_update, suppress_in_memory
 from job.search.clauses import TimestampFields
+from job.writing.hit_alerts import HitAlert
+from job.writing.writer import Candidate
 
 T = datetime(2020, 10, 28, 5, 45, tzinfo=UTC)
 NOW = datetime(2020, 10, 28, 6, 0, tzinfo=UTC)
@@ -62,16 +63,16 @@ def test_event_time(fields: dict[str, Any], timestamps: TimestampFields, expecte
     assert event_time(_event(fields), timestamps, NOW) == expected
 
 
-def _alert(name: str, fields: dict[str, Any]) -> WouldBeAlert:
-    return WouldBeAlert(name, _event(fields), {"kibana.alert.new_terms": [name]})
+def _alert(name: str, fields: dict[str, Any]) -> Candidate:
+    return Candidate(name, HitAlert(_event(fields), {"kibana.alert.new_terms": [name]}))
 
 
 def test_a_suppressed_new_terms_alert() -> None:
     fields = {"host.name": ["host-0"], "@timestamp": ["2020-10-28T05:45:00.000Z"]}
-    item = suppressed(_alert("x", fields), ["host.name"], PLAIN, rule_id="r", space_id="default", now=NOW)
+    item = _alert("x", fields).item
+    suppression = suppression_of(item, ["host.name"], PLAIN, rule_id="r", space_id="default", now=NOW)
     terms = [{"field": "host.name", "value": ["host-0"]}]
-    assert item.with_fields().fields == {
-        "kibana.alert.new_terms": ["x"],
+    assert suppression.fields() == {
         "kibana.alert.instance.id": object_hash([terms, "r", "default"]),
         "kibana.alert.suppression.terms": terms,
         "kibana.alert.suppression.start": "2020-10-28T05:45:00.000Z",
@@ -94,12 +95,12 @@ def test_lacks_group_field(fields: dict[str, Any], lacks: bool) -> None:
 def test_partition(suppress_missing: bool, grouped: list[str], ordinary: list[str]) -> None:
     alerts = [_alert("full", {"a": [1], "b": [2]}), _alert("part", {"a": [1]})]
     found = partition(alerts, ["a", "b"], suppress_missing=suppress_missing)
-    assert ([a.alert_id for a in found[0]], [a.alert_id for a in found[1]]) == (grouped, ordinary)
+    assert ([a.doc_id for a in found[0]], [a.doc_id for a in found[1]]) == (grouped, ordinary)
 
 
-def _item(name: str, group: str, minutes: int, docs_count: int = 0) -> SuppressedAlert:
+def _item(name: str, group: str, minutes: int, docs_count: int = 0) -> tuple[str, Suppression]:
     moment = T + timedelta(minutes=minutes)
-    return SuppressedAlert(_alert(name, {}), Suppression(group, [], moment, moment, docs_count))
+    return name, Suppression(group, [], moment, moment, docs_count)
 
 
 @pytest.mark.parametrize(
@@ -113,19 +114,19 @@ def _item(name: str, group: str, minutes: int, docs_count: int = 0) -> Suppresse
     ],
 )
 def test_suppress_in_memory(
-    items: list[SuppressedAlert], kept: list[tuple[str, int, int, int]], folded: list[str]
+    items: list[tuple[str, Suppression]], kept: list[tuple[str, int, int, int]], folded: list[str]
 ) -> None:
     stays, gone = suppress_in_memory(items)
     summary = [
         (
-            item.alert.alert_id,
-            item.suppression.docs_count,
-            (item.suppression.start - T) // timedelta(minutes=1),
-            (item.suppression.end - T) // timedelta(minutes=1),
+            name,
+            suppression.docs_count,
+            (suppression.start - T) // timedelta(minutes=1),
+            (suppression.end - T) // timedelta(minutes=1),
         )
-        for item in stays
+        for name, suppression in stays
     ]
-    assert (summary, [item.alert.alert_id for item in gone]) == (kept, folded)
+    assert (summary, [name for name, _ in gone]) == (kept, folded)
 
 
 def _open(start: int, end: int | None, docs_count: int, execution: str) -> OpenGroupAlert:

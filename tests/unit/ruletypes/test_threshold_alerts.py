@@ -14,14 +14,16 @@ from job.ruletypes.threshold.alerts import (
     THRESHOLD_RESULT,
     alert_id,
     bucket_uuid,
+    candidates,
     suppressed_alert_id,
     synthetic_hit,
     threshold_result,
     uuid_name,
-    would_be_alerts,
 )
 from job.ruletypes.threshold.search import ThresholdBucket
 from job.window import Window
+from job.writing.hit_alerts import HitAlert
+from job.writing.writer import Candidate
 
 STARTED = datetime(2025, 1, 1, 0, 5, tzinfo=UTC)
 WINDOW = Window(datetime(2025, 1, 1, 0, 0, tzinfo=UTC), STARTED)
@@ -121,8 +123,16 @@ def test_the_specs_reasons_from_the_synthetic_source(terms: tuple[tuple[str, Any
     assert build_reason(hit["_source"], severity="low", rule_name="R") == reason
 
 
-def _alerts(buckets: list[ThresholdBucket], fields: list[str], suppressing: bool = False) -> list[Any]:
-    return would_be_alerts(
+class Alert:
+    """A candidate, read as the would-be alert it is: its id, hit and the type's fields."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        item: HitAlert = candidate.item
+        self.alert_id, self.hit, self.fields, self.about = candidate.doc_id, item.hit, item.fields, item.about
+
+
+def _alerts(buckets: list[ThresholdBucket], fields: list[str], suppressing: bool = False) -> list[Alert]:
+    found = candidates(
         buckets,
         _params(fields),
         index_patterns=["logs-*", "winlogbeat-*"],
@@ -132,6 +142,7 @@ def _alerts(buckets: list[ThresholdBucket], fields: list[str], suppressing: bool
         window=WINDOW,
         suppressing=suppressing,
     )
+    return [Alert(candidate) for candidate in found]
 
 
 def test_would_be_alerts_reproduce_the_vector() -> None:
@@ -139,6 +150,7 @@ def test_would_be_alerts_reproduce_the_vector() -> None:
     assert alert.hit["_id"] == "7fa90157-65cc-55ef-bf76-6f20c6ded197"
     assert alert.alert_id == alert_id("logs-*,winlogbeat-*", alert.hit["_id"], "abc", "default")
     assert alert.fields == {THRESHOLD_RESULT: alert.hit["_source"]["threshold_result"]}
+    assert alert.about == "the group host.name='h1', user.name='bob' (30 events)"
 
 
 @pytest.mark.parametrize(

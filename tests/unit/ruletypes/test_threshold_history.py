@@ -16,7 +16,7 @@ from job.ruletypes.threshold.history import (
 )
 from job.ruletypes.threshold.search import ThresholdBucket
 from job.search.clauses import TimestampFields
-from job.window import Window
+from job.window import Window, isoformat
 
 T = datetime(2025, 1, 1, 0, 4, tzinfo=UTC)
 WINDOW = Window(datetime(2025, 1, 1, 0, 0, tzinfo=UTC), datetime(2025, 1, 1, 0, 5, tzinfo=UTC))
@@ -177,7 +177,8 @@ def test_a_malformed_record_gives_no_entry(record: Any) -> None:
 
 
 def test_history_request() -> None:
-    body = history_request("r1", "default", ["host.name", "user.name"], WINDOW, after=["2025", "u"], size=50)
+    bounds = (isoformat(WINDOW.start), isoformat(WINDOW.end))
+    body = history_request("r1", "default", ["host.name", "user.name"], bounds, after=["2025", "u"], size=50)
     assert body == {
         "size": 50,
         "query": {
@@ -189,6 +190,14 @@ def test_history_request() -> None:
                         "range": {
                             "kibana.alert.original_time": {
                                 "gte": "2025-01-01T00:00:00.000Z",
+                                "format": "strict_date_optional_time",
+                            }
+                        }
+                    },
+                    {
+                        "range": {
+                            "kibana.alert.threshold_result.from": {
+                                "lte": isoformat(WINDOW.end),
                                 "format": "strict_date_optional_time",
                             }
                         }

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from job.rules.aggregation_params import ThresholdParams
-from job.ruletypes.aggsearch import MAX_SIGNALS_WARNING
 from job.ruletypes.threshold.search import (
     MISSING_AGGREGATIONS,
     ThresholdBucket,
@@ -169,7 +168,8 @@ def _keys(page: int, count: int, passing: int) -> list[dict[str, Any]]:
     ("pages", "max_signals", "searches", "found", "warned"),
     [
         # (buckets on the page, of which passing), then the pages end
-        ([(3, 3)], 10, 2, 3, False),  # the last page still has an after_key: one more search finds it empty
+        ([(3, 3)], 10, 1, 3, False),  # 3 buckets of the 4 asked: the last page, though it has an after_key
+        ([(4, 3)], 10, 2, 3, False),  # a full page: one more search finds the next one empty
         ([(4, 2), (4, 2)], 10, 3, 4, False),
         ([(4, 4), (4, 4)], 4, 2, 4, True),  # 4 passing are not more than 4: the second page is asked
         ([(4, 4), (4, 4)], 3, 1, 3, True),  # 4 > 3 after the first page: stop
@@ -183,11 +183,7 @@ def test_find_buckets_pages_until_more_than_max_signals(
     responses.append(_page([]))
     search = FakeSearch(responses)
     result = find_buckets(search, _params(["h"], 5), QUERY, PLAIN, max_signals=max_signals, page_size=4)
-    assert (result.searches, len(result.buckets), result.warning) == (
-        searches,
-        found,
-        MAX_SIGNALS_WARNING if warned else None,
-    )
+    assert (result.searches, len(result.buckets), result.more, result.stopped) == (searches, found, warned, False)
     afters = [request["aggs"]["thresholdTerms"]["composite"].get("after") for request in search.requests]
     assert afters == [None, *({"h": f"p{n}-last"} for n in range(len(afters) - 1))]
     # The buckets kept are the first in composite order.
@@ -195,10 +191,26 @@ def test_find_buckets_pages_until_more_than_max_signals(
     assert [bucket.terms[0][1] for bucket in result.buckets] == expected[: len(result.buckets)]
 
 
+@pytest.mark.parametrize(("stop_after", "searches", "found"), [(1, 1, 2), (2, 2, 4), (9, 3, 4)])
+def test_find_buckets_stops_between_pages_when_asked(stop_after: int, searches: int, found: int) -> None:
+    responses = [_page(_keys(n, 4, 2), {"h": f"p{n}-last"}) for n in range(2)] + [_page([])]
+    search = FakeSearch(responses)
+    result = find_buckets(
+        search,
+        _params(["h"], 5),
+        QUERY,
+        PLAIN,
+        max_signals=10,
+        page_size=4,
+        should_stop=lambda: len(search.requests) >= stop_after,
+    )
+    assert (result.searches, len(result.buckets), result.stopped) == (searches, found, stop_after < 3)
+
+
 def test_find_buckets_without_fields_is_one_search() -> None:
     search = FakeSearch([{"hits": {"total": {"value": 30}}, "aggregations": {"max_timestamp": {"value": T0}}}])
     result = find_buckets(search, _params([], 30), QUERY, PLAIN, max_signals=1)
-    assert (result.searches, [bucket.count for bucket in result.buckets], result.warning) == (1, [30], None)
+    assert (result.searches, [bucket.count for bucket in result.buckets], result.more) == (1, [30], False)
     assert search.requests[0]["track_total_hits"] is True
 
 

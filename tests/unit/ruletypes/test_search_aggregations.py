@@ -8,16 +8,13 @@ from typing import Any
 import pytest
 
 from job.rules.model import Rule
-from job.ruletypes.aggsearch import (
-    MAX_SIGNALS_SUPPRESSED_WARNING,
-    MAX_SIGNALS_WARNING,
+from job.search.aggregations import (
     EventQuery,
     composite_page,
     earliest_time,
     event_query,
     first_event,
     latest_time,
-    max_signals_warning,
     millis_time,
     timestamp_aggregations,
 )
@@ -191,19 +188,22 @@ def test_composite_page(response: dict[str, Any], count: int, after: dict[str, A
     assert (len(page.buckets), page.after_key) == (count, after)
 
 
+@pytest.mark.parametrize(("size", "after"), [(None, {"a": 2}), (3, {"a": 2}), (2, {"a": 2}), (4, None)])
+def test_a_page_with_fewer_buckets_than_asked_is_the_last(size: int | None, after: dict[str, Any] | None) -> None:
+    response = {"aggregations": {"x": {"buckets": [{"key": {"a": 1}}, {"key": {"a": 2}}, {"key": {"a": 3}}]}}}
+    response["aggregations"]["x"]["after_key"] = {"a": 2}
+    assert composite_page(response, "x", "missing", size).after_key == after
+
+
 @pytest.mark.parametrize("response", [{}, {"aggregations": {}}, {"aggregations": {"x": []}}])
 def test_composite_page_missing(response: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="^Aggregations were missing$"):
         composite_page(response, "x", "Aggregations were missing")
 
 
-def test_max_signals_warnings() -> None:
-    assert max_signals_warning(False) == MAX_SIGNALS_WARNING
-    assert MAX_SIGNALS_WARNING == (
-        "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
-    )
-    assert max_signals_warning(True) == MAX_SIGNALS_SUPPRESSED_WARNING
-    assert MAX_SIGNALS_SUPPRESSED_WARNING.endswith("Some alerts were not created or suppressed.")
+OWN_ALERTS = {
+    "bool": {"filter": [{"wildcard": {"_index": {"value": "alerts-*"}}}, {"term": {"kibana.alert.rule.rule_id": "r"}}]}
+}
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,30 @@ def test_event_query_of_a_rule(
             **rule_keys,
         }
     )
-    assert event_query(rule, RULE_QUERY, exception_clause) == EventQuery(filters, must_not, timestamps)
+    assert event_query(rule, RULE_QUERY, exception_clause, None) == EventQuery(filters, must_not, timestamps)
+    # a run also hides the rule's own alerts, last
+    own = EventQuery(filters, (*must_not, OWN_ALERTS), timestamps)
+    assert event_query(rule, RULE_QUERY, exception_clause, "alerts") == own
+
+
+def test_a_query_over_date_math_as_translate_prints_it() -> None:
+    query = EventQuery((RULE_QUERY,), (), OVERRIDE).for_date_math("now-6m", "now", filters=[{"term": {"a": 1}}])
+    bounds = {"gte": "now-6m", "lte": "now", "format": "strict_date_optional_time"}
+    time_range = {
+        "bool": {
+            "should": [
+                {"range": {"event.ingested": bounds}},
+                {
+                    "bool": {
+                        "filter": [{"range": {"@timestamp": bounds}}],
+                        "must_not": [{"exists": {"field": "event.ingested"}}],
+                    }
+                },
+            ],
+            "minimum_should_match": 1,
+        }
+    }
+    assert query == {"bool": {"filter": [RULE_QUERY, time_range, {"term": {"a": 1}}]}}
 
 
 NO_SHARD = {"_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0}, "hits": {"hits": []}}

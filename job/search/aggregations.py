@@ -1,5 +1,5 @@
 """What the aggregating rule types (threshold, new_terms) share, pure: the query of a search over any time range,
-the rule's timestamp in aggregations without scripts, composite pages, and the would-be alert they yield.
+the rule's timestamp in aggregations without scripts, and composite pages.
 
 **The timestamp.** Kibana aggregates on the "aggregatable timestamp": the timestamp override, or, when events
 lacking it fall back to ``@timestamp``, a runtime field ``kibana.combined_timestamp`` computed by a Painless
@@ -12,12 +12,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from job.rules.model import Rule
-from job.search.clauses import SORT_MISSING, TimestampFields, filter_clauses, range_clause, timestamp_fields
+from job.search.clauses import (
+    SORT_MISSING,
+    TimestampFields,
+    bounds_clause,
+    filter_clauses,
+    own_alerts_clause,
+    range_clause,
+    timestamp_fields,
+)
 from job.window import Window
 
 MIN_TIMESTAMP: Final = "min_timestamp"
@@ -25,17 +33,6 @@ MAX_TIMESTAMP: Final = "max_timestamp"
 FIRST_EVENT: Final = "first_event"
 FALLBACK: Final = "fallback"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_SIGNALS_WARNING: Final = (
-    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
-)
-MAX_SIGNALS_SUPPRESSED_WARNING: Final = (
-    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created or suppressed."
-)
-
-
-def max_signals_warning(suppressing: bool) -> str:
-    """Kibana's warning when a run found more alerts than its cap (the variant of rules that suppress)."""
-    return MAX_SIGNALS_SUPPRESSED_WARNING if suppressing else MAX_SIGNALS_WARNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +53,22 @@ class EventQuery:
     ) -> dict[str, Any]:
         """The query of a search over ``window`` (job.search.clauses's order: rule query, range, filters), with
         ``filters`` and ``must_not`` added."""
+        return self.with_range(range_clause(self.timestamps, window), filters=filters, must_not=must_not)
+
+    def for_date_math(self, start: str, end: str, *, filters: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+        """The query over ``[start, end]`` given as date math (``now-6m``, ``now``), as ``translate`` prints a
+        rule's requests: Elasticsearch resolves it when the request is sent."""
+        return self.with_range(bounds_clause(self.timestamps, (start, end)), filters=filters)
+
+    def with_range(
+        self,
+        time_range: dict[str, Any],
+        *,
+        filters: Sequence[dict[str, Any]] = (),
+        must_not: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
         rule_query, *positive = self.filters or ({"match_all": {}},)
-        clauses = [rule_query, range_clause(self.timestamps, window), *positive, *filters]
+        clauses = [rule_query, time_range, *positive, *filters]
         query: dict[str, Any] = {"bool": {"filter": clauses}}
         negative = [*self.must_not, *must_not]
         if negative:
@@ -65,12 +76,18 @@ class EventQuery:
         return query
 
 
-def event_query(rule: Rule, rule_dsl: dict[str, Any], exception_clause: dict[str, Any] | None) -> EventQuery:
-    """The :class:`EventQuery` of ``rule``: its translated query, its filters, its exceptions and timestamps."""
+def event_query(
+    rule: Rule, rule_dsl: dict[str, Any], exception_clause: dict[str, Any] | None, alerts_alias: str | None
+) -> EventQuery:
+    """The :class:`EventQuery` of ``rule``: its translated query, its filters, its exceptions, the clause that
+    hides its own alerts in ``alerts_alias`` (as every rule's search, job.search.clauses; None: not known, as in
+    ``translate``) and its timestamps."""
     positive, negative = filter_clauses(rule)
+    exceptions = [exception_clause] if exception_clause else []
+    own = [own_alerts_clause(alerts_alias, rule.rule_id)] if alerts_alias is not None else []
     return EventQuery(
         filters=(rule_dsl, *positive),
-        must_not=(*negative, *([exception_clause] if exception_clause else [])),
+        must_not=(*negative, *exceptions, *own),
         timestamps=timestamp_fields(rule),
     )
 
@@ -190,21 +207,12 @@ def aggregation_of(response: Mapping[str, Any], name: str, missing: str) -> Mapp
     raise ValueError(missing)
 
 
-def composite_page(response: Mapping[str, Any], name: str, missing: str) -> CompositePage:
-    """The page of the composite aggregation ``name`` in a search response (:func:`aggregation_of`)."""
+def composite_page(response: Mapping[str, Any], name: str, missing: str, size: int | None = None) -> CompositePage:
+    """The page of the composite aggregation ``name`` in a search response (:func:`aggregation_of`). With the
+    ``size`` asked for, a page holding fewer buckets is the last (Elasticsearch fills every page but the last),
+    so no search is spent on the empty page after it, which Kibana asks for."""
     aggregation = aggregation_of(response, name, missing)
     buckets = tuple(bucket for bucket in aggregation.get("buckets") or () if isinstance(bucket, Mapping))
     after = aggregation.get("after_key")
-    return CompositePage(buckets, after if isinstance(after, Mapping) and buckets else None)
-
-
-@dataclass(frozen=True, slots=True)
-class WouldBeAlert:
-    """An alert a rule type found, before the shared writer dedupes, builds and writes it: its id, the search hit
-    it is built from (an event, or a threshold bucket's synthetic hit: ``_index``, ``_id``, ``_source``) and the
-    fields of the rule type the alert adds (``kibana.alert.threshold_result``, ``kibana.alert.new_terms``, the
-    suppression fields)."""
-
-    alert_id: str
-    hit: Mapping[str, Any]
-    fields: dict[str, Any] = field(default_factory=dict)
+    last = not buckets or (size is not None and len(buckets) < size)
+    return CompositePage(buckets, after if isinstance(after, Mapping) and not last else None)

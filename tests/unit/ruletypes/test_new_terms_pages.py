@@ -9,21 +9,26 @@ from typing import Any
 
 import pytest
 
-from job.rules.aggregation_params import HISTORY_WINDOW_TOO_SMALL
-from job.ruletypes.aggsearch import EventQuery
-from job.ruletypes.new_terms.execute import (
+from job.ruletypes.new_terms.history import (
+    HISTORY_WINDOW_TOO_SMALL,
+    history_problems,
+    history_window,
+    history_window_problem,
+)
+from job.ruletypes.new_terms.pages import (
     NEW_TERMS,
     alert_id,
-    history_window,
+    candidate,
     new_terms_pages,
     too_many_clauses,
-    would_be_alert,
 )
 from job.ruletypes.new_terms.phases import NewTermEvent
+from job.search.aggregations import EventQuery
 from job.search.clauses import TimestampFields
 from job.window import Window
 
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+HW_NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 WINDOW = Window(NOW - timedelta(minutes=9), NOW)
 QUERY = EventQuery(({"match_all": {}},), (), TimestampFields("@timestamp", None))
 
@@ -64,11 +69,12 @@ def test_the_specs_alert_id_vector() -> None:
 
 def test_one_event_with_two_new_values_gives_two_alerts() -> None:
     event = {"_index": "logs", "_id": "1", "_source": {"host": {"ip": ["10.0.0.1", "10.0.0.2"]}}}
-    first = would_be_alert(NewTermEvent(["10.0.0.1"], event), "r", "default")
-    second = would_be_alert(NewTermEvent(["10.0.0.2"], event), "r", "default")
-    assert first.hit is second.hit is event
-    assert first.alert_id != second.alert_id
-    assert (first.fields, second.fields) == ({NEW_TERMS: ["10.0.0.1"]}, {NEW_TERMS: ["10.0.0.2"]})
+    first = candidate(NewTermEvent(["10.0.0.1"], event), "r", "default")
+    second = candidate(NewTermEvent(["10.0.0.2"], event), "r", "default")
+    assert first.item.hit is second.item.hit is event
+    assert first.doc_id != second.doc_id
+    assert (first.item.fields, second.item.fields) == ({NEW_TERMS: ["10.0.0.1"]}, {NEW_TERMS: ["10.0.0.2"]})
+    assert first.item.about == 'the new term ["10.0.0.1"]'
 
 
 S = (NOW - timedelta(minutes=9) - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(milliseconds=1)
@@ -132,9 +138,11 @@ def test_one_field_pages() -> None:
         [_phase_one([{"a": "x"}, {"a": "y"}], {"a": "y"}), _phase_one([{"a": "z"}], {"a": "z"}), _phase_one([], None)],
         new={"y", "z"},
     )
-    pages = list(new_terms_pages(answers, ["a"], QUERY, WINDOW, Window(NOW - timedelta(days=7), NOW)))
-    assert [[found.new_terms for found in page.found] for page in pages] == [[["y"]], [["z"]], []]
-    assert [page.searches for page in pages] == [3, 3, 1]
+    history = Window(NOW - timedelta(days=7), NOW)
+    pages = list(new_terms_pages(answers, ["a"], QUERY, WINDOW, history, page_size=2))
+    # the second page holds 1 term of the 2 asked: the last (no search for the empty page Kibana asks for)
+    assert [[found.new_terms for found in page.found] for page in pages] == [[["y"]], [["z"]]]
+    assert [page.searches for page in pages] == [3, 3]
     assert answers.requests == [
         ("recent", None),
         ("terms2", ["x", "y"]),
@@ -142,7 +150,6 @@ def test_one_field_pages() -> None:
         ("recent", {"a": "y"}),
         ("terms2", ["z"]),
         ("terms3", ["z"]),
-        ("recent", {"a": "z"}),
     ]
 
 
@@ -154,7 +161,9 @@ def test_several_fields_go_in_batches_each_after_the_last() -> None:
     keys = _keys(5)
     answers = Answers([_phase_one(keys, keys[-1]), _phase_one([], None)], new={("k0001", 1), ("k0004", 4)})
     pages = list(
-        new_terms_pages(answers, ["a", "b"], QUERY, WINDOW, Window(NOW - timedelta(days=7), NOW), batch_size=2)
+        new_terms_pages(
+            answers, ["a", "b"], QUERY, WINDOW, Window(NOW - timedelta(days=7), NOW), batch_size=2, page_size=5
+        )
     )
     assert [[found.new_terms for found in page.found] for page in pages] == [[["k0001", 1]], [], [["k0004", 4]], []]
     assert answers.requests == [
@@ -172,7 +181,7 @@ def test_too_many_clauses_splits_the_batch() -> None:
     keys = _keys(500)
     answers = Answers([_phase_one(keys, keys[-1]), _phase_one([], None)], new={("k0499", 499)}, fail_above=250)
     pages = list(new_terms_pages(answers, ["a", "b"], QUERY, WINDOW, Window(NOW - timedelta(days=7), NOW)))
-    assert [[found.new_terms for found in page.found] for page in pages] == [[["k0499", 499]], []]
+    assert [[found.new_terms for found in page.found] for page in pages] == [[["k0499", 499]]]
     sizes = [(kind, size) for kind, (size, _) in (r for r in answers.requests if r[0] != "recent")]
     assert sizes == [("batch2", 500), ("batch2", 250), ("batch2", 250), ("batch3", 1)]
 
@@ -245,3 +254,28 @@ ROOT = {"type": "query_shard_exception", "reason": "failed to create query: maxC
 )
 def test_too_many_clauses(error: BaseException, too_many: bool) -> None:
     assert too_many_clauses(error) is too_many
+
+
+@pytest.mark.parametrize(
+    ("history_window_start", "from_", "problem"),
+    [
+        ("now-14d", "now-9m", None),
+        ("now-10m", "now-9m", None),
+        ("now-9m", "now-9m", HISTORY_WINDOW_TOO_SMALL),  # the same instant is not earlier
+        ("now-5m", "now-6m", HISTORY_WINDOW_TOO_SMALL),
+        ("now", "now-6m", HISTORY_WINDOW_TOO_SMALL),
+        ("now/d", "now-6m", None),  # midnight lies before 11:54
+        ("2026-05-01T11:53:00Z", "now-6m", None),
+        ("2026-05-01T11:54:00Z", "now-6m", HISTORY_WINDOW_TOO_SMALL),
+        ("yesterday", "now-6m", "Failed to parse 'historyWindowStart'"),
+        ("now-7d", "soon", "Failed to parse 'from'"),
+    ],
+)
+def test_history_window_problem(history_window_start: str, from_: str, problem: str | None) -> None:
+    assert history_window_problem(history_window_start, from_, HW_NOW) == problem
+
+
+def test_history_problems() -> None:
+    assert history_problems("now-5m", "now-6m", HW_NOW) == [(("history_window_start",), HISTORY_WINDOW_TOO_SMALL)]
+    assert history_problems("", "now-6m", HW_NOW) == []  # an empty start is the parameters' problem
+    assert history_problems("now-7d", "now-6m", HW_NOW) == []
