@@ -78,11 +78,10 @@ class RuleHistory:
         return self.unfinished_from
 
 
-def _aggregations(rule_count: int, kind: dict[str, Any]) -> dict[str, Any]:
-    """Per rule: its records of the ``kind`` asked for (planning) and, over every record, the two that ended
-    last (whether the latest run can be trusted to have seen the others' writes)."""
+def plan_aggregations() -> dict[str, Any]:
+    """Per rule, what planning reads (under a bucket of the rule's records): see :func:`plan_history`."""
     no_searched_to = {"bool": {"must_not": [{"exists": {"field": "window.searched_to"}}]}}
-    planning = {
+    return {
         "searched_to": {"max": {"field": "window.searched_to"}},
         "completed": {
             "filter": {"exists": {"field": "window.searched_to"}},
@@ -114,21 +113,23 @@ def _aggregations(rule_count: int, kind: dict[str, Any]) -> dict[str, Any]:
         },
         "latest": _top(1, "execution.start", ["execution.uuid", "execution.start", "execution.status", "type_state"]),
     }
-    return {
-        "rules": {
-            "terms": {"field": "rule.rule_id", "size": rule_count},
-            "aggs": {
-                "kind": {"filter": kind, "aggs": planning},
-                "last_ended": _top(2, "execution.end", ["execution.uuid", "execution.end"]),
-            },
-        }
-    }
+
+
+def trust_aggregations() -> dict[str, Any]:
+    """Per rule, over all its records (scheduled and backfill): the two that ended last, which tell whether the
+    latest run saw the others' writes (:func:`plan_history`)."""
+    return {"last_ended": _top(2, "execution.end", ["execution.uuid", "execution.end"])}
 
 
 def _top(size: int, field: str, includes: list[str]) -> dict[str, Any]:
     """The ``size`` records latest by ``field`` (records without it last)."""
     sort = [{field: {"order": "desc", "missing": "_last", "unmapped_type": "date"}}]
     return {"top_hits": {"size": size, "sort": sort, "_source": {"includes": includes}}}
+
+
+def _aggregations(rule_count: int, kind: dict[str, Any]) -> dict[str, Any]:
+    aggregations = {"kind": {"filter": kind, "aggs": plan_aggregations()}, **trust_aggregations()}
+    return {"rules": {"terms": {"field": "rule.rule_id", "size": rule_count}, "aggs": aggregations}}
 
 
 def _time(aggregation: Mapping[str, Any] | None) -> datetime | None:
@@ -165,17 +166,18 @@ def _running_record(hit: Mapping[str, Any]) -> RunningRecord | None:
     )
 
 
-def _history(bucket: Mapping[str, Any]) -> RuleHistory:
-    records = bucket.get("kind", {})
-    completed = records.get("completed", {})
-    running_hits = records.get("running", {}).get("records", {}).get("hits", {}).get("hits", [])
+def plan_history(bucket: Mapping[str, Any], every: Mapping[str, Any]) -> RuleHistory:
+    """A rule's history from its bucket of :func:`plan_aggregations` and its bucket of all its records with
+    :func:`trust_aggregations`."""
+    completed = bucket.get("completed", {})
+    running_hits = bucket.get("running", {}).get("records", {}).get("hits", {}).get("hits", [])
     running = tuple(record for record in map(_running_record, running_hits) if record is not None)
     return RuleHistory(
-        searched_to=_time(records.get("searched_to")),
+        searched_to=_time(bucket.get("searched_to")),
         completed_from=_earliest(_time(completed.get("covered_from")), _time(completed.get("from"))),
-        unfinished_from=_time(records.get("unfinished", {}).get("from")),
+        unfinished_from=_time(bucket.get("unfinished", {}).get("from")),
         running=running,
-        state=None if running else _trusted_state(_hits(records.get("latest")), _hits(bucket.get("last_ended"))),
+        state=None if running else _trusted_state(_hits(bucket.get("latest")), _hits(every.get("last_ended"))),
     )
 
 
@@ -253,5 +255,5 @@ def read_histories(
         buckets = (response.body.get("aggregations") or {}).get("rules", {}).get("buckets", [])
         for bucket in buckets:
             if (bucket.get("kind") or {}).get("doc_count"):  # rules with records of the other kind only are absent
-                histories[str(bucket["key"])] = _history(bucket)
+                histories[str(bucket["key"])] = plan_history(bucket["kind"], bucket)
     return histories

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from job.execlog.execution import STATE_MAX_BYTES, Execution, TypeState, state_too_large
-from job.execlog.history import RuleHistory, _history, _trusted_state
+from job.execlog.history import RuleHistory, _trusted_state, plan_history
 from job.run.plan import plan_run
 from tests.alert_samples import seed_rule
 
@@ -70,13 +70,11 @@ def _hits(sources: list[dict[str, Any]]) -> dict[str, Any]:
 def test_a_running_record_makes_the_state_untrusted() -> None:
     """A run in flight (or abandoned and not yet marked) may be writing: the next run rebuilds."""
     running = {"_id": "c", "_seq_no": 1, "_primary_term": 1, "_source": {"execution": {"uuid": "c"}}}
-    bucket = {
-        "kind": {"latest": _hits(_latest("b", -5)), "running": {"records": {"hits": {"hits": [running]}}}},
-        "last_ended": _hits(_ended(("b", -4))),
-    }
-    assert _history(bucket).state is None
-    del bucket["kind"]["running"]
-    assert _history(bucket).state == TypeState("threshold", STATE["value"])
+    bucket = {"latest": _hits(_latest("b", -5)), "running": {"records": {"hits": {"hits": [running]}}}}
+    every = {"last_ended": _hits(_ended(("b", -4)))}
+    assert plan_history(bucket, every).state is None
+    del bucket["running"]
+    assert plan_history(bucket, every).state == TypeState("threshold", STATE["value"])
 
 
 @pytest.mark.parametrize(
