@@ -31,6 +31,7 @@ import contextlib
 import enum
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -569,3 +570,32 @@ def kill_kinds(env: JobEnv) -> tuple[list[KillKind], list[KillKind]]:
         KillKind("pass-refresh", rf"^/{executions}/_refresh", Phase.AFTER_RECORD),
     ]
     return writing, every_run
+
+
+def aggregation_kill_kinds(env: JobEnv) -> list[KillKind]:
+    """Where a pass of threshold and new-terms rules can be killed: their aggregation searches of the events, the
+    threshold history read from the alerts (after a refresh of them), and the requests every pass makes (the
+    log, the records, the duplicate check, the alerts' bulk). Each kind happens in every run of such a pass
+    (both rules find something in every window of the case that uses them)."""
+    alerts, executions, dead = env.alerts, env.executions, env.dead_letters
+    events = re.escape(env.events_pattern)
+    return [
+        KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
+        KillKind(
+            "write-ahead",
+            rf"^/{executions}/_bulk\?filter_path=items\.create",
+            Phase.BEFORE_RECORD,
+            forwarded_phase=Phase.DURING,
+        ),
+        KillKind("aggregation", rf"^/{events}/_search", Phase.DURING, max_nth=3),
+        KillKind("alerts-history", rf"^/{alerts}/_search", Phase.DURING, forwarded_phase=Phase.DURING),
+        KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING, max_nth=2),
+        KillKind("bulk", r"^/_bulk", Phase.DURING, max_nth=2, forwarded_phase=Phase.DURING),
+        KillKind(
+            "final-record",
+            rf"^/{executions}/_bulk\?filter_path=items\.index",
+            Phase.DURING,
+            forwarded_phase=Phase.AFTER_RECORD,
+        ),
+        KillKind("pass-refresh", rf"^/{executions}/_refresh", Phase.AFTER_RECORD),
+    ]

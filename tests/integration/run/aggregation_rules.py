@@ -56,12 +56,13 @@ def threshold_rule(
     tables: str = "",
     metadata: str = "",
     name: str = "R",
+    from_: str = "now-6m",
 ) -> str:
     """Write a threshold rule (``from = "now-6m"``, every 5 minutes) over the sandbox's events; its rule_id."""
     table = f"\n[rule.threshold]\nfield = {json.dumps(fields)}\nvalue = {value}\n"
     if cardinality is not None:
         table += f'[[rule.threshold.cardinality]]\nfield = "{cardinality[0]}"\nvalue = {cardinality[1]}\n'
-    return _write(env, rule_id, "threshold", query, max_signals, keys, table + tables, metadata, name)
+    return _write(env, rule_id, "threshold", query, max_signals, keys, table + tables, metadata, name, from_)
 
 
 def new_terms_rule(
@@ -75,13 +76,14 @@ def new_terms_rule(
     keys: str = "",
     tables: str = "",
     name: str = "N",
+    from_: str = "now-6m",
 ) -> str:
     """Write a new-terms rule in detection-rules' form (``from = "now-6m"``, every 5 minutes); its rule_id."""
     table = (
         f'\n[rule.new_terms]\nfield = "new_terms_fields"\nvalue = {json.dumps(fields)}\n'
         f'[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "{history_window_start}"\n'
     )
-    return _write(env, rule_id, "new_terms", query, max_signals, keys, table + tables, "", name)
+    return _write(env, rule_id, "new_terms", query, max_signals, keys, table + tables, "", name, from_)
 
 
 def _write(
@@ -94,10 +96,11 @@ def _write(
     tables: str,
     metadata: str,
     name: str,
+    from_: str,
 ) -> str:
     text = HEADER.format(
         metadata=metadata,
-        from_="now-6m",
+        from_=from_,
         index=env.events_pattern,
         name=name,
         rule_id=rule_id,

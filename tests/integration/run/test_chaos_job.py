@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from tests.chaos import COMPLETED, ChaosHarness, KillJob, LateAnswer, Phase, Step, kill_kinds, schedule_events
-from tests.integration.run.conftest import JobEnv
+from job.window import parse_timestamp
+from tests.chaos import (
+    COMPLETED,
+    ChaosHarness,
+    KillJob,
+    LateAnswer,
+    Phase,
+    Step,
+    aggregation_kill_kinds,
+    kill_kinds,
+    schedule_events,
+)
+from tests.integration.run.aggregation_rules import auth, new_terms_rule, threshold_rule
+from tests.integration.run.conftest import JobEnv, iso
 from tests.jobprocess import KillPoint
 
 pytestmark = pytest.mark.integration
@@ -137,3 +151,85 @@ def test_requests_applied_but_answered_after_the_client_gave_up_converge_on_the_
                 f"{record['metrics']}, {created} alerts: {played.log}"
             )
     assert set(harness.alerted()) == reference[-1][0]
+
+
+AGG_SCHEDULE = [T0 + timedelta(minutes=5 * k) for k in range(4)]  # every 5 minutes, from = now-10m
+AGG_FIRST = AGG_SCHEDULE[0] - timedelta(minutes=10)  # the first window's start
+AGG_KILLS_PER_RUN = 3
+
+
+def _aggregation_events() -> list[dict[str, Any]]:
+    """Events every 13 seconds from the first window's start to the last run (never on a window's edge): six
+    hosts in turn, and users each first seen at one event and seen twice more; users seen in the history
+    (35 minutes before the first run) come back too and are never new."""
+    events: list[dict[str, Any]] = []
+    span = (AGG_SCHEDULE[-1] - AGG_FIRST).total_seconds()
+    for i in range(int(span // 13)):
+        moment = AGG_FIRST + timedelta(seconds=13 * i + 6.5)
+        user = f"old-{i % 4}" if i % 5 == 4 else f"u{i // 3:03d}"
+        events.append(auth(moment, _id=f"e{i}", host={"name": f"h{i % 6}"}, user={"name": user}, tags=["chaos"]))
+    old = AGG_SCHEDULE[0] - timedelta(minutes=35)
+    events += [
+        auth(old, _id=f"old-{j}", host={"name": "h0"}, user={"name": f"old-{j}"}, tags=["chaos"]) for j in range(4)
+    ]
+    return events
+
+
+def test_threshold_and_new_terms_rules_converge_under_kills(job_env: JobEnv, es_url: str) -> None:
+    """SIGKILL at seeded points of a schedule of threshold and new-terms runs (3 per scheduled time, then a run
+    to completion at the same time). After every run that completes: every event is counted into exactly one
+    threshold alert of its host (value 1: every group alerts, so no count is lost and none counted twice
+    however the runs were cut), and the new-terms alerts are exactly each user's first event, once."""
+    started = time.monotonic()
+    threshold = threshold_rule(job_env, "chaos-threshold", ["host.name"], 1, query="tags:chaos", from_="now-10m")
+    new_terms = new_terms_rule(job_env, "chaos-terms", ["user.name"], "now-1h", query="tags:chaos", from_="now-10m")
+    events = _aggregation_events()
+    job_env.index_events([dict(event) for event in events])
+    harness = ChaosHarness(job_env, es_url, threshold, frozenset(), AGG_SCHEDULE)
+    rng = random.Random(SEED)
+    kinds = aggregation_kill_kinds(job_env)
+    log: list[str] = []
+
+    def expected(now: datetime) -> tuple[Counter[str], set[tuple[str, str]]]:
+        counts: Counter[str] = Counter()
+        first: dict[str, str] = {}
+        for event in events:
+            at = parse_timestamp(event["@timestamp"])
+            if AGG_FIRST <= at <= now:
+                counts[event["host"]["name"]] += 1
+                first.setdefault(event["user"]["name"], event["_id"])
+        return counts, {(event_id, user) for user, event_id in first.items() if not user.startswith("old-")}
+
+    def check(now: datetime) -> None:
+        counts, terms = expected(now)
+        counted: Counter[str] = Counter()
+        for alert in job_env.alert_docs(threshold):
+            counted[alert["host.name"]] += alert["kibana.alert.threshold_result"]["count"]
+        assert counted == counts, f"threshold counts {dict(counted)} != {dict(counts)} after: {log}"
+        found = [
+            (alert["kibana.alert.ancestors"][0]["id"], alert["kibana.alert.new_terms"][0])
+            for alert in job_env.alert_docs(new_terms)
+        ]
+        assert len(found) == len(set(found)), f"a new term alerted twice after: {log}"
+        assert set(found) == terms, f"missing {terms - set(found)}, extra {set(found) - terms} after: {log}"
+        assert harness.running_records() == 0, log
+
+    kills = 0
+    for now in AGG_SCHEDULE:
+        for kind in rng.sample(kinds, AGG_KILLS_PER_RUN):
+            fault = kind.point(rng)
+            result = harness.run_job(now, kill=fault.point)
+            harness.settle()
+            log.append(f"{iso(now)} {fault.name}: {'killed' if result.killed else 'done'}")
+            if result.killed:
+                kills += 1
+            else:  # the point was not reached (a threshold run that trusts its record reads no alerts)
+                assert result.returncode in (0, 1), result.stderr
+                check(now)
+        result = harness.run_job(now)
+        assert result.returncode in (0, 1), result.stderr
+        harness.settle()
+        log.append(f"{iso(now)} clean run")
+        check(now)
+    assert kills >= 8, log
+    print(f"{kills} kills, {time.monotonic() - started:.0f}s")
