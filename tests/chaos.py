@@ -28,6 +28,7 @@ of every case.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
 import random
@@ -574,28 +575,18 @@ def kill_kinds(env: JobEnv) -> tuple[list[KillKind], list[KillKind]]:
 
 def aggregation_kill_kinds(env: JobEnv) -> list[KillKind]:
     """Where a pass of threshold and new-terms rules can be killed: their aggregation searches of the events, the
-    threshold history read from the alerts (after a refresh of them), and the requests every pass makes (the
-    log, the records, the duplicate check, the alerts' bulk). Each kind happens in every run of such a pass
-    (both rules find something in every window of the case that uses them)."""
-    alerts, executions, dead = env.alerts, env.executions, env.dead_letters
-    events = re.escape(env.events_pattern)
+    threshold history read from the alerts, and the requests every pass makes (the log, the records, the
+    duplicate check, the alerts' bulk)."""
+    writing, every_run = kill_kinds(env)
+    kind = {each.name: each for each in (*writing, *every_run)}
+    alerts, events = env.alerts, re.escape(env.events_pattern)
     return [
-        KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
-        KillKind(
-            "write-ahead",
-            rf"^/{executions}/_bulk\?filter_path=items\.create",
-            Phase.BEFORE_RECORD,
-            forwarded_phase=Phase.DURING,
-        ),
+        kind["history"],
+        kind["write-ahead"],
         KillKind("aggregation", rf"^/{events}/_search", Phase.DURING, max_nth=3),
         KillKind("alerts-history", rf"^/{alerts}/_search", Phase.DURING, forwarded_phase=Phase.DURING),
-        KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING, max_nth=2),
-        KillKind("bulk", r"^/_bulk", Phase.DURING, max_nth=2, forwarded_phase=Phase.DURING),
-        KillKind(
-            "final-record",
-            rf"^/{executions}/_bulk\?filter_path=items\.index",
-            Phase.DURING,
-            forwarded_phase=Phase.AFTER_RECORD,
-        ),
-        KillKind("pass-refresh", rf"^/{executions}/_refresh", Phase.AFTER_RECORD),
+        dataclasses.replace(kind["duplicate-check"], max_nth=2),
+        dataclasses.replace(kind["bulk"], max_nth=2),
+        kind["final-record"],
+        kind["pass-refresh"],
     ]
