@@ -27,6 +27,7 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from bench import data
+from bench.new_terms import new_terms_figure
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
@@ -351,6 +352,9 @@ class Bench:
             )
         )
 
+    def new_terms(self) -> None:
+        new_terms_figure(self)  # bench/new_terms.py
+
     # -- start and translation ---------------------------------------------------------------------
 
     def start_and_kql(self) -> None:
@@ -409,6 +413,7 @@ def main(argv: list[str]) -> int:
             bench.no_matches,
             bench.shipped_rules,
             bench.generated_rules,
+            bench.new_terms,
         ]
         wanted = set(argv)
         for part in parts:
