@@ -21,6 +21,13 @@ from job.writing.deadletter import DeadLetter
 from job.writing.writer import build_writes
 
 CHUNK = 200
+# The rule types whose dead-lettered alert is the ordinary alert of the one event an entry names. A threshold
+# group's alert is built from a synthetic event, a new term's carries the term: their entries stay, listed.
+RETRIED_TYPES = frozenset({"query"})
+
+
+def not_retried(rule_type: str) -> str:
+    return f"deadletter retry rebuilds one event's alert; a {rule_type} rule's alert is not one (the entry stays)"
 
 
 @dataclass
@@ -32,6 +39,8 @@ class RetryReport:
 
 def _fetch(es: Elasticsearch, policy: RetryPolicy, letters: Sequence[DeadLetter]) -> list[dict[str, Any] | None]:
     """The events of these entries, as search hits (None where an event no longer exists)."""
+    if not letters:  # Elasticsearch refuses an mget of no documents
+        return []
     docs = [{"_index": letter.event_index, "_id": letter.event_id} for letter in letters]
     response = policy.call(lambda: es.mget(docs=docs))
     return [doc if doc.get("found") else None for doc in response["docs"]]
@@ -50,6 +59,14 @@ def _attempt(
     writes: list[AlertWrite] = []
     by_id: dict[str, DeadLetter] = {}
     failing: list[DeadLetter] = []
+    retried = []
+    for letter in letters:
+        rule = rules.get(letter.rule_id)
+        if rule is not None and rule.type not in RETRIED_TYPES:
+            failing.append(replace(letter, reason=not_retried(rule.type), time=now))
+        else:
+            retried.append(letter)
+    letters = retried
     for letter, hit in zip(letters, _fetch(es, policy, letters), strict=True):
         rule = rules.get(letter.rule_id)
         if rule is None:

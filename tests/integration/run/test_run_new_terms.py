@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from job.alerts.objecthash import object_hash
+from job.cli import main as cli_main
+from job.writing.deadletter_retry import not_retried
 from job.writing.writer import MAX_ALERTS_WARNING
 from tests.faultproxy import FaultProxy, refusing_bulk
 from tests.integration.run.aggregation_rules import auth, index_many, last_record, module_env, new_terms_rule, run
@@ -172,3 +174,9 @@ def test_exceptions_decide_the_history_too_and_a_refused_alert_is_dead_lettered(
     letters = env.es.search(index=env.dead_letters, query={"term": {"rule.rule_id": rule_id}})["hits"]["hits"]
     assert [letter["_source"]["event"]["id"] for letter in letters] == ["poison"]
     assert record["metrics"]["dead_lettered"] == 1
+    # deadletter retry would make an event's ordinary alert of it, without the term: the entry stays, saying why
+    assert cli_main(["deadletter", "retry", "--rule", rule_id]) == 1
+    env.es.indices.refresh(index=env.dead_letters)
+    [letter] = env.es.search(index=env.dead_letters, query={"term": {"rule.rule_id": rule_id}})["hits"]["hits"]
+    assert letter["_source"]["reason"] == not_retried("new_terms")
+    assert _terms(env, rule_id) == {("exc",): "exc-now", ("fine",): "fine"}
