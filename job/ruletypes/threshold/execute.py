@@ -21,6 +21,7 @@ written are in the history, so their events are not counted again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from job.rules.model import Rule, ThresholdRule
@@ -45,9 +46,9 @@ class ThresholdSearch(SearchPlan):
 def previous_history(rule: ThresholdRule, run: RunPlan, tools: RunTools, alerts: Searcher) -> SignalHistory:
     """The history kept by the previous run when it can be trusted, else read from the rule's alerts."""
     fields = rule.threshold.field
-    if run.state is not None:
-        kept = SignalHistory.from_record(run.state.get(HISTORY))
-        return kept.of_fields(fields)
+    kept = run.state.get(HISTORY) if run.state is not None else None
+    if isinstance(kept, Mapping):  # else none, or not ours to read: rebuilt from the alerts
+        return SignalHistory.from_record(kept).of_fields(fields)
     tools.policy.call(lambda: tools.es.indices.refresh(index=tools.settings.alerts_index))
     return read_history(alerts, rule.rule_id, tools.settings.space_id, fields, run.window)
 
