@@ -1,4 +1,5 @@
-"""Alert suppression of new_terms rules as Kibana 8.19 allows it, pure (``wrap_suppressed_new_terms_alerts.ts``,
+"""Alert suppression of new_terms rules as Kibana 8.19 allows it, pure (not run yet: ``validate`` refuses a
+new-terms rule with ``alert_suppression``, rather than run it without) (``wrap_suppressed_new_terms_alerts.ts``,
 ``bulk_create_suppressed_alerts_in_memory.ts``, ``getSuppressionTerms``, ``getSuppressionAlertFields``).
 
 * The group of an alert is read from its event's ``fields`` (the fields API, asked of the earliest event:
