@@ -70,12 +70,15 @@ def suppression_findings(rule: Rule, field_types: FieldTypes) -> list[Finding]:
     return grouping_findings(("rule", "alert_suppression", "group_by"), group_by, field_types)
 
 
-def grouping_findings(key: KeyPath, names: Sequence[str], field_types: FieldTypes) -> list[Finding]:
+def grouping_findings(
+    key: KeyPath, names: Sequence[str], field_types: FieldTypes, label: str | None = None
+) -> list[Finding]:
     """Warnings for fields a search groups or counts on (suppression, threshold and new-terms fields) that the
     rule's indices do not map, or map as ``text`` (Elasticsearch refuses to aggregate on it: every run would
-    fail). ``key``: where the list of names is in the rule file."""
+    fail). ``key``: where the list of names is in the rule file; ``label``: how the messages name it (default:
+    that key)."""
     findings = []
-    label = ".".join(str(part) for part in key[1:])
+    label = label or ".".join(str(part) for part in key[1:])
     for position, name in enumerate(names):
         mapped = field_types.get(name)
         if mapped is None:

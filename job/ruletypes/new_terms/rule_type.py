@@ -61,7 +61,7 @@ class NewTermsType(KqlOrLucene, NotProbed):
             message = "alert_suppression: alert suppression of new_terms rules is not run by this job yet"
             findings.append(Finding(("rule", "alert_suppression"), message))
         if field_types is not None:
-            findings += grouping_findings(fields_key, rule.params.fields, field_types)
+            findings += grouping_findings(fields_key, rule.params.fields, field_types, "new_terms_fields")
         return findings
 
     def describe(self, rule: Rule, compiled: Any) -> str:

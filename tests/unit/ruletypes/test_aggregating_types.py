@@ -276,3 +276,35 @@ def test_large_value_lists_cannot_apply_to_aggregations() -> None:
     assert aggregations.warnings == [
         "The following exceptions won't be applied to rule execution: big item, mixed item"
     ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys", "warnings"),
+    [
+        (
+            "threshold",
+            THRESHOLD.format(fields='["host.name", "user.name"]', value=5)
+            + '[[rule.threshold.cardinality]]\nfield = "source.ip"\nvalue = 2\n',
+            [
+                'threshold.field: Field "host.name" is mapped as text, which cannot be grouped on; '
+                "every run of the rule would fail",
+                'threshold.cardinality: Field "source.ip" is not found within the rule\'s specified index patterns',
+            ],
+        ),
+        (
+            "new_terms",
+            NEW_TERMS.format(fields='["host.name", "user.name"]', start="now-7d"),
+            [
+                'new_terms_fields: Field "host.name" is mapped as text, which cannot be grouped on; '
+                "every run of the rule would fail"
+            ],
+        ),
+    ],
+)
+def test_fields_that_cannot_be_aggregated_are_warnings_with_the_clusters_types(
+    tmp_path: Path, kind: str, keys: str, warnings: list[str]
+) -> None:
+    types = {"host.name": "text", "user.name": "keyword", "event.category": "keyword", "@timestamp": "date"}
+    rule = load_rule(_file(tmp_path, "r1", kind, keys))
+    found = check_rules([rule], alerts_max=1000, now=NOW, field_types=lambda index: types)
+    assert [(d.is_error, d.message) for d in found] == [(False, warning) for warning in warnings]
