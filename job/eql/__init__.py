@@ -2,12 +2,21 @@
 
 * :func:`parse` -- text to a frozen syntax tree (:mod:`job.eql.ast`); :class:`EqlSyntaxError` with line,
   column and caret, worded as Elasticsearch words it.
+* :func:`push_down` / :func:`plan` -- resolution against the field types (``_field_caps``), Elasticsearch's
+  rewrites, and per query the DSL it pushes down plus the residual the client evaluates where
+  Elasticsearch would run a script; :class:`EqlVerificationError` with Elasticsearch's messages.
+* :func:`evaluate` -- EQL's three-valued logic over an event's ``_source``.
+* :class:`SequenceMatcher` -- the sequence state machine, fed events in order, memory bounded by the
+  in-flight candidates; :func:`match_samples` -- ``sample by``.
+* :func:`describe` -- a plan as ``translate`` prints it.
 """
 
 from __future__ import annotations
 
 from job.eql.errors import EqlError, EqlRuntimeError, EqlSyntaxError, EqlVerificationError, Problem
+from job.eql.evaluate import evaluate
 from job.eql.parser import parse, parse_expression
+from job.eql.query import PushDown, QueryPlan, Residual, StagePlan, describe, plan, push_down
 
 __all__ = [
     "EqlError",
@@ -15,6 +24,14 @@ __all__ = [
     "EqlSyntaxError",
     "EqlVerificationError",
     "Problem",
+    "PushDown",
+    "QueryPlan",
+    "Residual",
+    "StagePlan",
+    "describe",
+    "evaluate",
     "parse",
     "parse_expression",
+    "plan",
+    "push_down",
 ]

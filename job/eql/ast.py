@@ -26,7 +26,6 @@ ArithOp: TypeAlias = TypingLiteral["+", "-", "*", "/", "%"]
 MatchKind: TypeAlias = TypingLiteral[":", "like", "like~", "regex", "regex~"]
 
 
-
 @dc.dataclass(frozen=True, slots=True)
 class Literal:
     """A constant. Integers keep Java's int/long/double distinction only through their Python value."""
@@ -325,6 +324,17 @@ def map_children(node: Expr, function: Callable[[Expr], Expr]) -> Expr:
     if isinstance(node, InsensitiveEq):
         return dc.replace(node, left=function(node.left), right=function(node.right))
     return dc.replace(node, operand=function(node.operand))
+
+
+def any_node(expr: Expr, predicate: Callable[[Expr], bool]) -> bool:
+    """Whether ``predicate`` holds for ``expr`` or any expression below it (iterative: any depth)."""
+    stack: list[Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if predicate(node):
+            return True
+        stack.extend(children(node))
+    return False
 
 
 def fields_in(expr: Expr) -> list[Field]:

@@ -138,7 +138,7 @@ def _bad_escape(text: str, start: int) -> EqlSyntaxError:
             position += 2
             continue
         position += 1
-    return syntax_error("Unterminated string; strings are enclosed in double quotes [\"]", start)
+    return syntax_error('Unterminated string; strings are enclosed in double quotes ["]', start)
 
 
 def _skip_comment(text: str, pos: int) -> int:

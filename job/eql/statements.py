@@ -259,9 +259,7 @@ def sequence(items: list[Any]) -> SequenceQuery:
             raise syntax_error("[until] cannot be a missing event query ![...]", until.term.start, 2)
         if until.term.runs != 1:
             raise syntax_error("[runs] is not supported on [until]", until.term.start)
-    return SequenceQuery(
-        parent, head.maxspan_ms, tuple(terms), until.term if until else None, head.maxspan_text
-    )
+    return SequenceQuery(parent, head.maxspan_ms, tuple(terms), until.term if until else None, head.maxspan_text)
 
 
 def sample(items: list[Any]) -> SampleQuery:

@@ -108,7 +108,7 @@ def _event(category: str | None, condition: Expr) -> EventFilter:
 
 
 STATEMENTS: list[tuple[str, object]] = [
-    ('process where a == 1', EventQuery(_event("process", Compare("==", F("a"), L(1))))),
+    ("process where a == 1", EventQuery(_event("process", Compare("==", F("a"), L(1))))),
     ("any where true", EventQuery(_event(None, L(True)))),
     ('"my-cat" where true', EventQuery(_event("my-cat", L(True)))),
     ('"""x.y""" where true', EventQuery(_event("x.y", L(True)))),
@@ -119,7 +119,10 @@ STATEMENTS: list[tuple[str, object]] = [
     (
         "sequence by h with maxspan=30s [a where true] by x [b where true] by y",
         SequenceQuery(
-            (F("h"),), 30_000, (Stage(_event("a", L(True)), (F("x"),)), Stage(_event("b", L(True)), (F("y"),))), None,
+            (F("h"),),
+            30_000,
+            (Stage(_event("a", L(True)), (F("x"),)), Stage(_event("b", L(True)), (F("y"),))),
+            None,
             "30s",
         ),
     ),
@@ -208,17 +211,42 @@ ERRORS: list[tuple[str, int, int, str]] = [
     ("any where true | head", 1, 16, "Pipe [head] expects exactly one argument but found [0]"),
     ("any where true | head -1", 1, 23, "Pipe [head] expects a positive integer but found [-1]"),
     ("any where true | tail x", 1, 23, "Pipe [tail] expects a positive integer but found"),
-    ("sequence with maxspan=10 [a where true] [b where true]", 1, 23, "No time unit specified, did you mean [s] as in [10s]?"),
+    (
+        "sequence with maxspan=10 [a where true] [b where true]",
+        1,
+        23,
+        "No time unit specified, did you mean [s] as in [10s]?",
+    ),
     ("sequence with maxspan=1.5m [a where true] [b where true]", 1, 23, "Decimal time interval [1.5] not supported"),
-    ("sequence with maxspan=0s [a where true] [b where true]", 1, 23, "A positive maxspan value is required; found [0]"),
+    (
+        "sequence with maxspan=0s [a where true] [b where true]",
+        1,
+        23,
+        "A positive maxspan value is required; found [0]",
+    ),
     ("sequence with maxspan=1y [a where true] [b where true]", 1, 24, "Unrecognized time unit [y] in [1y]"),
-    ("sequence with maxspan=1s by k [a where true] [b where true]", 1, 26, "Please specify sequence [by] before [with] not after"),
-    ("sequence [a where true] by x [b where true]", 1, 30, "Inconsistent number of join keys specified; expected [1] but found [0]"),
+    (
+        "sequence with maxspan=1s by k [a where true] [b where true]",
+        1,
+        26,
+        "Please specify sequence [by] before [with] not after",
+    ),
+    (
+        "sequence [a where true] by x [b where true]",
+        1,
+        30,
+        "Inconsistent number of join keys specified; expected [1] but found [0]",
+    ),
     ("sequence by k [a where true] [b where true] by x, y", 1, 48, "expected [0] but found [2]"),
     ("sequence [a where true]", 1, 1, "A sequence requires a minimum of 2 queries, found [1]"),
     ("sequence [a where true] ![b where true]", 1, 1, "requires [with maxspan]"),
     ("sequence with maxspan=1s ![a where true] ![b where true]", 1, 1, "at least one positive"),
-    ("sequence [a where true] [b where true] with runs=0", 1, 50, "A [runs] value between [1] and [100] is required; found [0]"),
+    (
+        "sequence [a where true] [b where true] with runs=0",
+        1,
+        50,
+        "A [runs] value between [1] and [100] is required; found [0]",
+    ),
     ("sequence [a where true] [b where true] with runs=101", 1, 50, "found [101]"),
     ("sequence [a where true] [b where true] with tries=2", 1, 45, "Unrecognized sequence parameter [tries]"),
     ("sequence [a where true] [b where true] until ![c where true]", 1, 46, "[until] cannot be a missing event"),
