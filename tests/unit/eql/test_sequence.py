@@ -11,7 +11,7 @@ import pytest
 
 from job.eql import plan
 from job.eql.query import event_timestamp_ns, sequence_spec, stage_matches
-from job.eql.sequence import SequenceMatcher, SequenceSpec, limit
+from job.eql.sequence import SampleCollector, SequenceMatcher, SequenceSpec, limit, pick_distinct
 
 MISSING_FIELDS = {
     "@timestamp": "date",
@@ -462,3 +462,51 @@ def test_pending_trailing_decisions_are_emitted_when_time_passes() -> None:
     assert matcher.feed("a", 0, {0: ()}) == []
     assert [m.events for m in matcher.feed("x", 11_000_000, {})] == [("a", None)]
     assert matcher.finish() == []
+
+
+@pytest.mark.parametrize(
+    ("lists", "picked"),
+    [
+        # SampleIterator's own examples
+        ([["doc1", "doc2", "doc3"], ["doc4", "doc5"], ["doc4", "doc5", "doc3"]], ["doc1", "doc4", "doc5"]),
+        ([["doc1", "doc1"], ["doc1", "doc1", "doc1"], ["doc1", "doc1", "doc3"]], None),
+        ([["a", "b"], ["a"]], ["b", "a"]),  # backtracks
+        ([["a"], []], None),
+    ],
+)
+def test_pick_distinct(lists: list[list[str]], picked: list[str] | None) -> None:
+    assert pick_distinct(lists) == picked
+
+
+def test_samples_by_key() -> None:
+    fields = {
+        "host": "keyword",
+        "os": "keyword",
+        "op_sys": "keyword",
+        "uptime": "long",
+        "port": "long",
+        "bool": "boolean",
+        "event.category": "keyword",
+        "id": "keyword",
+    }
+    query = "sample by host [any where uptime > 0] by os [any where port > 5] by op_sys [any where bool == true] by os"
+    planned = plan(query, fields)
+    events = [
+        {"id": "e1", "host": "H1", "os": "win10", "uptime": 5},
+        {"id": "e2", "host": "H1", "op_sys": "win10", "port": 10},
+        {"id": "e3", "host": "H1", "os": "win10", "bool": True},
+        {"id": "e4", "host": "H2", "os": "linux", "uptime": 1, "bool": True},  # one event cannot fill two filters
+        {"id": "e5", "host": "H0", "os": "mac", "op_sys": "mac", "uptime": 3, "port": 7, "bool": True},
+        {"id": "e6", "host": ["H3", "H4"], "os": "bsd", "op_sys": "bsd", "uptime": 3, "port": 9},
+        {"id": "e7", "host": "H4", "os": "bsd", "bool": True},
+        {"id": "e8", "host": "H4", "os": "bsd", "uptime": 1},
+    ]
+    collector = SampleCollector(len(planned.stages))
+    for source in events:
+        collector.add(source["id"], stage_matches(planned, source))
+    found = collector.samples(size=10)
+    assert [(s.key, s.events) for s in found] == [
+        (("H1", "win10"), ("e1", "e2", "e3")),
+        (("H4", "bsd"), ("e8", "e6", "e7")),  # e6 is H3 and H4: taken once, e8 fills the first filter
+    ]
+    assert collector.samples(size=1) == found[:1]
