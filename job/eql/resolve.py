@@ -131,14 +131,20 @@ class _Resolver:
     def field(self, node: Field) -> Expr:
         merged = self.fields.merged(node.name)
         nested = self.fields.nested_parent(node.name)
-        if nested is not None:
-            self.fail(f"Cannot use field [{node.name}] with unsupported type [nested]", node)
+        if nested is not None and merged is not None:
+            self.fail(
+                f"Cannot use field [{node.name}] type [{type_name(merged)}] with unsupported nested type in hierarchy "
+                f"(field [{nested}])",
+                node,
+            )
             return node
         if merged is None or merged in _CONTAINERS:
             if node.optional and merged is None:
                 return Literal(None, start=node.start, end=node.end)
             if merged == "nested":
-                self.fail(f"Cannot use field [{node.name}] with unsupported type [nested]", node)
+                self.fail(
+                    f"Cannot use field [{node.name}] type [nested] due to nested fields not being supported yet", node
+                )
             elif merged is not None:
                 self.fail(f"Cannot use field [{node.name}] type [{merged}] only its subfields", node)
             else:
@@ -178,6 +184,8 @@ class _Resolver:
             if isinstance(resolved, Arith):
                 for index, side in enumerate((resolved.left, resolved.right)):
                     self.expect(side, "numeric", resolved, index, exact=False)
+            else:  # BinaryComparison: the left side must have exact values (a text field needs a keyword)
+                self.expect(resolved.left, "any", resolved, 0)
             return resolved
         if isinstance(node, In):
             items = tuple(self.resolve(item) for item in node.items)
@@ -186,12 +194,19 @@ class _Resolver:
                 self.expect(resolved_in.value, "string", resolved_in, 0)
                 for index, item in enumerate(resolved_in.items, 1):
                     self.expect(item, "string", resolved_in, index, exact=False)
+            else:
+                self.in_list(resolved_in)
             return resolved_in
         if isinstance(node, MatchOp):
             resolved_match = dc.replace(node, value=self.resolve(node.value))
-            self.expect(resolved_match.value, "string", resolved_match, 0)
+            ordinal = 0 if node.op == ":" else None  # ':' is a comparison, like/regex take a DEFAULT ordinal
+            self.expect(resolved_match.value, "string", resolved_match, ordinal)
             for index, pattern in enumerate(node.patterns, 1):
-                self.expect(pattern, "string", resolved_match, index)
+                if pattern.value is None:
+                    self.fail(
+                        f"argument of [{self.source(resolved_match)}] must be a constant string, found [null]", pattern
+                    )
+                self.expect(pattern, "string", resolved_match, index if node.op == ":" else None)
             return resolved_match
         if isinstance(node, Like | Regex):
             return dc.replace(node, value=self.resolve(node.value))
@@ -212,16 +227,47 @@ class _Resolver:
         if count < definition.min_args or (definition.max_args is not None and count > definition.max_args):
             self.fail(f"error building [{node.name}]: {definition.arity}", node)
             return resolved
+        single = definition.max_args == 1 or definition.name == "concat"  # QL's DEFAULT ordinal: no "first"
         for index, arg in enumerate(args):
-            self.expect(arg, definition.param(index), resolved, index, definition)
+            self.expect(arg, definition.param(index), resolved, None if single else index, definition, index)
         return resolved
 
+    def in_list(self, node: In) -> None:
+        """QL's In: every item a constant, each of a type compatible with the value's (``1st argument of ...``)."""
+        for item in node.items:
+            if not is_foldable(item):
+                offender = item.name if isinstance(item, Field) else self.source(item)
+                self.fail(
+                    f"Comparisons against fields are not (currently) supported; offender [{offender}] in "
+                    f"[{self.source(node)}]",
+                    item,
+                )
+                return
+        wanted = data_type(node.value)
+        for number, item in enumerate(node.items, 1):
+            found = data_type(item)
+            if not _compatible(wanted, found):
+                self.fail(
+                    f"{_ordinal(number)} argument of [{self.source(node)}] must be [{wanted}], found value "
+                    f"[{self.source(item)}] type [{found}]",
+                    item,
+                )
+                return
+
     def expect(
-        self, arg: Expr, kind: str, owner: Expr, index: int, definition: FunctionDef | None = None, exact: bool = True
+        self,
+        arg: Expr,
+        kind: str,
+        owner: Expr,
+        index: int | None,
+        definition: FunctionDef | None = None,
+        position: int | None = None,
+        exact: bool = True,
     ) -> None:
-        """QL's TypeResolutions: the argument's type, then exactness (text), then constancy."""
+        """QL's TypeResolutions: the argument's type, then exactness (text), then constancy. ``index`` is the
+        ordinal shown (None: QL's DEFAULT, no ordinal), ``position`` the argument's place in the call."""
         actual = data_type(arg)
-        ordinal = f"{_ORDINALS[index]} " if index < len(_ORDINALS) else ""
+        ordinal = f"{_ORDINALS[index]} " if index is not None and index < len(_ORDINALS) else ""
         accepted = _ACCEPTS[kind]
         if actual not in ("null", "unknown") and not accepted(actual):
             wanted = {"string": "string", "numeric": "numeric", "integer": "integer", "ip": "ip", "boolean": "boolean"}
@@ -233,10 +279,9 @@ class _Resolver:
             return
         if exact and isinstance(arg, Field) and arg.es_type in TEXT_TYPES and arg.exact is None:
             _, reason = self.fields.exact(arg.name)
-            self.fail(
-                f"[{self.source(owner)}] cannot operate on {ordinal}argument field of data type [text]: {reason}", arg
-            )
-        if definition is not None and index in definition.constants and not is_foldable(arg):
+            which = f"{ordinal}argument " if ordinal else ""
+            self.fail(f"[{self.source(owner)}] cannot operate on {which}field of data type [text]: {reason}", arg)
+        if definition is not None and position in definition.constants and not is_foldable(arg):
             received = self.source(arg)
             self.fail(f"{ordinal}argument of [{self.source(owner)}] must be a constant, received [{received}]", arg)
 
@@ -268,6 +313,24 @@ def data_type(node: Expr) -> str:
 
 
 _STRINGS = KEYWORD_TYPES | TEXT_TYPES | {"version"}
+_INTEGER_NAMES = {"long", "integer", "short", "byte", "unsigned_long"}
+
+
+def _compatible(left: str, right: str) -> bool:
+    """QL's ``DataTypes.areCompatible``: equal, null, both strings, both numbers, both dates."""
+    if left == right or "null" in (left, right) or "unknown" in (left, right):
+        return True
+    numbers = _NUMBERS | _INTEGER_NAMES
+    return (left in _STRINGS and right in _STRINGS) or (left in numbers and right in numbers)
+
+
+def _ordinal(number: int) -> str:
+    """QL's ``StringUtils.ordinal``: 1st, 2nd, 3rd, 4th, 11th, 21st..."""
+    if number % 100 in (11, 12, 13):
+        return f"{number}th"
+    return f"{number}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(number % 10, 'th') }"
+
+
 _NUMBERS = {type_name(t) for t in INTEGER_TYPES | FLOAT_TYPES} | {"numeric"}
 _ACCEPTS: dict[str, Callable[[str], bool]] = {
     "string": lambda t: t in _STRINGS,
