@@ -7,7 +7,8 @@
   Elasticsearch would run a script; :class:`EqlVerificationError` with Elasticsearch's messages.
 * :func:`evaluate` -- EQL's three-valued logic over an event's ``_source``.
 * :class:`SequenceMatcher` -- the sequence state machine, fed events in order, memory bounded by the
-  in-flight candidates; :func:`match_samples` -- ``sample by``.
+  in-flight candidates (:func:`sequence_spec` and :func:`stage_matches` connect it to a plan);
+  :class:`SampleCollector` -- ``sample by``.
 * :func:`describe` -- a plan as ``translate`` prints it.
 """
 
@@ -16,7 +17,27 @@ from __future__ import annotations
 from job.eql.errors import EqlError, EqlRuntimeError, EqlSyntaxError, EqlVerificationError, Problem
 from job.eql.evaluate import evaluate
 from job.eql.parser import parse, parse_expression
-from job.eql.query import PushDown, QueryPlan, Residual, StagePlan, describe, plan, push_down
+from job.eql.query import (
+    PushDown,
+    QueryPlan,
+    Residual,
+    StagePlan,
+    describe,
+    event_timestamp_ns,
+    plan,
+    push_down,
+    sequence_spec,
+    stage_matches,
+)
+from job.eql.sequence import (
+    Sample,
+    SampleCollector,
+    SequenceMatch,
+    SequenceMatcher,
+    SequenceSpec,
+    limit,
+    order,
+)
 
 __all__ = [
     "EqlError",
@@ -27,11 +48,21 @@ __all__ = [
     "PushDown",
     "QueryPlan",
     "Residual",
+    "Sample",
+    "SampleCollector",
+    "SequenceMatch",
+    "SequenceMatcher",
+    "SequenceSpec",
     "StagePlan",
     "describe",
     "evaluate",
+    "event_timestamp_ns",
+    "limit",
+    "order",
     "parse",
     "parse_expression",
     "plan",
     "push_down",
+    "sequence_spec",
+    "stage_matches",
 ]

@@ -140,9 +140,8 @@ def _eval(node: Expr, values: Iterator[Any]) -> Any:
         items = [_eval(item, values) for item in node.items]
         if value is None:
             return None
-        outcomes = [_compare_op("==", value, item) for item in items]
-        if node.insensitive:
-            outcomes = [_equals_ignore_case(value, item) for item in items]
+        compare_item = _equals_ignore_case if node.insensitive else (lambda a, b: _compare_op("==", a, b))
+        outcomes = [compare_item(value, item) for item in items]
         result = True if True in outcomes else (None if None in outcomes else False)
         return _kleene_not(result) if node.negated else result
     if isinstance(node, Like):
@@ -239,8 +238,3 @@ def evaluate(node: Expr, source: Mapping[str, Any]) -> bool | None:
         if value is None:
             seen_null = True
     return None if seen_null else False
-
-
-def value_of(node: Expr, source: Mapping[str, Any]) -> list[Any]:
-    """Every value an expression takes over the combinations of its fields' values (for keys and tools)."""
-    return [_eval(node, iter(combination)) for combination in _combinations(_occurrence_values(node, source))]

@@ -175,10 +175,6 @@ def _simplify_logic(node: And | Or) -> Expr:
     return dc.replace(node, children=tuple(kept))
 
 
-def _comparable_literal(node: Expr) -> Any:
-    return node.value if isinstance(node, Literal) else None
-
-
 def _propagate_equals(parts: list[Expr], node: Expr) -> list[Expr] | None:
     """PropagateEquals and PropagateNullable over one conjunction; None when it is a contradiction."""
     equals: dict[Expr, Any] = {}

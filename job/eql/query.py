@@ -34,7 +34,6 @@ from job.eql.ast import (
     map_children,
 )
 from job.eql.errors import EqlError, EqlVerificationError
-from job.eql.evaluate import value_of
 from job.eql.optimize import check_boolean, optimize
 from job.eql.parser import parse
 from job.eql.resolve import FieldTypes, resolve_all
@@ -349,15 +348,12 @@ def _show(node: Expr, text: str) -> str:
     return type(node).__name__
 
 
-def key_values(stage: StagePlan, source: Mapping[str, Any]) -> list[Any]:
-    """Every value of each key expression (a tool for callers; :meth:`StagePlan.key` is what joins)."""
-    return [value_of(key, source) for key in stage.keys]
-
-
 def sequence_spec(query_plan: QueryPlan) -> SequenceSpec:
     """The matcher's view of a planned sequence."""
-    kinds = tuple("missing" if stage.kind == "missing" else "positive" for stage in query_plan.stages)
-    return SequenceSpec(kinds, query_plan.maxspan_ms, query_plan.until is not None)  # type: ignore[arg-type]
+    kinds: tuple[TypingLiteral["positive", "missing"], ...] = tuple(
+        "missing" if stage.kind == "missing" else "positive" for stage in query_plan.stages
+    )
+    return SequenceSpec(kinds, query_plan.maxspan_ms, query_plan.until is not None)
 
 
 def stage_matches(query_plan: QueryPlan, source: Mapping[str, Any]) -> dict[int, tuple[Any, ...]]:
@@ -367,7 +363,7 @@ def stage_matches(query_plan: QueryPlan, source: Mapping[str, Any]) -> dict[int,
     decided: dict[int, tuple[Any, ...] | None] = {}
     stages = list(query_plan.stages) + ([query_plan.until] if query_plan.until else [])
     for stage in stages:
-        if stage.source_position not in decided or stage.kind == "until":
+        if stage.source_position not in decided:
             selected = stage.push.matches(source)
             decided[stage.source_position] = stage.key(source) if selected else None
         key = decided[stage.source_position]

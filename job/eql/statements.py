@@ -2,9 +2,10 @@
 
 Each function takes the children of one grammar rule (tokens and built pieces) and returns the piece, with
 the checks Elasticsearch's ``LogicalPlanBuilder`` makes while it builds the plan, worded as it words them
-where its sources give the text (maxspan, pipes, join keys). Limits of the newer syntax whose messages the
-sources read did not show (``with runs``, missing events) use messages of our own, said as such in the
-README of the package.
+where its sources give the text (maxspan, pipes, join keys, ``join``). The limits of the newer syntax whose
+messages the sources read did not show are worded here: ``with runs`` outside 1..100 or not ``runs``, a
+missing stage without ``with maxspan``, a sequence of missing stages only, ``until`` as a missing stage or
+with ``runs``, a sample without join keys, and "A sequence requires a minimum of 2 queries".
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@ run a script, and the verification errors it gives."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from job.eql import EqlVerificationError, describe, plan, push_down
 from tests.unit.eql.fields import FIELDS
 
+ROOT = Path(__file__).resolve().parents[3]
 MATCH_ALL: dict[str, Any] = {"match_all": {}}
 MATCH_NONE: dict[str, Any] = {"match_none": {}}
 
@@ -367,3 +371,23 @@ def test_samples_need_no_timestamp() -> None:
     fields = {k: v for k, v in FIELDS.items() if k != "@timestamp"}
     planned = plan("sample by host.id [process where true] [network where true]", fields)
     assert planned.kind == "sample" and len(planned.stages) == 2
+
+
+def test_describe_an_event_query() -> None:
+    shown = describe(plan('process where process.name == "a" and length(user.name) > 2', FIELDS))
+    assert shown.splitlines()[0] == 'event query: process where process.name == "a" and length(user.name) > 2'
+    assert '"term": {' in shown
+    assert shown.endswith("evaluated on the client: length(user.name) > 2")
+
+
+def test_the_package_is_pure() -> None:
+    """No Elasticsearch client, no clock, nothing of the run path: job.eql imports none of them."""
+    code = (
+        "import sys, job.eql; "
+        "print(sorted(m for m in sys.modules if m.startswith(('job.run', 'elasticsearch', 'job.rules'))))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert found.stdout.strip() == "[]"
+    for module in (ROOT / "job" / "eql").glob("*.py"):
+        text = module.read_text(encoding="utf-8")
+        assert ".now(" not in text and "time.time(" not in text and "monotonic(" not in text, module.name
