@@ -9,8 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from job.alerts.build import build_alert
 from job.rules.model import Rule
-from job.run.alerts import build_alert
 
 HITS = 10_000
 

@@ -28,9 +28,9 @@ from elasticsearch import Elasticsearch, helpers
 
 from bench import data
 from job.backends import QueryTranslator, translate_rule_query
+from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
 from job.lists.plan import ExceptionPlan
-from job.run.history import RuleHistory
 from job.run.plan import plan_run, plan_search
 
 SIZES = (2_000, 10_000, 20_000)

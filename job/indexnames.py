@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from job.run.alert_template import template_name, write_index_name
+from job.alerts.template import template_name, write_index_name
 
 MAX_NAME_BYTES = 255
 _FORBIDDEN = '\\/*?"<>|,#: '

@@ -15,7 +15,7 @@
   integer beyond 64 bits, a key that is not a string. Those documents (and only those) fall back to
   ``json`` with ``ensure_ascii``, so a lone surrogate is sent as a ``\\udXXX`` escape, which
   Elasticsearch accepts, never as invalid UTF-8. ``orjson`` would write a non-finite float as ``null``:
-  alerts never hold one (:mod:`job.run.conform` drops them) and the job's own requests have none.
+  alerts never hold one (:mod:`job.alerts.conform` drops them) and the job's own requests have none.
   Alerts are serialized one by one (:func:`document_bytes`), so one that cannot be is that event's
   problem alone.
 * Responses are decoded with ``json``: ``orjson`` reads an integer beyond 64 bits as a float, which
@@ -50,7 +50,7 @@ def safe_document_bytes(document: Any) -> bytes:
 def document_bytes(document: Any) -> bytes:
     """Compact JSON: ``orjson`` where it writes the document faithfully, else :func:`safe_document_bytes`
     (which raises for what JSON cannot carry). The caller guarantees no non-finite floats (alerts pass
-    through :func:`job.run.conform.conform`)."""
+    through :func:`job.alerts.conform.conform`)."""
     try:
         return orjson.dumps(document)
     except TypeError:  # orjson.JSONEncodeError: surrogates, depth > 255, big ints, non-str keys, ...

@@ -21,9 +21,9 @@ from prometheus_client.exposition import basic_auth_handler, default_handler, pu
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from job.run.execute import MAX_ALERTS_WARNING
-from job.run.last_runs import COMPLETED, SUCCESSFUL
-from job.run.window import parse_timestamp
+from job.execlog.last_runs import COMPLETED, SUCCESSFUL
+from job.ruletypes.query.execute import MAX_ALERTS_WARNING
+from job.window import parse_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from esnode.esnode import RunningNode
-from job.run.execlog import INTERRUPTED_MESSAGE
-from job.run.ids import alert_id
+from job.alerts.ids import alert_id
+from job.execlog.execution import INTERRUPTED_MESSAGE
 from tests.faultproxy import FaultProxy, refusing_bulk
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import JobResult, KillPoint, run_job

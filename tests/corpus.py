@@ -14,10 +14,10 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
+from job.alerts.overrides import sorted_severity_mapping
 from job.kql import parse
 from job.kql.ast import And, Is, Literal, Nested, Node, Not, Or, Range, Value, Wildcard, js_string
 from job.rules import Rule, load_rules
-from job.run.overrides import sorted_severity_mapping
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "corpus"
 LISTS = CORPUS / "lists"

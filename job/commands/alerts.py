@@ -14,12 +14,7 @@ from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
-from job.commands.check import unavailable
-from job.durations import parse_duration
-from job.errors import ConfigError
-from job.esclient import make_client
-from job.run.retry import RetryPolicy
-from job.run.triage import (
+from job.alerts.triage import (
     MAX_REASON,
     REASON,
     STATUS,
@@ -29,6 +24,11 @@ from job.run.triage import (
     newest_alerts,
     set_status,
 )
+from job.commands.check import unavailable
+from job.durations import parse_duration
+from job.errors import ConfigError
+from job.esclient import make_client
+from job.retry import RetryPolicy
 from job.settings import Settings
 from job.table import Column, printable, render
 

@@ -21,23 +21,25 @@ from elasticsearch import ApiError, TransportError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from job import stop
 from job.commands import run as run_command
 from job.commands.check import unavailable
 from job.durations import shown
 from job.errors import ConfigError
 from job.esclient import make_client
+from job.execlog import record
+from job.execlog.execution import Execution
 from job.fieldcaps import field_types_from_caps
+from job.indices import preflight
 from job.logs import rule_context
+from job.retry import RetryPolicy
 from job.rules.model import Rule
-from job.run import preflight, record, stop
+from job.ruletypes.query.execute import MAX_ALERTS_WARNING
 from job.run.backfill import MAX_WINDOWS, backfill_windows, done_windows, window_count
-from job.run.execlog import Execution
-from job.run.execute import MAX_ALERTS_WARNING
-from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, run_rule
-from job.run.window import Window, isoformat
 from job.settings import Settings
 from job.table import printable
+from job.window import Window, isoformat
 
 NAME = "backfill"
 HELP = "run one rule over a past range, window by window (resumable; never moves the scheduled runs)"

@@ -16,14 +16,15 @@ from elasticsearch import ApiError, TransportError
 
 from job.commands.check import unavailable
 from job.esclient import make_client
+from job.indices import preflight
+from job.retry import RetryPolicy
 from job.rules import load_rules
-from job.run import deadletter, preflight
-from job.run.deadletter import DeadLetter, DeadLetterWriteError
-from job.run.deadletter_retry import retry_dead_letters
-from job.run.retry import RetryPolicy
-from job.run.window import isoformat
-from job.run.writer import BulkRejected
 from job.settings import Settings
+from job.window import isoformat
+from job.writing import deadletter
+from job.writing.bulk import BulkRejected
+from job.writing.deadletter import DeadLetter, DeadLetterWriteError
+from job.writing.deadletter_retry import retry_dead_letters
 
 NAME = "deadletter"
 HELP = "list or retry the events that could not become alerts (the dead-letter index)"

@@ -16,7 +16,7 @@ from job.lists.documents import import_description
 from job.lists.model import LIST_TYPES, MAX_IMPORT_BYTES
 from job.lists.parse import import_lines, value_text
 from job.lists.store import ListStore
-from job.run.retry import RetryPolicy
+from job.retry import RetryPolicy
 from job.settings import Settings
 
 NAME = "lists"

@@ -12,26 +12,27 @@ from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
 
+from job import stop
 from job.backends import FieldTypesSource, QueryTranslator
 from job.commands.check import unavailable
 from job.durations import shown
 from job.errors import ConfigError
 from job.esclient import make_client
+from job.execlog.execution import Execution
+from job.execlog.last_runs import LastRuns, last_runs
+from job.indices import preflight
 from job.logs import rule_context
 from job.metrics import RuleMetrics, push
+from job.retry import RetryPolicy
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.rules.validation import check_rules
-from job.run import preflight, stop
-from job.run.execlog import Execution
-from job.run.last_runs import LastRuns, last_runs
-from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, run_rules
 from job.run.selection import Choice, Mode, cadence, choose
-from job.run.window import isoformat, now_problem, parse_timestamp
 from job.settings import Settings
 from job.shards import Shard, in_shard, parse_shard
 from job.table import printable
+from job.window import isoformat, now_problem, parse_timestamp
 
 NAME = "run"
 HELP = "one pass over the rules that are due (or --all, or --rule): search each window and write alerts"

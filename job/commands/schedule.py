@@ -10,7 +10,7 @@ With ``DETECTION_HTTP_PORT`` it serves ``/healthz``, ``/readyz`` and ``/metrics`
 It installs nothing (least privilege): at start it checks that ``setup`` ran for this version and exits 2
 if not (``DETECTION_AUTO_SETUP`` installs instead, and then also rolls over and applies retention every
 10 minutes). On SIGTERM or SIGINT it starts no further run, lets the running ones finish within
-``DETECTION_SHUTDOWN_GRACE``, then asks them to stop (:mod:`job.run.stop`; their records end ``failed``
+``DETECTION_SHUTDOWN_GRACE``, then asks them to stop (:mod:`job.stop`; their records end ``failed``
 with ``Run interrupted by SIGTERM``) and exits 143 (130 for SIGINT). A second signal stops them at once.
 """
 
@@ -31,14 +31,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from job import httpserver
+from job import httpserver, stop
 from job.commands import run as run_command
 from job.esclient import make_client
 from job.httpserver import Check
+from job.indices import preflight
 from job.metrics import RuleMetrics
+from job.retry import RetryPolicy, describe
 from job.rules.model import Rule
-from job.run import preflight, stop
-from job.run.retry import RetryPolicy, describe
 from job.run.runner import RunContext, record_refused, run_rule
 from job.run.selection import cadence, jitter
 from job.settings import Settings
@@ -175,7 +175,7 @@ def _report(event: Any) -> None:
 
 
 def readiness(es: Elasticsearch, settings: Settings) -> Check:
-    """Ready when Elasticsearch answers and this version's ``setup`` has run (:func:`job.run.preflight.problems`:
+    """Ready when Elasticsearch answers and this version's ``setup`` has run (:func:`job.indices.preflight.problems`:
     the alert indices carry this template version, the execution log and dead-letter index are current)."""
     probe = es.options(request_timeout=READINESS_TIMEOUT_SECONDS)
     policy = RetryPolicy(attempts=1)

@@ -1,7 +1,7 @@
 """``detection-job setup``: install or upgrade the indices, then roll over and apply retention.
 
 The only command that creates indices or changes mappings (the setup role); ``run`` and ``schedule``
-check its result (:mod:`job.run.preflight`). Idempotent, so it is also the maintenance step: run it
+check its result (:mod:`job.indices.preflight`). Idempotent, so it is also the maintenance step: run it
 regularly (the Helm chart's maintenance CronJob does, daily) to roll the alerts alias and the
 execution log over and delete what is past their retention.
 """
@@ -13,13 +13,13 @@ import sys
 
 from elasticsearch import ApiError, TransportError
 
+from job.alerts.template import template_name
 from job.commands.check import unavailable
 from job.esclient import make_client
-from job.run.alert_template import template_name
-from job.run.execlog_lifecycle import maintain_log
-from job.run.install import install
-from job.run.lifecycle import maintain
-from job.run.retry import RetryPolicy
+from job.execlog.lifecycle import maintain_log
+from job.indices.install import install
+from job.indices.rollover import maintain
+from job.retry import RetryPolicy
 from job.settings import Settings
 
 NAME = "setup"

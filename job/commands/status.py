@@ -18,14 +18,14 @@ from elasticsearch import ApiError, TransportError
 from job.commands.check import unavailable
 from job.commands.run import pass_shard
 from job.esclient import make_client
+from job.execlog.last_runs import NEVER_RAN, LastRuns, last_runs
+from job.retry import RetryPolicy
 from job.rules import Rule, load_rules
-from job.run.last_runs import NEVER_RAN, LastRuns, last_runs
-from job.run.retry import RetryPolicy
 from job.run.selection import cadence, is_due, last_start, next_due
-from job.run.window import isoformat, parse_timestamp
 from job.settings import Settings
 from job.shards import in_shard
 from job.table import Column, human_duration, printable, render
+from job.window import isoformat, parse_timestamp
 
 NAME = "status"
 HELP = "every rule's last execution; exit 1 when one failed or is stale (no success for 2 intervals)"

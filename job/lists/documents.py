@@ -11,8 +11,8 @@ import uuid
 from datetime import datetime
 from typing import Any, Final
 
+from job.alerts.timestamps import format_timestamp
 from job.lists.model import LIST_TYPES
-from job.run.timestamps import format_timestamp
 
 # Who wrote a list or item (Kibana writes the user's name).
 AUTHOR: Final = "detection-job"

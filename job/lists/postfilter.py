@@ -29,10 +29,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from job.alerts.source_fields import Scalar, values_at
+from job.alerts.timestamps import normalize_timestamp
 from job.lists.plan import list_entries
 from job.rules.model import ExceptionItem
-from job.run.source_fields import Scalar, values_at
-from job.run.timestamps import normalize_timestamp
 
 Hit = Mapping[str, Any]
 H = TypeVar("H", bound=Hit)

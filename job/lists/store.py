@@ -18,9 +18,9 @@ from job.lists.model import MAX_CLAUSE_ITEMS, ListInfo, ListLookupFailed
 from job.lists.parse import value_text
 from job.lists.plan import ExceptionPlan, lists_to_read, plan_exceptions
 from job.lists.postfilter import H, Hit, filter_hits, lookup_requests, lookups, matched_values
+from job.retry import RetryPolicy, describe
 from job.rules.model import ExceptionItem
-from job.run.pager import PitPager
-from job.run.retry import RetryPolicy, describe
+from job.search.pager import PitPager
 
 READ_PAGE = 10_000
 

@@ -338,7 +338,7 @@ class Rule(Frozen):
     exceptions: tuple[ExceptionItem, ...] = ()
     exceptions_list: tuple[dict[str, Any], ...] = ()
     metadata: Metadata = Metadata()
-    # One alert per group of events (job.run.suppress); Kibana's threshold rules give only a duration.
+    # One alert per group of events (job.ruletypes.query.suppressed); Kibana's threshold rules give only a duration.
     alert_suppression: AlertSuppression | None = None
     # Keys of the format that this job reads but does not act on; kept so that files load and round-trip.
     data_view_id: str | None = None

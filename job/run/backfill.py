@@ -5,7 +5,7 @@ look-back before it (``from`` − ``to`` − ``interval``, as a scheduled run's 
 one ends at ``to``. Each window is one rule run (:func:`job.run.runner.run_rule` with that window): a
 ``running`` record first, the rule's cap, dedupe against every alert already written, a final record.
 Those records carry ``execution.type: backfill``: the scheduled runs never plan from them
-(:func:`job.run.history.kind_filter`), so a backfill never moves their ``searched_to`` or cadence.
+(:func:`job.execlog.history.kind_filter`), so a backfill never moves their ``searched_to`` or cadence.
 
 A window is *done* when a completed backfill record of the rule has exactly its bounds and searched it
 to its end (``succeeded``, or a ``partial failure`` that did not stop early: a window cut short by the
@@ -22,10 +22,10 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.execlog.history import kind_filter
+from job.retry import RetryPolicy
 from job.rules.model import Rule
-from job.run.history import kind_filter
-from job.run.retry import RetryPolicy
-from job.run.window import Window, isoformat, look_back, parse_timestamp
+from job.window import Window, isoformat, look_back, parse_timestamp
 
 # More windows than this is a mistake (a year of 5-minute windows is about 105,000).
 MAX_WINDOWS = 200_000

@@ -1,8 +1,8 @@
 """A pass in batches (``DETECTION_CONCURRENCY`` above 1): the steps of :func:`job.run.steps.run_rule`, shared.
 
 Per batch of :data:`RULES_PER_BATCH` rules: the ``running`` records in one ``_bulk`` request, the first
-page of every rule in one ``_msearch`` (:mod:`job.run.firstpage`); the runs whose window came back whole
-are written together (:mod:`job.run.smallruns`), the others paged ``DETECTION_CONCURRENCY`` at a time in
+page of every rule in one ``_msearch`` (:mod:`job.search.probes`); the runs whose window came back whole
+are written together (:mod:`job.writing.together`), the others paged ``DETECTION_CONCURRENCY`` at a time in
 threads sharing the client and the pass's caches; the final records in one request. Rules with an alert
 suppression are paged on their own (their search groups events). A rule fails alone at every step.
 
@@ -21,15 +21,16 @@ from dataclasses import dataclass
 
 from elasticsearch import ApiError, TransportError
 
+from job import stop
+from job.execlog import lease, record
+from job.execlog.execution import Execution
+from job.execlog.history import RuleHistory
 from job.logs import rule_context
 from job.rules.model import Rule
-from job.run import lease, record, stop
-from job.run.execlog import Execution
-from job.run.firstpage import FirstPage, Probe, read_first_pages
-from job.run.history import RuleHistory
 from job.run.plan import RunPlan, SearchPlan
-from job.run.smallruns import SmallRun, write_small_runs
 from job.run.steps import RunContext, begin, end, execute_run, failed, new_execution, search_plan
+from job.search.probes import FirstPage, Probe, read_first_pages
+from job.writing.together import SmallRun, write_small_runs
 
 # Rules of a pass whose records are written, and first pages read, with one request each.
 RULES_PER_BATCH = 50

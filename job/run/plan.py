@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from job.execlog.history import RuleHistory
 from job.lists.plan import ExceptionPlan
 from job.rules.caps import effective_max_signals
 from job.rules.model import Rule
-from job.run.history import RuleHistory
-from job.run.query import build_query, build_sort, own_alerts_clause, timestamp_fields
-from job.run.window import Gap, Window, gap_message, plan_window
+from job.search.clauses import build_query, build_sort, own_alerts_clause, timestamp_fields
+from job.window import Gap, Window, gap_message, plan_window
 
 
 def no_index_message(patterns: Sequence[str]) -> str:

@@ -12,12 +12,13 @@ from collections.abc import Sequence
 
 from elasticsearch import ApiError, TransportError
 
+from job import stop
+from job.execlog import record
+from job.execlog.execution import Execution
+from job.execlog.history import RuleHistory
+from job.retry import describe
 from job.rules.model import Rule
-from job.run import record, stop
 from job.run.batches import run_batches
-from job.run.execlog import Execution
-from job.run.history import RuleHistory
-from job.run.retry import describe
 from job.run.steps import RunContext, record_refused, run_rule
 
 __all__ = ["RunContext", "record_refused", "run_rule", "run_rules"]

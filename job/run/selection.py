@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from job.execlog.last_runs import LastRuns
 from job.rules.model import Rule
-from job.run.last_runs import LastRuns
-from job.run.window import parse_timestamp
 from job.shards import Shard, in_shard, stable_hash
+from job.window import parse_timestamp
 
 # "due": this shard's rules that are due; "all": this shard's rules, due or not; "named": exactly the
 # rules given (``run --rule``), whatever their shard or schedule.

@@ -2,7 +2,7 @@
 
 Each rule runs on its own: an error in one becomes that rule's ``failed`` status and the next rule
 runs. The steps live in their own modules: :mod:`job.run.plan` (window, cap and query; pure),
-:mod:`job.run.execute` (page, dedupe, write) and :mod:`job.run.record` (the execution record); this
+:mod:`job.ruletypes.query.execute` (page, dedupe, write) and :mod:`job.execlog.record` (the execution record); this
 module wires them together and turns errors into statuses.
 
 Order of one rule's run: read the execution log (once for the whole pass), mark the rule's abandoned
@@ -11,7 +11,7 @@ unless it is stored), plan the search, execute, write the final record. With ``D
 above 1 a pass runs its rules in batches (:mod:`job.run.batches`): the same steps, with the records and
 first pages of many rules in one request each, and several rules paged at once.
 
-A stop requested by SIGTERM or SIGINT (:mod:`job.run.stop`) ends paging after the current page; the
+A stop requested by SIGTERM or SIGINT (:mod:`job.stop`) ends paging after the current page; the
 rule's record ends ``failed`` (``Run interrupted by SIGTERM``) without ``searched_to``, and no further
 rule (or batch) starts. A backfill runs the same steps over a fixed window (``run_rule(...,
 window=...)``); its records are marked ``execution.type: backfill`` and never move the scheduled runs'
@@ -30,21 +30,22 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job import stop
 from job.backends import QueryTranslator
 from job.errors import JobError
+from job.execlog import lease, record
+from job.execlog.execution import BACKFILL, Execution
+from job.execlog.history import RuleHistory, read_histories
 from job.fieldcaps import field_types_from_caps
 from job.lists.store import ListStore
 from job.logs import rule_context
+from job.retry import RetryPolicy, describe
 from job.rules.model import Rule
-from job.run import lease, record, stop
-from job.run.execlog import BACKFILL, Execution
-from job.run.execute import execute
-from job.run.history import RuleHistory, read_histories
+from job.ruletypes.query.execute import execute
+from job.ruletypes.query.suppressed import execute_suppressed
 from job.run.plan import RunPlan, SearchPlan, plan_fixed, plan_run, plan_search
-from job.run.retry import RetryPolicy, describe
-from job.run.suppress import execute_suppressed
-from job.run.window import Window
 from job.settings import Settings
+from job.window import Window
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +233,10 @@ def execute_run(
     *,
     refresh: bool = True,
 ) -> None:
-    """Search and write (:func:`job.run.execute.execute`, or :func:`job.run.suppress.execute_suppressed` for a
-    rule with ``[rule.alert_suppression]``: one alert per group of events); note the outcome on ``execution``.
-    Raises :class:`job.run.stop.RunInterrupted` when a stop was requested meanwhile."""
+    """Search and write (:func:`job.ruletypes.query.execute.execute`, or
+    :func:`job.ruletypes.query.suppressed.execute_suppressed` for a rule with ``[rule.alert_suppression]``: one
+    alert per group of events); note the outcome on ``execution``.
+    Raises :class:`job.stop.RunInterrupted` when a stop was requested meanwhile."""
     stop_at = execution.start + ctx.settings.run_timeout * STOP_SEARCHING_AT
     arguments: dict[str, Any] = {
         "execution_uuid": execution.uuid,

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from job.run.alert_template import (
+from job.alerts.build import build_alert
+from job.alerts.template import (
     TEMPLATE_VERSION,
     alert_index_template,
     template_name,
     write_index_aliases,
     write_index_name,
 )
-from job.run.alerts import build_alert
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 pytestmark = pytest.mark.integration

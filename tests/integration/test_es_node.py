@@ -11,7 +11,7 @@ import pytest
 from elasticsearch import ApiError, ConflictError, Elasticsearch, helpers
 
 from esnode import esnode
-from job.run.pager import is_pit_gone
+from job.search.pager import is_pit_gone
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from job.alerts.build import build_alert
 from job.rules.model import Rule
-from job.run.alerts import build_alert
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, seed_rule
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "alert-document.md"

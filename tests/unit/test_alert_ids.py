@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from job.run.ids import alert_id
+from job.alerts.ids import alert_id
 
 
 @pytest.mark.parametrize(

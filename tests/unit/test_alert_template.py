@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from job.run.alert_template import (
+from job.alerts.build import build_alert
+from job.alerts.template import (
     TEMPLATE_VERSION,
     alert_index_template,
     alert_properties,
@@ -16,7 +17,6 @@ from job.run.alert_template import (
     write_index_aliases,
     write_index_name,
 )
-from job.run.alerts import build_alert
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 AVAILABLE_TYPES = {"keyword", "text", "date", "long", "float", "ip", "boolean", "object", "flattened", "alias"}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from job.alerts.build import KIBANA_VERSION, build_alert
+from job.alerts.ids import alert_id
+from job.alerts.rule_fields import applied_exception_ids
 from job.rules.model import ExceptionItem
-from job.run.alerts import KIBANA_VERSION, build_alert
-from job.run.ids import alert_id
-from job.run.rule_fields import applied_exception_ids
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 NOW_TEXT = "2026-03-01T12:10:00.250Z"

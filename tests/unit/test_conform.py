@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from job.run.conform import conform, mapped_paths
+from job.alerts.conform import conform, mapped_paths
 
 PROPERTIES: dict[str, Any] = {
     "host": {"properties": {"name": {"type": "keyword"}, "ip": {"type": "ip"}, "os": {"properties": {}}}},

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from job.alerts.triage import field_value, workflow_update
 from job.commands.status import RuleStatus as StatusRow
 from job.commands.status import as_json, assess, table_row
-from job.run.last_runs import NEVER_RAN, LastRuns
-from job.run.lifecycle import due_for_deletion, rollover_conditions
-from job.run.triage import field_value, workflow_update
+from job.execlog.last_runs import NEVER_RAN, LastRuns
+from job.indices.rollover import due_for_deletion, rollover_conditions
 from job.table import Column, clip, human_duration, printable, render
 from tests.alert_samples import seed_rule
 

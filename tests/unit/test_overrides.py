@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from job.rules.model import RiskScoreMappingItem, SeverityMappingItem
-from job.run.alerts import build_alert
-from job.run.overrides import (
+from job.alerts.build import build_alert
+from job.alerts.overrides import (
     js_number,
     lodash_get,
     name_from_override,
@@ -17,6 +16,7 @@ from job.run.overrides import (
     severity_from_mapping,
     sorted_severity_mapping,
 )
+from job.rules.model import RiskScoreMappingItem, SeverityMappingItem
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, seed_rule
 
 

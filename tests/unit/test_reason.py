@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from job.run.reason import build_reason
+from job.alerts.reason import build_reason
 
 FULL = {
     "destination.ip": ["9.99.99.9"],

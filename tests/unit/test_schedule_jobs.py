@@ -13,8 +13,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from job.commands.schedule import MAX_MISFIRE_GRACE, Service, add_rule_jobs
 from job.esclient import make_client
 from job.metrics import RuleMetrics
+from job.retry import RetryPolicy
 from job.rules import rule_to_toml
-from job.run.retry import RetryPolicy
 from job.run.selection import jitter
 from job.settings import load_settings
 from job.shards import shard_of

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from job.commands.status import COLUMNS, RuleStatus, as_json, schedule_of, table_row
+from job.execlog.last_runs import NEVER_RAN, LastRuns
 from job.rules.model import Rule
-from job.run.last_runs import NEVER_RAN, LastRuns
 from job.run.selection import MAX_JITTER, Mode, cadence, choose, is_due, jitter, last_start, next_due
 from job.shards import Shard, shard_of
 from job.table import Column

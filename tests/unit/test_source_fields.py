@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from job.run.source_fields import leaves, subtree_leaves, values_at
+from job.alerts.source_fields import leaves, subtree_leaves, values_at
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from job.run.timestamps import format_timestamp, normalize_timestamp
+from job.alerts.timestamps import format_timestamp, normalize_timestamp
 
 
 @pytest.mark.parametrize(

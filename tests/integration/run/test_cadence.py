@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from job.cli import main as cli_main
-from job.run.window import parse_timestamp
+from job.window import parse_timestamp
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from job.alerts.build import build_alert
 from job.backends import translate_rule_query
 from job.cli import main as cli_main
 from job.rules import rule_to_toml
-from job.run.alerts import build_alert
 from tests.corpus import CORPUS, LISTS, a_listed_value, corpus_rules, list_refs, matching_event, override_fields, put
 from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, iso
 from tests.integration.run.test_lists_command import use_lists

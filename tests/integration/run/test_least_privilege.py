@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from job.alerts.ids import alert_id
 from job.cli import main as cli_main
-from job.run.ids import alert_id
 from tests.faultproxy import FaultProxy, refusing_bulk
 from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, cred_event, iso
 from tests.integration.run.test_lists_command import import_list, use_lists

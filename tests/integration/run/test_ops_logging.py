@@ -48,7 +48,7 @@ def test_a_run_logs_ecs_json_lines_naming_each_rule_execution(job_env: JobEnv) -
     # The lines of the libraries called during the rule's execution carry it too, not only ours.
     assert {"urllib3.connectionpool", "job.commands.run"} <= loggers
     assert any(line["message"].startswith("rule execution succeeded: 1 alerts created") for line in of_the_rule)
-    setup_lines = [line for line in lines if line["log"]["logger"] == "job.run.install"]
+    setup_lines = [line for line in lines if line["log"]["logger"] == "job.indices.install"]
     assert setup_lines and all("rule" not in line for line in setup_lines)
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from job.rules import load_rules, rule_to_toml
-from job.run import execute as execute_module
-from job.run.writer import AlertWrite
+from job.ruletypes.query import execute as execute_module
 from job.settings import SHIPPED_RULES_DIR
+from job.writing.bulk import AlertWrite
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, iso
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from job.alerts.ids import alert_id
 from job.cli import main as cli_main
-from job.run.ids import alert_id
 from tests.faultproxy import FaultProxy, bulk_items_answer, refusing_bulk
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from job.cli import main as cli_main
+from job.execlog import record
+from job.execlog.history import read_histories
+from job.indices.install import install
+from job.retry import RetryPolicy
 from job.rules import load_rule
-from job.run import record
-from job.run.history import read_histories
-from job.run.install import install
-from job.run.retry import RetryPolicy
 from job.run.runner import RunContext, run_rule
 from job.settings import load_settings
 from tests.faultproxy import FaultProxy

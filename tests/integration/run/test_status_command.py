@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from job.cli import main as cli_main
-from job.run.execlog import Execution
-from job.run.metrics import RunMetrics
-from job.run.window import Window
+from job.execlog.execution import Execution
+from job.execlog.metrics import RunMetrics
+from job.window import Window
 from tests.integration.run.conftest import JobEnv, cred_event
 
 pytestmark = pytest.mark.integration

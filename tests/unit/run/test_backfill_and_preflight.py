@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from job.run import stop
+from job import stop
+from job.indices.preflight import field_paths, missing_fields, write_indices
 from job.run.backfill import backfill_windows, window_count
-from job.run.preflight import field_paths, missing_fields, write_indices
-from job.run.window import Window
+from job.window import Window
 from tests.alert_samples import seed_rule
 
 START = datetime(2026, 4, 1, tzinfo=UTC)

@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 
+from job.alerts.build import RunAlerts, build_alert
+from job.alerts.conform import conform, mapped_paths
+from job.alerts.source_fields import leaves, subtree_leaves, values_at
+from job.alerts.template import alert_properties
 from job.jsoncodec import (
     RECURSION_LIMIT,
     TolerantJsonSerializer,
@@ -16,11 +20,7 @@ from job.jsoncodec import (
     document_bytes,
     safe_document_bytes,
 )
-from job.run.alert_template import alert_properties
-from job.run.alerts import RunAlerts, build_alert
-from job.run.conform import conform, mapped_paths
-from job.run.execute import build_writes
-from job.run.source_fields import leaves, subtree_leaves, values_at
+from job.ruletypes.query.execute import build_writes
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 DEEPER_THAN_PYTHON_RECURSES = 20_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
-from job.run.execlog import EXECUTIONS_MAPPING
-from job.run.metrics import RunMetrics, metrics_mapping
-from job.run.window import Gap
+from job.execlog.execution import EXECUTIONS_MAPPING
+from job.execlog.metrics import RunMetrics, metrics_mapping
+from job.window import Gap
 
 
 def test_every_metric_is_mapped_in_the_execution_log() -> None:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from job.run.execlog import STATUS_ORDER, Execution
-from job.run.history import RuleHistory
-from job.run.lease import Runner, abandoned, finished, pid_alive, started
+from job.execlog.execution import STATUS_ORDER, Execution
+from job.execlog.history import RuleHistory
+from job.execlog.lease import Runner, abandoned, finished, pid_alive, started
 from job.run.plan import plan_run
-from job.run.window import Gap, Window
+from job.window import Gap, Window
 from tests.alert_samples import seed_rule
 
 NOW = datetime(2026, 3, 15, 10, 0, tzinfo=UTC)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from job.rules.model import Rule
-from job.run.query import build_query, build_sort, filter_clauses, timestamp_fields
-from job.run.window import Window
+from job.search.clauses import build_query, build_sort, filter_clauses, timestamp_fields
+from job.window import Window
 from tests.alert_samples import seed_rule
 
 WINDOW = Window(datetime(2026, 1, 1, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 0, 15, tzinfo=UTC))
@@ -94,7 +94,7 @@ def test_sort_has_the_shard_doc_tiebreaker() -> None:
 
 
 def test_excluded_clauses_follow_the_exceptions_in_must_not() -> None:
-    from job.run.query import own_alerts_clause
+    from job.search.clauses import own_alerts_clause
 
     own = own_alerts_clause("detection-alerts-default", "r1")
     assert own == {

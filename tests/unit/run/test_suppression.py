@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
+from job.alerts.objecthash import JsDate, js_number, object_hash, serialize
 from job.rules.model import SuppressionDuration
-from job.run.objecthash import JsDate, js_number, object_hash, serialize
-from job.run.query import TimestampFields
-from job.run.suppression import (
+from job.ruletypes.query.groups import (
     Group,
     OpenAlert,
     bucket_terms,
@@ -28,7 +27,8 @@ from job.run.suppression import (
     suppression_fields,
     update_document,
 )
-from job.run.window import Window
+from job.search.clauses import TimestampFields
+from job.window import Window
 
 T0 = datetime(2020, 10, 28, 5, 0, tzinfo=UTC)
 WINDOW = Window(T0 - timedelta(minutes=30), T0 + timedelta(minutes=30))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from job.rules.model import Rule
-from job.run.window import (
+from job.window import (
     Gap,
     Window,
     gap_message,

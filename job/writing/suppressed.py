@@ -1,0 +1,134 @@
+"""The alerts-index side of alert suppression: how far each group was counted, the open alert a group
+updates, and the conditional updates themselves (no scripts: a partial document with ``if_seq_no`` and
+``if_primary_term``, so an alert changed since it was read is never overwritten)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
+
+from job.jsoncodec import document_bytes
+from job.retry import RetryPolicy
+from job.ruletypes.query.groups import (
+    INSTANCE_ID,
+    OpenAlert,
+    boundaries_request,
+    open_alert,
+    open_alerts_request,
+    parse_boundaries,
+)
+from job.window import Window
+
+# Instance ids per lookup request.
+LOOKUP_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Fold a group into an alert: the alert as read, and the partial document."""
+
+    alert: OpenAlert
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """An alert read by id, now: as an :class:`OpenAlert` and its ``_source``."""
+
+    alert: OpenAlert
+    source: Mapping[str, Any]
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+@dataclass
+class SuppressionStore:
+    """Reads and conditional updates of one rule's suppressed alerts in the alerts alias."""
+
+    es: Elasticsearch
+    policy: RetryPolicy
+    alias: str
+    rule_id: str
+    space_id: str
+    search_ms: float = 0.0
+    indexing_ms: float = 0.0
+
+    def refresh(self) -> None:
+        """Make every alert written so far searchable (a run killed a moment ago included)."""
+        self.policy.call(lambda: self.es.indices.refresh(index=self.alias, ignore_unavailable=True))
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            response = self.policy.call(
+                lambda: self.es.search(index=self.alias, ignore_unavailable=True, allow_no_indices=True, **body)
+            )
+        finally:
+            self.search_ms += (time.monotonic() - started) * 1000
+        return dict(response.body)
+
+    def boundaries(self, instance_ids: Sequence[str], window: Window) -> dict[str, datetime]:
+        """For each of these groups that an alert reaching into ``window`` counted: the latest end counted."""
+        found: dict[str, datetime] = {}
+        for chunk in _chunks(instance_ids, LOOKUP_CHUNK):
+            found.update(parse_boundaries(self._search(boundaries_request(self.rule_id, self.space_id, chunk, window))))
+        return found
+
+    def open_alerts(self, instance_ids: Sequence[str], since: datetime) -> dict[str, OpenAlert]:
+        """For each of these groups, the latest alert that is not closed and started at or after ``since``."""
+        found: dict[str, OpenAlert] = {}
+        for chunk in _chunks(instance_ids, LOOKUP_CHUNK):
+            response = self._search(open_alerts_request(self.rule_id, self.space_id, chunk, since))
+            for hit in response["hits"]["hits"]:
+                found[str(hit["fields"][INSTANCE_ID][0])] = open_alert(hit)  # the collapse key
+        return found
+
+    def current(self, alert: OpenAlert) -> Current | None:
+        """The alert as it is now (a real-time get), or None when it no longer exists."""
+        try:
+            response = self.policy.call(lambda: self.es.get(index=alert.index, id=alert.doc_id))
+        except NotFoundError:
+            return None
+        hit = dict(response.body)
+        return Current(open_alert(hit), hit.get("_source") or {})
+
+    def update(self, updates: Sequence[Update]) -> list[tuple[int, str]]:
+        """Apply each update if its alert is unchanged since it was read: per update, the HTTP status (200, or
+        409 when the alert changed, 404 when it is gone, ...) and the error's one-line reason."""
+        if not updates:
+            return []
+        lines: list[bytes] = []
+        for update in updates:
+            alert = update.alert
+            action = {"_index": alert.index, "_id": alert.doc_id, "if_seq_no": alert.seq_no}
+            action["if_primary_term"] = alert.primary_term
+            lines.append(document_bytes({"update": action}))
+            lines.append(document_bytes({"doc": update.document}))
+        started = time.monotonic()
+        try:
+            # Pre-serialized lines: the client's ndjson serializer sends bytes as they are.
+            response = self.policy.call(lambda: self.es.bulk(operations=lines))  # type: ignore[arg-type]
+        finally:
+            self.indexing_ms += (time.monotonic() - started) * 1000
+        results = []
+        for item in response["items"]:
+            result = item["update"]
+            error = result.get("error")
+            reason = f"{error.get('type', 'unknown')}: {error.get('reason', '')}" if isinstance(error, dict) else ""
+            results.append((int(result["status"]), reason))
+        return results
+
+    def update_one(self, update: Update) -> tuple[int, str]:
+        """:meth:`update` for one alert."""
+        try:
+            return self.update([update])[0]
+        except ApiError as exc:  # a refusal of the whole request: answer it as the item's status
+            return exc.meta.status, str(exc.message)
