@@ -5,79 +5,24 @@ Failures are per event (the writer dead-letters an event whose alert cannot be b
 window advances past it); only when that fails too does the run fail, so the event is searched again.
 
 **Where the next run resumes** when this one stops early (the cap, or the lease running out) is the
-timestamp of the first event it did not handle, read from that event's sort values. Events sort by the
-primary timestamp (the override, if set), and with a fallback, the events lacking the override come last,
-sorted by ``@timestamp``. A stop among the events sorted by the override resumes at that event's override
-time, or at the earliest ``@timestamp`` of the events lacking the override if earlier (none of those has
-been handled yet); a stop among the events lacking it resumes at that event's ``@timestamp``.
+timestamp of the first event it did not handle (:mod:`job.search.resume`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections.abc import Iterator
+from datetime import datetime
 
-from job.alerts.ids import alert_id
 from job.rules.model import Rule
 from job.ruletypes.contract import Hit, Outcome, RunPlan, RunTools, SearchPlan, count_writes, stopped_message
-from job.search.clauses import SORT_MISSING, timestamp_fields
 from job.search.pager import PitPager
-from job.writing.writer import MAX_ALERTS_WARNING, Candidate, for_events
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from job.search.resume import earliest_lacking_override, resume_point
+from job.writing.writer import MAX_ALERTS_WARNING, Candidate, event_candidates, for_events
 
 
 def candidates(rule: Rule, space_id: str, hits: list[Hit]) -> list[Candidate]:
     """The would-be alerts of a page: one per event, with its deterministic id."""
-    return [Candidate(alert_id(hit["_index"], hit["_id"], rule.rule_id, space_id), hit) for hit in hits]
-
-
-def _moment(value: Any) -> datetime | None:
-    """A sort value (nanoseconds since the epoch) as a time, rounded down to the microsecond; None when missing."""
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SORT_MISSING:
-        return EPOCH + timedelta(microseconds=value // 1000)
-    return None
-
-
-def resume_point(
-    rule: Rule, hit: Hit, window_start: datetime, earliest_unsorted: Callable[[], datetime | None] = lambda: None
-) -> datetime:
-    """Where the next run must start so that ``hit`` (the first event not handled) and every event sorted
-    after it are searched again. ``earliest_unsorted`` gives the earliest ``@timestamp`` of the window's
-    events that lack the timestamp override (asked only when the rule falls back to ``@timestamp`` and
-    ``hit`` has the override)."""
-    sort = hit.get("sort") or [None]
-    primary = _moment(sort[0])
-    if timestamp_fields(rule).fallback is None:
-        return primary if primary is not None else window_start
-    if primary is None:  # among the events lacking the override, sorted by @timestamp
-        fallback = _moment(sort[1]) if len(sort) > 2 else None
-        return max(fallback, window_start) if fallback is not None else window_start
-    unsorted = earliest_unsorted()
-    return max(min(primary, unsorted) if unsorted is not None else primary, window_start)
-
-
-def _earliest_lacking_override(rule: Rule, search: SearchPlan, tools: RunTools) -> datetime | None:
-    """The earliest ``@timestamp`` of the window's events that lack the timestamp override."""
-    fields = timestamp_fields(rule)
-    assert search.query is not None and fields.fallback is not None
-    query = {"bool": {"filter": [search.query], "must_not": [{"exists": {"field": fields.primary}}]}}
-    response = tools.policy.call(
-        lambda: tools.es.search(
-            index=list(rule.index),
-            size=0,
-            query=query,
-            aggs={"first": {"min": {"field": fields.fallback}}},
-            ignore_unavailable=True,
-            allow_no_indices=True,
-            track_total_hits=False,
-        )
-    )
-    value = response.get("aggregations", {}).get("first", {}).get("value")
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    return EPOCH + timedelta(milliseconds=int(value))
+    return event_candidates(rule.rule_id, space_id, hits)
 
 
 def execute(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
@@ -96,7 +41,13 @@ def execute(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Ou
     outcome = Outcome(searched_to=run.window.end)
 
     def resume(hit: Hit) -> datetime:
-        return resume_point(rule, hit, run.window.start, lambda: _earliest_lacking_override(rule, search, tools))
+        assert search.query is not None
+        query = search.query
+
+        def unsorted() -> datetime | None:
+            return earliest_lacking_override(tools.es, tools.policy, rule, rule.index, query)
+
+        return resume_point(rule, hit, run.window.start, unsorted)
 
     def pages() -> Iterator[tuple[list[Hit], list[Candidate]]]:
         for page in pager.pages():
