@@ -49,6 +49,19 @@ def resume_point(
     return max(min(primary, unsorted) if unsorted is not None else primary, window_start)
 
 
+def resumer(
+    es: Elasticsearch, policy: RetryPolicy, rule: Rule, query: dict[str, Any], window_start: datetime
+) -> Callable[[Hit], datetime]:
+    """:func:`resume_point` for the events of ``query`` (a run's search of the rule's indices)."""
+
+    def resume(hit: Hit) -> datetime:
+        return resume_point(
+            rule, hit, window_start, lambda: earliest_lacking_override(es, policy, rule, rule.index, query)
+        )
+
+    return resume
+
+
 def earliest_lacking_override(
     es: Elasticsearch, policy: RetryPolicy, rule: Rule, indices: Sequence[str], query: dict[str, Any]
 ) -> datetime | None:

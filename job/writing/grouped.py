@@ -33,7 +33,6 @@ from job.alerts.suppression import (
     update_document,
 )
 from job.errors import JobError
-from job.execlog.metrics import RunMetrics
 from job.jsoncodec import document_bytes
 from job.retry import RetryPolicy
 from job.rules.model import Rule
@@ -199,18 +198,3 @@ class GroupWriter:
         if indices and refresh:
             self.policy.call(lambda: self.es.indices.refresh(index=indices))
         return self.writes.warnings(settings.dead_letter_index)
-
-    def metrics_into(self, metrics: RunMetrics, *, pages: int, search_ms: float) -> None:
-        """Add this writing's counts (and the grouping search's ``pages`` and time) to the run's metrics."""
-        writes = self.writes
-        metrics.pages += pages
-        metrics.hits += self.hits
-        metrics.total_search_duration_ms += round(search_ms + self.store.search_ms)
-        metrics.total_indexing_duration_ms += round(writes.stats.indexing_ms + self.store.indexing_ms)
-        metrics.alerts_created += writes.stats.created
-        metrics.alerts_updated = self.updated
-        metrics.duplicates_skipped += writes.duplicates + writes.stats.duplicates
-        metrics.errors += writes.stats.errors
-        metrics.dead_lettered += writes.dead_lettered
-        metrics.suppression_groups = self.groups
-        metrics.suppressed_docs = self.suppressed_docs

@@ -28,7 +28,7 @@ from job.execlog.metrics import RunMetrics
 from job.lists.plan import ExceptionPlan
 from job.rules.model import Rule
 from job.rules.parts import AlertSuppression
-from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, stopped_message
+from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, count_groups, stopped_message
 from job.ruletypes.query.execute import execute
 from job.ruletypes.query.groups import (
     AGGREGATION,
@@ -38,12 +38,11 @@ from job.ruletypes.query.groups import (
     grouping_aggregation,
     missing_fields_filter,
     parse_group,
-    remaining_clause,
     resume_point,
 )
-from job.search.clauses import TimestampFields, timestamp_fields
+from job.search.clauses import TimestampFields, remaining_clause, timestamp_fields
 from job.window import Window
-from job.writing.grouped import GroupWriter, group_writes
+from job.writing.grouped import GroupWriter
 from job.writing.suppressed import SuppressionStore
 from job.writing.writer import MAX_ALERTS_WARNING
 
@@ -84,19 +83,7 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.fields = timestamp_fields(self.rule)
-        tools = self.tools
-        writes = group_writes(self.rule, tools.settings.space_id, tools.execution_uuid)
-        self.writer = GroupWriter(
-            tools.es,
-            tools.policy,
-            tools.settings,
-            tools.clock,
-            self.rule,
-            self.suppression,
-            self.store,
-            writes,
-            self.recount_one,
-        )
+        self.writer = self.tools.group_writer(self.rule, self.suppression, self.store, self.recount_one)
 
     def instance(self, terms: Terms) -> str:
         return self.writer.instance(terms)
@@ -226,7 +213,7 @@ class _Run:
         outcome.warnings += self.writer.finish(self.tools.refresh)
 
     def metrics_into(self, metrics: RunMetrics) -> None:
-        self.writer.metrics_into(metrics, pages=self.pages, search_ms=self.search_ms)
+        count_groups(metrics, self.writer, pages=self.pages, search_ms=self.search_ms)
 
 
 def execute_suppressed(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
