@@ -13,6 +13,7 @@ from job.rules.parts import ExceptionItem
 RULE_TYPES: dict[str, tuple[str, str]] = {
     "query": ("Custom Query Rule", "siem.queryRule"),
     "saved_query": ("Saved Query Rule", "siem.savedQueryRule"),
+    "eql": ("Event Correlation Rule", "siem.eqlRule"),
 }
 PRODUCER = "siem"
 CONSUMER = "siem"

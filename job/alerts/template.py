@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Raise when the settings or mappings below change, so an installer knows to update the template.
-TEMPLATE_VERSION = 3
+TEMPLATE_VERSION = 4
 TEMPLATE_PRIORITY = 500
 KEYWORD_LIMIT = 1024
 LONG_KEYWORD_LIMIT = 8191  # 4 UTF-8 bytes per character stays under Lucene's 32,766-byte term limit
@@ -94,6 +94,9 @@ ALERT_FIELDS: dict[str, str] = {
     **_group("kibana.alert.suppression.terms", "keyword", "field value"),
     **_group("kibana.alert.suppression", "date", "start end"),
     "kibana.alert.suppression.docs_count": "long",
+    # EQL sequences: the shell's id on each alert of the sequence, and each building block's place (version 4).
+    "kibana.alert.group.id": "keyword",
+    "kibana.alert.group.index": "long",
 }
 
 # The ECS fields of the source event that operators filter and aggregate on.
