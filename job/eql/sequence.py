@@ -154,6 +154,16 @@ class SequenceMatcher:
         self._pending.clear()
         return done
 
+    def earliest_in_flight_ns(self) -> int | None:
+        """The timestamp of the earliest first event among the sequences still in flight (candidates that a
+        later event may continue, completed sequences waiting for their trailing decision); None: none is.
+
+        A run that stops here and restarts from this time (and, with leading missing stages, ``maxspan``
+        before it) finds every sequence this one would still have found: none of them starts earlier."""
+        starts = [candidate.start_ns for group in self._groups.values() for candidate in group.values()]
+        starts += [pending.candidate.start_ns for _, _, pending in self._horizons if not pending.decided]
+        return min(starts, default=None)
+
     def state_size(self) -> int:
         """Everything held: live candidates, heap entries, missing-event cache entries, pending decisions."""
         live = sum(len(group) for group in self._groups.values())

@@ -52,7 +52,7 @@ _DATE_MATH = re.compile(r"^now(?:[+-][0-9]+[smhdwMy]|/[smhdwMy])*$")
 
 
 def _not_yet(kind: str) -> str:
-    return f"rule type {kind!r} is not supported by this job (only query rules run); it will not run"
+    return f"rule type {kind!r} is not supported by this job (only query and eql rules run); it will not run"
 
 
 class Rule(Frozen):
@@ -234,9 +234,10 @@ class SavedQueryRule(Rule):
 
 
 class EqlRule(Rule):
-    """An EQL event query or sequence."""
+    """An EQL event query or sequence (job.ruletypes.eql); the three keys are Kibana's EQL request parameters:
+    the field that orders events (default ``@timestamp``), the event category field (default
+    ``event.category``) and the field that breaks timestamp ties."""
 
-    refusal: ClassVar[str | None] = _not_yet("eql")
     type: Literal["eql"]
     timestamp_field: str | None = None
     event_category_override: str | None = None

@@ -16,9 +16,10 @@ from job.backends import FieldTypesSource
 from job.errors import QueryError
 from job.rules.model import Rule
 from job.ruletypes.contract import RuleType
+from job.ruletypes.eql.rule_type import EqlType
 from job.ruletypes.query.rule_type import QueryType
 
-TYPES: Mapping[str, RuleType] = {"query": QueryType()}
+TYPES: Mapping[str, RuleType] = {"query": QueryType(), "eql": EqlType()}
 
 
 def type_of(rule: Rule) -> RuleType | None:

@@ -246,10 +246,9 @@ def test_query_keeps_no_trailing_newline_and_defaults_apply(tmp_path: Path) -> N
     assert rule.source == str(path)
 
 
-@pytest.mark.parametrize("kind", ["eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"])
+@pytest.mark.parametrize("kind", ["esql", "threshold", "new_terms", "machine_learning", "threat_match"])
 def test_other_rule_types_load_and_are_marked_unsupported(tmp_path: Path, kind: str) -> None:
     extra = {
-        "eql": ('language = "eql"', "", "process where true"),
         "esql": ('language = "esql"', "", "from logs-* | limit 1"),
         "threshold": ('language = "kuery"', '[rule.threshold]\nfield = ["user.name"]\nvalue = 5\n', "a:b"),
         "new_terms": ('language = "kuery"', '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["a"]\n', "a:b"),
