@@ -348,3 +348,30 @@ def fields_in(expr: Expr) -> list[Field]:
         else:
             stack.extend(reversed(children(node)))
     return found
+
+
+def _roots(statement: Statement) -> list[Expr]:
+    query = statement.query
+    if isinstance(query, EventQuery):
+        return [query.filter.condition]
+    stages = [*query.stages, *([query.until] if isinstance(query, SequenceQuery) and query.until else [])]
+    roots = list(query.keys)
+    for stage in stages:
+        roots += [stage.filter.condition, *stage.keys]
+    return roots
+
+
+def statement_fields(statement: Statement) -> list[Field]:
+    """Every field reference of a statement: its conditions and its join keys, in source order."""
+    return [field for root in _roots(statement) for field in fields_in(root)]
+
+
+def statement_nodes(statement: Statement) -> list[Expr]:
+    """Every expression of a statement's conditions and join keys (iterative: any depth)."""
+    found: list[Expr] = []
+    stack = list(reversed(_roots(statement)))
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        stack.extend(reversed(children(node)))
+    return found
