@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from job.eql.errors import EqlError, EqlRuntimeError, EqlSyntaxError, EqlVerificationError, Problem
 from job.eql.evaluate import evaluate
-from job.eql.parser import parse, parse_expression
+from job.eql.parser import is_sequence, parse, parse_expression
 from job.eql.query import (
     PushDown,
     QueryPlan,
@@ -56,6 +56,7 @@ __all__ = [
     "StagePlan",
     "describe",
     "evaluate",
+    "is_sequence",
     "event_timestamp_ns",
     "limit",
     "order",

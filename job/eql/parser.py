@@ -33,6 +33,7 @@ from job.eql.ast import (
     Neg,
     Not,
     Or,
+    SequenceQuery,
     Statement,
 )
 from job.eql.errors import EqlError, EqlSyntaxError, syntax_error
@@ -327,3 +328,11 @@ def parse_expression(text: str) -> Expr:
 
 
 EXPRESSION_PREFIX = "any where "
+
+
+def is_sequence(text: str) -> bool:
+    """Whether ``text`` is an EQL sequence (False when it does not parse)."""
+    try:
+        return isinstance(parse(text).query, SequenceQuery)
+    except EqlError:
+        return False

@@ -21,8 +21,12 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from job.cli import main as cli_main
 from job.eql import plan
+from job.ruletypes.eql.sequence_alerts import sequence_ids
 from job.window import parse_timestamp
+from job.writing.deadletter_retry import SEQUENCE_NOT_RETRIED
+from tests.faultproxy import FaultProxy, refusing_bulk
 from tests.integration.run.conftest import JobEnv, iso, sandbox
 from tests.unit.eql.test_sequence import DATA, MISSING_EVENTS, MISSING_FIELDS
 
@@ -30,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BASE = NOW - timedelta(minutes=40)  # every data set starts here
+MINUTE = timedelta(minutes=1)
 CATEGORY = 'event_category_override = "event_type"'
 FIELDS = {**MISSING_FIELDS, "user.name": "keyword", "process.name": "keyword", "ID": "keyword"}
 
@@ -247,3 +252,40 @@ def test_overlapping_windows_write_no_shell_or_block_twice_and_a_capped_rule_cat
             records = env.executions_docs(rule_id)
             assert [r["execution"]["status"] for r in records] == ["succeeded"] * 6, name
             assert all(r["metrics"]["alerts_created"] == 0 for r in records[1:]), name
+
+
+def test_a_refused_shell_is_dead_lettered_then_completed_by_the_next_run(
+    job_env: JobEnv, es_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Elasticsearch refuses a sequence's shell: the sequence is dead-lettered under its first event (its
+    blocks, created, leave the unit half written), the window advances; ``deadletter retry`` does not make a
+    query-rule alert of that one event; the next run over the sequence's time writes the missing shell."""
+    events = [
+        {"_id": "a", "@timestamp": iso(NOW - 5 * MINUTE), "event_type": "x", "tag": "A", "k1": "h"},
+        {"_id": "b", "@timestamp": iso(NOW - 4 * MINUTE), "event_type": "x", "tag": "B", "k1": "h"},
+    ]
+    job_env.index_events(events)
+    rule_id = job_env.write_eql_rule('sequence by k1 [x where tag == "A"] [x where tag == "B"]', extra=CATEGORY)
+    refs = [(job_env.events_index(), "a"), (job_env.events_index(), "b")]
+    shell, blocks = sequence_ids(refs, rule_id, "default")
+    with FaultProxy(es_url) as proxy:
+        proxy.always(r"^/_bulk", refusing_bulk(es_url, {shell}))
+        job_env.set(es_hosts=proxy.url)
+        assert job_env.run("--now", iso(NOW)) == 1
+    job_env.set(es_hosts=es_url)
+    record = job_env.executions_docs(rule_id)[-1]
+    assert record["execution"]["status"] == "partial failure"
+    assert record["window"]["searched_to"] == iso(NOW)
+    assert sorted(doc["_id"] for doc in job_env.alert_docs(rule_id)) == sorted(blocks)
+    [letter] = [hit["_source"] for hit in job_env.es.search(index=job_env.dead_letters)["hits"]["hits"]]
+    assert letter["event"] == {"index": job_env.events_index(), "id": "a"}
+    assert letter["reason"].startswith(f"the alerts of the sequence of 2 events ({job_env.events_index()}/a, ")
+
+    capsys.readouterr()
+    assert cli_main(["deadletter", "retry"]) == 1
+    assert SEQUENCE_NOT_RETRIED in capsys.readouterr().out
+    assert sorted(doc["_id"] for doc in job_env.alert_docs(rule_id)) == sorted(blocks)
+
+    assert job_env.run("--now", iso(NOW + MINUTE)) == 0  # the window overlaps: the unit is completed
+    assert sorted(doc["_id"] for doc in job_env.alert_docs(rule_id)) == sorted([shell, *blocks])
+    assert job_env.executions_docs(rule_id)[-1]["metrics"]["alerts_created"] == 1
