@@ -50,6 +50,10 @@ from job.writing.deadletter import DeadLetter, Stage
 log = logging.getLogger(__name__)
 
 MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
+# Kibana's words when a suppressing rule of a type other than query reaches its cap (EQL event queries here).
+MAX_ALERTS_SUPPRESSED_WARNING = (
+    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created or suppressed."
+)
 DEAD_LETTER_SAMPLES = 3
 # Alerts per bulk request: about this many bytes (a page of 1,000 Endgame alerts is 17 MB), so requests in
 # flight hold little memory and writing overlaps building at a finer grain; the first request of a run

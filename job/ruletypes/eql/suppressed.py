@@ -49,7 +49,7 @@ from job.search.resume import resumer, sort_moment
 from job.window import Window
 from job.writing.grouped import GroupWriter
 from job.writing.suppressed import SuppressionStore
-from job.writing.writer import MAX_ALERTS_WARNING, event_candidates, for_events
+from job.writing.writer import MAX_ALERTS_SUPPRESSED_WARNING, event_candidates, for_events
 
 
 def _sorted(values: Sequence[Any]) -> tuple[Any, ...]:
@@ -204,7 +204,7 @@ def execute_suppressed_events(rule: Rule, run: RunPlan, search: EqlSearch, tools
                 if left:  # the cap, on ordinary alerts: no group is written, all resume from here on
                     starts = [resume(left[0].item), *(group.start for group in state.groups())]
                     outcome.searched_to = max(min(starts), run.window.start)
-                    outcome.warnings.append(MAX_ALERTS_WARNING)
+                    outcome.warnings.append(MAX_ALERTS_SUPPRESSED_WARNING)
                     paged_whole = False
                     break
                 if len(page) >= settings.page_size and tools.should_stop():
@@ -220,7 +220,7 @@ def execute_suppressed_events(rule: Rule, run: RunPlan, search: EqlSearch, tools
             state.writer.write(groups[:room])
             if len(groups) > room:
                 outcome.searched_to = max(groups[room].start, run.window.start)
-                outcome.warnings.append(MAX_ALERTS_WARNING)
+                outcome.warnings.append(MAX_ALERTS_SUPPRESSED_WARNING)
         outcome.warnings += state.writer.finish(tools.refresh)
         if tools.refresh:
             writer.refresh()
