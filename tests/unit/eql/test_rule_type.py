@@ -15,10 +15,13 @@ from job.rules.parts import ExceptionItem
 from job.ruletypes.checks import validate_rule
 from job.ruletypes.contract import PlanInputs
 from job.ruletypes.eql.compiled import SAMPLE_REFUSAL, SEQUENCE_SUPPRESSION_REFUSAL, compile_query
+from job.ruletypes.eql.rule_type import EqlType
 from job.ruletypes.eql.search import EqlSearch, plan_search
 from job.ruletypes.eql.sequences import SequenceRun
 from job.ruletypes.eql.stream import Ties, event_of
+from job.ruletypes.eql.suppressed import event_terms, event_time
 from job.ruletypes.registry import Compiler
+from job.search.clauses import timestamp_fields
 from job.window import Window
 from tests.alert_samples import NOW, SEED_RULE_FIELDS
 from tests.unit.eql.fields import FIELDS
@@ -235,3 +238,40 @@ def test_the_resume_point_is_the_earliest_sequence_still_in_flight(
     run.page([_hit(doc_id, ms * MS, stages, host=host) for (doc_id, ms, stages), host in zip(feed, hosts, strict=True)])
     run.feed(run.ties.rest())
     assert run.resume_ns([]) == expected_ms * MS
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ({"host": {"name": "ws-01"}}, (("host.name", ("ws-01",)),)),  # a list, as Kibana reads the fields API
+        ({"host": {"name": ["b", "a"]}}, (("host.name", ("a", "b")),)),  # sorted
+        ({"host.name": "dotted"}, (("host.name", ("dotted",)),)),
+        ({}, (("host.name", None),)),
+        ({"host": {"name": None}}, (("host.name", None),)),
+    ],
+)
+def test_suppression_terms_of_an_event(source: dict[str, Any], expected: Any) -> None:
+    assert event_terms(["host.name"], source) == expected
+
+
+@pytest.mark.parametrize(
+    ("override", "sort", "expected"),
+    [
+        (None, [1_000_000_000, 7], datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
+        ("event.ingested", [2_000_000_000, 1_000_000_000, 7], datetime(1970, 1, 1, 0, 0, 2, tzinfo=UTC)),
+        ("event.ingested", [2**63 - 1, 1_000_000_000, 7], datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),  # fallback
+        (None, [2**63 - 1, 7], None),
+    ],
+)
+def test_an_event_s_time_in_the_window_s_order(override: str | None, sort: list[int], expected: Any) -> None:
+    rule = eql("process where true", timestamp_override=override)
+    assert event_time({"sort": sort}, timestamp_fields(rule)) == expected
+
+
+def test_a_suppressed_event_query_is_not_probed_but_a_sequence_is() -> None:
+    rule_type = EqlType()
+    suppressed = eql("process where true", alert_suppression={"group_by": ["host.id"]})
+    assert rule_type.probe(suppressed, _search(suppressed)) is None
+    sequence = eql(SEQUENCE)
+    probe = rule_type.probe(sequence, _search(sequence))
+    assert probe is not None and probe.query == _search(sequence).query
