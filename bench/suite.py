@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from bench import data
+from bench import bench_eql, data
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
@@ -351,6 +351,14 @@ class Bench:
             )
         )
 
+    # -- EQL ----------------------------------------------------------------------------------------
+
+    def eql_vs_query(self) -> None:
+        bench_eql.eql_vs_query(self)
+
+    def eql_sequences(self) -> None:
+        bench_eql.eql_sequences(self)
+
     # -- start and translation ---------------------------------------------------------------------
 
     def start_and_kql(self) -> None:
@@ -409,6 +417,8 @@ def main(argv: list[str]) -> int:
             bench.no_matches,
             bench.shipped_rules,
             bench.generated_rules,
+            bench.eql_vs_query,
+            bench.eql_sequences,
         ]
         wanted = set(argv)
         for part in parts:
