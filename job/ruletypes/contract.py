@@ -39,8 +39,9 @@ from job.search.probes import Probe
 from job.settings import Settings
 from job.window import Gap, Window, isoformat
 from job.writing.grouped import GroupWriter, Recount, group_writes
+from job.writing.run_writer import AlertWriter
 from job.writing.suppressed import SuppressionStore
-from job.writing.writer import AlertWriter, Candidate, RunWrites
+from job.writing.writer import Candidate, RunWrites
 
 FieldTypes = Mapping[str, str]
 Hit = dict[str, Any]

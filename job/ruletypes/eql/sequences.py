@@ -36,7 +36,8 @@ from job.ruletypes.eql.sequence_alerts import for_sequences, sequence_candidate
 from job.ruletypes.eql.stream import Event, Ties, event_of
 from job.search.pager import PageStats, PitPager
 from job.search.resume import sort_moment
-from job.writing.writer import MAX_ALERTS_WARNING, AlertWriter, Candidate, RunWrites
+from job.writing.run_writer import AlertWriter
+from job.writing.writer import MAX_ALERTS_WARNING, Candidate, RunWrites
 
 MGET_CHUNK = 1000
 

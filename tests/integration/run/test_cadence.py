@@ -119,7 +119,6 @@ def test_schedule_runs_each_rule_on_its_own_interval(job_env: JobEnv) -> None:
     assert {doc["kibana.alert.rule.rule_id"] for doc in job_env.alert_docs()} == {fast, slow}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 (smaller): --rule X --rule X runs the rule twice in one pass")
 @pytest.mark.parametrize("second", ["rule_id", "file"], ids=["the same rule_id twice", "its rule_id and its file"])
 def test_a_rule_named_twice_runs_once(job_env: JobEnv, second: str) -> None:
     rule_id = job_env.write_rule()
@@ -134,7 +133,6 @@ def test_a_rule_named_twice_runs_once(job_env: JobEnv, second: str) -> None:
     assert len(job_env.alert_docs(rule_id)) == 5
 
 
-@pytest.mark.xfail(strict=True, reason="issue 21 (smaller): a pass reads the execution log twice (due-ness, planning)")
 def test_a_pass_reads_the_execution_log_once(job_env: JobEnv, es_url: str) -> None:
     """``run`` without ``--all`` needs the log for two things: which rules are due, and where each rule's window
     starts. One search of the log serves both, in a pass that finds the log empty and in one that does not."""

@@ -109,10 +109,6 @@ LATE_SCHEDULE = [LATE_T0 + timedelta(minutes=10 * k) for k in range(5)]
 LATE_CAP = 200  # the first two runs reach it (a burst before the first run); the third catches up
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 3: alerts of a bulk applied after the client's timeout count as duplicates on the retry",
-)
 def test_requests_applied_but_answered_after_the_client_gave_up_converge_on_the_exact_alert_set(
     job_env: JobEnv, es_url: str
 ) -> None:

@@ -211,10 +211,6 @@ def test_log_lines_of_rules_running_at_once_carry_their_own_rule(
     assert len([line for line in ruled if line["message"].startswith("transient Elasticsearch error")]) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 5: in a batched pass each run's lease and stop time count from its batch's start",
-)
 def test_each_run_of_a_batch_has_its_own_lease_counted_from_its_own_start(job_env: JobEnv, es_url: str) -> None:
     """Ten rules in one batch, two at a time, each paging 120 events in pages of 50 that the proxy makes take
     a second each: one run takes about 5 seconds, well within its stop time (0.9 of a 12-second lease), while
@@ -240,10 +236,6 @@ def test_each_run_of_a_batch_has_its_own_lease_counted_from_its_own_start(job_en
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 6: an error building one run's shared alert part in a batch ends the whole pass",
-)
 def test_a_run_whose_shared_alert_part_cannot_be_built_fails_alone_in_a_batched_pass(
     job_env: JobEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

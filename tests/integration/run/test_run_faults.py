@@ -180,10 +180,6 @@ LATE_BULKS = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 3: a bulk applied while the client timed out, then retried, counts its 409s as duplicates",
-)
 @pytest.mark.parametrize("case", LATE_BULKS.values(), ids=LATE_BULKS.keys())
 def test_a_bulk_applied_after_the_client_gave_up_counts_as_created_by_the_run(
     job_env: JobEnv, proxy: FaultProxy, case: LateBulk

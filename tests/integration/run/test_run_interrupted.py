@@ -255,10 +255,6 @@ def _continues_where_it_stopped(
     return alerted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 2: with a timestamp override and its fallback, a stopped run resumes at its window start",
-)
 def test_a_stopped_run_of_a_rule_with_a_timestamp_override_is_continued_mid_window(
     job_env: JobEnv, es_url: str
 ) -> None:
@@ -290,10 +286,6 @@ def test_a_stopped_run_of_a_rule_with_a_timestamp_override_is_continued_mid_wind
     assert _alerted(job_env, rule_id) == sorted(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 2: with a timestamp override and its fallback, a capped run resumes at its window start",
-)
 def test_a_capped_run_of_a_rule_with_a_timestamp_override_is_continued_where_the_cap_stopped_it(
     job_env: JobEnv,
 ) -> None:

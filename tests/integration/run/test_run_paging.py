@@ -67,10 +67,6 @@ def test_an_expired_point_in_time_is_reopened_and_nothing_is_skipped(job_env: Jo
     assert execution["metrics"]["pit_reopened"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 1: the duplicate check asks for page size x 2 indices hits, past the 10,000 window",
-)
 def test_a_page_size_above_five_thousand_alerts_every_event(job_env: JobEnv) -> None:
     """Settings accept pages of up to 10,000 events; the duplicate check of a page looks in two indices (the
     alerts alias and the dead letters), and must stay within Elasticsearch's result window whatever the page."""

@@ -10,8 +10,8 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from job.writing.writer import MAX_ALERTS_WARNING
 
+from job.writing.writer import MAX_ALERTS_WARNING
 from tests.faultproxy import FaultProxy, Responder
 from tests.integration.run.conftest import JobEnv, iso
 from tests.integration.run.test_run_suppression import PER_EXECUTION, event, last_execution
@@ -28,10 +28,6 @@ missing_fields_strategy = "doNotSuppress"
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 defect 4: groups filling the cap exactly skip the events lacking a group_by field, silently",
-)
 def test_groups_that_fill_the_cap_exactly_leave_the_events_lacking_a_field_to_the_next_run(job_env: JobEnv) -> None:
     """``max_signals = 100``, exactly 100 new groups, and 5 events without ``host.name`` (earlier than every
     group): the cap is reached before those 5, so the run warns and the next one starts at the first of them."""
@@ -74,10 +70,6 @@ def _created_first_by_another_run(es_url: str) -> Responder:
     return respond
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 21 (smaller): a suppressed alert's create answered 409 still counts its group and its events",
-)
 def test_a_group_whose_alert_another_run_created_first_is_not_counted(job_env: JobEnv, es_url: str) -> None:
     rule_id = job_env.write_rule(extra=PER_EXECUTION)
     job_env.index_events([event(NOW - (5 - i) * MINUTE, f"a{i}") for i in range(3)])
