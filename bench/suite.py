@@ -26,7 +26,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from bench import data
+from bench import bench_eql, data
+from bench.new_terms import new_terms_figure
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
@@ -389,6 +390,15 @@ class Bench:
                 "preview --json / backfill (the same)", f"{as_json:.2f} s / {backfill:.2f} s = {as_json / backfill:.2f}"
             )
         )
+    def new_terms(self) -> None:
+        new_terms_figure(self)  # bench/new_terms.py
+    # -- EQL ----------------------------------------------------------------------------------------
+
+    def eql_vs_query(self) -> None:
+        bench_eql.eql_vs_query(self)
+
+    def eql_sequences(self) -> None:
+        bench_eql.eql_sequences(self)
 
     # -- start and translation ---------------------------------------------------------------------
 
@@ -449,6 +459,9 @@ def main(argv: list[str]) -> int:
             bench.shipped_rules,
             bench.generated_rules,
             bench.preview_vs_backfill,
+            bench.new_terms,
+            bench.eql_vs_query,
+            bench.eql_sequences,
         ]
         wanted = set(argv)
         for part in parts:

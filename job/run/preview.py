@@ -13,12 +13,17 @@ and builds every document as a run would. What differs is only what a run writes
 
 So the windows see each other's alerts as the windows of a backfill do: an event found again by the next
 window's look-back is a duplicate of the first, and a suppressed group folds into the would-be alert of an
-earlier window. Every request is a read (``_field_caps``, searches, points in time, value lists).
+earlier window. A type that keeps a state from one run to the next (``RunPlan.state``: threshold's signal
+history) gets the one its previous window kept, where a backfill's window rebuilds it from the alerts the
+previous windows wrote: preview has none written to rebuild it from. Every request is a read
+(``_field_caps``, searches, points in time, value lists).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from job import stop
 from job.execlog.execution import BACKFILL, Execution
@@ -30,14 +35,17 @@ from job.window import Window
 from job.writing.collect import Collector
 
 
-def preview_window(ctx: RunContext, rule: Rule, window: Window, collector: Collector) -> Execution:
-    """One window run as :func:`job.run.steps.run_rule` runs it, into ``collector``. Never raises for problems
-    of this rule: they end up on the execution, as a run's do."""
+def preview_window(
+    ctx: RunContext, rule: Rule, window: Window, collector: Collector, state: dict[str, Any] | None = None
+) -> Execution:
+    """One window run as :func:`job.run.steps.run_rule` runs it, into ``collector``, with the state the rule's
+    type kept in the previous window. Never raises for problems of this rule: they end up on the execution, as
+    a run's do."""
     execution = new_execution(ctx, rule)
     execution.kind = BACKFILL
     with rule_context(rule.rule_id, rule.name, execution.uuid):
         try:
-            plan = plan_fixed(rule, window, alerts_max=ctx.settings.alerts_max)
+            plan = dataclasses.replace(plan_fixed(rule, window, alerts_max=ctx.settings.alerts_max), state=state)
             note_plan(execution, plan)
             stop.check()
             search = search_plan(ctx, rule, execution, plan)
@@ -57,10 +65,12 @@ def preview_rule(
 ) -> list[Execution]:
     """Every window, oldest first (until a stop is requested); then the collector hands on the alerts it held."""
     executions = []
+    state: dict[str, Any] | None = None
     for window in windows:
         if stop.requested():
             break
-        execution = preview_window(ctx, rule, window, collector)
+        execution = preview_window(ctx, rule, window, collector, state)
+        state = execution.type_state.value if execution.type_state is not None else None
         executions.append(execution)
         done(execution)
     collector.finish()
