@@ -27,6 +27,7 @@ START = datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
 END = START + timedelta(minutes=30)  # 3 windows of the rules' 10m interval, each with a 5m look-back
 RANGE = ["--from", iso(START), "--to", iso(END)]
 # What a run stamps with its own clock and execution: the only fields in which preview's documents differ.
+GROUP_ID, BUILDING_BLOCK = "kibana.alert.group.id", "kibana.alert.building_block_type"
 RUN_TIME_FIELDS = (
     "@timestamp",
     "kibana.alert.rule.execution.uuid",
@@ -57,21 +58,40 @@ name = "bob is the backup account"
 """
 PER_EXECUTION = '\n[rule.alert_suppression]\ngroup_by = ["host.name"]\n'
 ONE_HOUR = PER_EXECUTION + 'duration = {value = 1, unit = "h"}\n'
-# The rule types these variants are of: every type the job runs must be among them (a type that runs and
-# previews differently from how it backfills is what this file is for).
-PREVIEWED_TYPES = {"query"}
-# name: (the rule's extra TOML, its max_signals)
-VARIANTS: dict[str, tuple[str, int]] = {
-    "overrides and an exception": (OVERRIDES + EXCEPTION, 10000),
-    "cap": ("", 2),
-    "suppressed per execution": (PER_EXECUTION, 10000),
-    "suppressed for an hour": (ONE_HOUR, 10000),
+THRESHOLD = '\n[rule.threshold]\nfield = ["host.name"]\nvalue = 2\n'
+NEW_TERMS = (
+    '\n[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["rule.name"]\n'
+    '[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "now-1h"\n'
+)
+EQL_EVENTS = 'any where event.action == "cred_theft_event" and user.name == "alice"'
+EQL_SEQUENCE = 'sequence by host.name [any where user.name == "alice"] [any where user.name == "bob"]'
+# name: (the rule's type, its extra TOML (an EQL rule: its query), its max_signals). Every type the job runs
+# must be among them: a type that previews differently from how it backfills is what this file is for.
+VARIANTS: dict[str, tuple[str, str, int]] = {
+    "overrides and an exception": ("query", OVERRIDES + EXCEPTION, 10000),
+    "cap": ("query", "", 2),
+    "suppressed per execution": ("query", PER_EXECUTION, 10000),
+    "suppressed for an hour": ("query", ONE_HOUR, 10000),
+    "eql events": ("eql", EQL_EVENTS, 10000),
+    "eql sequences": ("eql", EQL_SEQUENCE, 10000),
+    "threshold": ("threshold", THRESHOLD, 10000),  # groups kept in its state from one window to the next
+    "new terms": ("new_terms", NEW_TERMS, 10000),
 }
 
 
+def write_variant(job_env: JobEnv, name: str, index: str) -> str:
+    kind, extra, max_signals = VARIANTS[name]
+    if kind == "eql":
+        return job_env.write_eql_rule(extra, name=name, max_signals=max_signals, index=index)
+    rule_id = job_env.write_rule(name=name, extra=extra, max_signals=max_signals, index=index)
+    path = job_env.rules_dir / f"{rule_id}.toml"
+    path.write_text(path.read_text().replace('type = "query"', f'type = "{kind}"'))
+    return rule_id
+
+
 def test_every_rule_type_that_runs_is_previewed_here() -> None:
-    missing = sorted(set(TYPES) - PREVIEWED_TYPES)
-    assert missing == [], f"add rules of {missing} to the variants of this file, and to PREVIEWED_TYPES"
+    missing = sorted(set(TYPES) - {kind for kind, _, _ in VARIANTS.values()})
+    assert missing == [], f"add rules of {missing} to the variants of this file"
 
 
 def _events() -> Iterator[dict[str, Any]]:
@@ -108,7 +128,11 @@ def _json_lines(text: str) -> dict[str, dict[str, Any]]:
 
 
 def _stable(source: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in source.items() if key not in RUN_TIME_FIELDS}
+    """The document without the fields a run stamps itself; a sequence's shell alert also takes its
+    ``kibana.alert.original_time`` from the alert time (its first block's ``@timestamp``), as Kibana's does."""
+    shell = GROUP_ID in source and BUILDING_BLOCK not in source
+    skipped = (*RUN_TIME_FIELDS, *(["kibana.alert.original_time"] if shell else []))
+    return {key: value for key, value in source.items() if key not in skipped}
 
 
 def test_preview_prints_the_documents_a_backfill_of_the_range_creates(
@@ -116,10 +140,7 @@ def test_preview_prints_the_documents_a_backfill_of_the_range_creates(
 ) -> None:
     """Every variant's rule previewed in one call, then each backfilled over the same range (one set of indices:
     the alerts of each rule are told apart by their rule_id)."""
-    rules = {
-        job_env.write_rule(name=name, extra=extra, max_signals=max_signals, index=events_index): name
-        for name, (extra, max_signals) in VARIANTS.items()
-    }
+    rules = {write_variant(job_env, name, events_index): name for name in VARIANTS}
     assert cli_main(["preview", *rules, "--json", *RANGE]) == 0
     out, err = capsys.readouterr()
     previewed: dict[str, dict[str, dict[str, Any]]] = {rule_id: {} for rule_id in rules}
@@ -131,7 +152,7 @@ def test_preview_prints_the_documents_a_backfill_of_the_range_creates(
         assert not job_env.es.indices.exists(index=index), f"preview created {index}"
 
     for rule_id, name in rules.items():
-        capped = VARIANTS[name][1] == 2
+        capped = VARIANTS[name][2] == 2
         assert cli_main(["backfill", "--rule", rule_id, *RANGE]) == (1 if capped else 0), name  # 1: stopped at caps
         created = {doc.pop("_id"): doc for doc in job_env.alert_docs(rule_id)}
         assert previewed[rule_id] and sorted(previewed[rule_id]) == sorted(created), name
@@ -146,8 +167,12 @@ def test_preview_prints_the_documents_a_backfill_of_the_range_creates(
         assert cli_main(["preview", rule_id, *RANGE]) == 0
         out = capsys.readouterr().out
         assert ("  alerts        0 would be created" in out) != capped, name
-        existing = 0 if "suppressed" in name else len(created)
-        assert f"  duplicates    {existing} would-be alerts exist already" in out, name
+        # Each event, and each sequence (its shell and blocks), is found again: a duplicate of its alert. A
+        # suppressed group's events are counted already, so it makes no would-be alert (groups of the other
+        # aggregating types are their types' business).
+        if VARIANTS[name][0] in ("query", "eql"):
+            existing = 0 if "suppressed" in name else len(created)
+            assert f"  duplicates    {existing} would-be alerts exist already" in out, name
 
 
 def test_a_scheduled_run_creates_what_preview_printed(
