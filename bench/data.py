@@ -125,7 +125,7 @@ def day_events(es: Elasticsearch, count: int) -> EventSet:
         endgame_event(n, start + timedelta(seconds=86_400 * n / count), kind="detection", action="cred_theft_event")
         for n in range(count)
     )
-    return _ensure(es, f"bench-v{VERSION}-day-{count}", count, events)
+    return ensure(es, f"bench-v{VERSION}-day-{count}", count, events)
 
 
 def background(es: Elasticsearch, count: int) -> EventSet:
