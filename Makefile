@@ -9,8 +9,9 @@ LOWEST_STAMP := $(LOWEST)/.installed-stamp
 .PHONY: help venv es-up es-down es-build test test-es test-cluster unit lint demo bench bench-peers clean chart-tools chart-check test-lowest
 
 # The local node's release: 8 (8.19.x, the default), 9 (the pinned 9.x) or an exact x.y.z;
-# NODES=3 makes es-up start a three-node cluster. esnode.py reads both from the environment.
-export ES_VERSION NODES
+# NODES=3 makes es-up start a three-node cluster, ESQL=1 the ES|QL node (8.19 only). esnode.py reads
+# them from the environment.
+export ES_VERSION NODES ESQL
 # The releases make test runs the integration tests on (unit tests run once).
 TEST_ES_VERSIONS ?= 8 9
 
@@ -34,7 +35,7 @@ help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
 	@echo "make test     lint, type-check and run every test (integration tests on Elasticsearch 8.19 and 9.x)"
 	@echo "make test-cluster  only the three-node cluster tests, on 8.19 and 9.x"
-	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3); prints its URL last"
+	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3, ESQL=1); prints its URL last"
 	@echo "make es-down  stop every local node es-up started"
 	@echo "make bench    speed and memory against the floor on the local node (table in bench/results/latest.json)"
 	@echo "make bench-peers  the job beside ElastAlert 2 (Python 3.12+ needed; skipped otherwise)"
