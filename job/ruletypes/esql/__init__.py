@@ -1,0 +1,15 @@
+"""ES|QL rules as Kibana's detection engine runs them (8.19 and 9.x): the pure parts.
+
+The query runs on Elasticsearch's ``_query`` API; nothing here talks to Elasticsearch. One page of a run:
+
+1. :func:`request.build_request` (query text, window, timestamp fields, exception clause, page size, excluded
+   events) gives the ``_query`` call; :mod:`excluded` keeps the events already alerted on across pages and runs.
+2. :func:`response.parse_response` reads the answer (columns, rows without null cells, partial results).
+3. For a non-aggregating query, :func:`request.source_fetch_body` fetches the rows' events and
+   :func:`sources.fetched_events` reads them.
+4. :func:`alerts.rows_to_alerts` gives the would-be alerts: Kibana's id and the event merged with the row.
+
+Modules: text (the pipeline's commands: aggregating or not, FROM's indices and METADATA, MV_EXPAND),
+inject (9.4+'s METADATA _id rewrite), request, response, sources, excluded, merge (columns into the
+event's source), alerts (ids and would-be alerts), errors (Kibana's texts).
+"""
