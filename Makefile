@@ -63,24 +63,27 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy job esnode
 
 # The test session starts its own node (fresh data in a temporary folder) unless
-# DETECTION_ES_HOSTS points at a cluster, and stops it at the end. Unit tests run once, the
+# DETECTION_ES_HOSTS points at a cluster, and stops it at the end; the 8.19 session also starts the
+# ES|QL node (ESQL=1) for the ES|QL tests, which a 9.x session skips. Unit tests run once, the
 # integration tests (the three-node cluster tests among them) once per release in TEST_ES_VERSIONS;
 # then the chart checks and the lowest dependency versions.
 test: $(STAMP) lint
-	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@for v in $(TEST_ES_VERSIONS); do ESQL= ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@ESQL=1 ES_VERSION=8 $(PYTHON) esnode/esnode.py build
 	$(VENV)/bin/pytest -m "not integration" --ignore=tests/chart
 	@for v in $(TEST_ES_VERSIONS); do $(MAKE) --no-print-directory test-es ES_VERSION=$$v || exit 1; done
 	@$(MAKE) --no-print-directory chart-check
 	@$(MAKE) --no-print-directory test-lowest
 
 # The integration tests on one release: make test-es ES_VERSION=9
-test-es: $(STAMP) es-build
+test-es: $(STAMP)
+	@ESQL= $(PYTHON) esnode/esnode.py build
 	$(VENV)/bin/pytest -m integration --ignore=tests/chart
 
 # The three-node cluster tests (the cluster itself, and the job on it while nodes die and restart), on
 # every release in TEST_ES_VERSIONS; make test runs them too.
 test-cluster: $(STAMP)
-	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@for v in $(TEST_ES_VERSIONS); do ESQL= ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
 	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(VENV)/bin/pytest -m cluster --ignore=tests/chart || exit 1; done
 
 $(HELM):
