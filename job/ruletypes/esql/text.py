@@ -6,6 +6,9 @@ one of its top-level commands is ``STATS``; ``MV_EXPAND`` commands change the al
 Those are all facts about the top-level commands, so a scanner that splits the query at the pipes that
 lie outside strings, quoted identifiers and comments answers them; the engine itself judges the rest.
 
+``INLINE STATS`` is no ``STATS``: Kibana's syntax tree names it ``inline_stats`` (8.19's engine refuses it
+as a syntax error; 9.x runs it), so a query whose only aggregation is an ``INLINE STATS`` is non-aggregating.
+
 Lexical rules followed (ES|QL's grammar): strings are ``"..."`` with backslash escapes or ``\"\"\"...\"\"\"``
 without; identifiers may be quoted with backquotes (a doubled backquote inside is one backquote);
 ``//`` comments run to the end of the line and ``/* ... */`` comments nest.
