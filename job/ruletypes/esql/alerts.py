@@ -4,7 +4,8 @@ As Kibana's ES|QL executor (``esql.ts``, ``wrap_esql_alerts.ts``, ``utils/genera
 
 * A row's ``_id``/``_index``/``_version`` are taken apart; every other column is merged into the event's
   ``_source`` as a flat dotted key (``merge.py``). A non-aggregating row with an ``_id`` brings its event
-  (fetched by id: ``sources.py``), copied per row; an aggregating row, or one without ``_id``, is its
+  (fetched by id: ``sources.py``; Kibana deep-copies it per row, here only the objects the merge changes are
+  copied); an aggregating row, or one without ``_id``, is its
   columns alone. The hit's ``_index`` is the row's, else the event's, else ``""``; its ``fields`` are the
   event's.
 * The id is npm ``object-hash`` of
@@ -20,7 +21,6 @@ As Kibana's ES|QL executor (``esql.ts``, ``wrap_esql_alerts.ts``, ``utils/genera
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +110,7 @@ def rows_to_alerts(
         row_id = metadata.get("_id")
         row_id = row_id if isinstance(row_id, str) else ""
         event = None if aggregating or not row_id else event_of(events, row)
-        source = merge_row(copy.deepcopy(event.source) if event else None, columns)
+        source = merge_row(event.source if event else None, columns)
         row_index = metadata.get("_index")
         index = row_index if isinstance(row_index, str) and row_index else (event.index if event else "")
         fields = event.fields if event else None

@@ -41,23 +41,28 @@ def robust_get(document: Mapping[str, Any], key: str) -> Any:
 
 
 def robust_unset(document: dict[str, Any], key: str) -> None:
-    """Remove the value at ``key``; an object emptied by that is removed from its parent too."""
+    """Remove the value at ``key`` from ``document`` (changed in place); an object emptied by that is removed
+    from its parent too. The nested objects on the way are replaced by changed copies, never changed, so an
+    event shared by several rows (MV_EXPAND) stays as it was without being copied whole."""
     parts = key.split(".")
     for cut in range(1, len(parts)):
         prefix = ".".join(parts[:cut])
         value = document.get(prefix)
         if value is not None and _is_object(value):
             if value:
-                robust_unset(value, ".".join(parts[cut:]))
-                if not value:
+                inner = dict(value)
+                robust_unset(inner, ".".join(parts[cut:]))
+                if inner:
+                    document[prefix] = inner
+                else:
                     del document[prefix]
             return
     document.pop(key, None)
 
 
-def merge_row(source: dict[str, Any] | None, columns: Mapping[str, Any]) -> dict[str, Any]:
-    """``source`` (changed in place; a new dict when None) with each column set as a flat dotted key."""
-    document = {} if source is None else source
+def merge_row(source: Mapping[str, Any] | None, columns: Mapping[str, Any]) -> dict[str, Any]:
+    """A new ``_source``: ``source`` (not changed) with each column set as a flat dotted key."""
+    document = {} if source is None else dict(source)
     for name, value in columns.items():
         if js_truthy(robust_get(document, name)):
             robust_unset(document, name)

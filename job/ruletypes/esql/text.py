@@ -168,9 +168,12 @@ def _from_parts(command: Command) -> tuple[str, str | None]:
 
 def metadata_keyword(text: str) -> re.Match[str] | None:
     """The METADATA keyword of a FROM body, outside quotes (``[METADATA`` in the old bracket form)."""
+    quotes = backquotes = seen = 0
     for found in re.finditer(r"\[?\s*\bmetadata\b", text, re.IGNORECASE):
-        before = text[: found.start()]
-        if before.count('"') % 2 == 0 and before.count("`") % 2 == 0:
+        quotes += text.count('"', seen, found.start())
+        backquotes += text.count("`", seen, found.start())
+        seen = found.start()
+        if quotes % 2 == 0 and backquotes % 2 == 0:
             return found
     return None
 

@@ -66,3 +66,9 @@ def test_merge_row(source: dict[str, Any] | None, columns: dict[str, Any], merge
 )
 def test_js_truthy(value: Any, truthy: bool) -> None:
     assert js_truthy(value) is truthy
+
+
+def test_the_event_is_never_changed() -> None:
+    event = {"agent": {"name": "a", "id": {"x": 1}}, "b": 1}
+    merge_row(event, {"agent.name": "z", "agent.id.x": 2, "b": 3})
+    assert event == {"agent": {"name": "a", "id": {"x": 1}}, "b": 1}

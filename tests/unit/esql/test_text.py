@@ -95,3 +95,8 @@ def test_content_end_leaves_a_trailing_comment_out() -> None:
     query = "FROM a // c\n| KEEP b /* d */ "
     commands = text.split_commands(query)
     assert [query[c.start : c.content_end] for c in commands] == ["FROM a", " KEEP b"]
+
+
+def test_a_from_with_many_metadata_words_in_quotes_is_read_in_linear_time() -> None:
+    query = "FROM " + ", ".join(['"metadata"'] * 8_000) + " METADATA _id"
+    assert text.metadata_fields(query) == ["_id"]
