@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from job.ruletypes.esql.errors import METADATA_ID_REQUIRED
 from job.ruletypes.esql.text import (
     Command,
     QueryTextError,
+    has_metadata_id,
     is_aggregating,
     metadata_fields,
     metadata_keyword,
@@ -100,3 +102,17 @@ def inject_metadata_id(query: str) -> Injection:
     except QueryTextError as exc:
         return Injection(query, f"the rewritten query could not be read: {exc}")
     return Injection(rewritten)
+
+
+def metadata_id_problem(query: str, *, injects: bool) -> str | None:
+    """Kibana's save-time check of a rule query (``parse_esql_query.ts``): before 9.4 (``injects`` False) a
+    non-aggregating query must name ``_id`` in FROM's METADATA (only ``_id`` is checked), else this error;
+    from 9.4 the executor injects it and a missing ``_id`` is no error. QueryTextError if unreadable."""
+    if injects or is_aggregating(query) or has_metadata_id(query):
+        return None
+    return METADATA_ID_REQUIRED
+
+
+def query_to_run(query: str, *, injects: bool) -> Injection:
+    """The query an executor sends for the saved ``query``: unchanged on 8.19 and 9.0-9.3, injected on 9.4+."""
+    return inject_metadata_id(query) if injects else Injection(query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.ruletypes.esql.inject import inject_metadata_id
+from job.ruletypes.esql.inject import inject_metadata_id, metadata_id_problem, query_to_run
 
 
 @pytest.mark.parametrize(
@@ -49,3 +49,25 @@ def test_when_injection_fails_the_saved_query_runs_with_the_reason(saved: str, r
     injected = inject_metadata_id(saved)
     assert injected.query == saved
     assert injected.failure is not None and reason in injected.failure
+
+
+@pytest.mark.parametrize(
+    ("query", "injects", "refused"),
+    [
+        ("FROM logs-* | WHERE a == 1", False, True),
+        ("FROM logs-* METADATA _index, _version | WHERE a == 1", False, True),  # only _id counts
+        ("FROM logs-* METADATA _id | WHERE a == 1", False, False),
+        ("FROM logs-* | STATS c = COUNT(*) BY h", False, False),
+        ("FROM logs-* | WHERE a == 1", True, False),  # 9.4+: injected at run time
+    ],
+)
+def test_metadata_id_required_before_9_4(query: str, injects: bool, refused: bool) -> None:
+    problem = metadata_id_problem(query, injects=injects)
+    assert (problem is not None) is refused
+    if refused:
+        assert problem is not None and problem.startswith("Queries that don\u2019t use the STATS...BY function")
+
+
+@pytest.mark.parametrize(("injects", "runs"), [(False, "FROM a | KEEP b"), (True, "FROM a METADATA _id | KEEP b, _id")])
+def test_query_to_run(injects: bool, runs: str) -> None:
+    assert query_to_run("FROM a | KEEP b", injects=injects).query == runs
