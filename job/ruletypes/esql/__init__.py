@@ -14,6 +14,6 @@ Before the first page, :func:`inject.query_to_run` gives the query sent (8.19 an
 non-aggregating query must name ``_id`` in ``METADATA``).
 
 Modules: text (the pipeline's commands: aggregating or not, FROM's indices and METADATA, MV_EXPAND),
-inject (METADATA _id: required before 9.4, injected from 9.4), request, response, sources, excluded, merge (columns into the
-event's source), alerts (ids and would-be alerts), errors (Kibana's texts).
+inject (METADATA _id: required before 9.4, injected from 9.4), request, response, sources, excluded,
+merge (columns into the event's source), alerts (ids and would-be alerts), errors (Kibana's texts).
 """

@@ -29,7 +29,7 @@ from job.window import Window
 ASYNC_PATH = "/_query/async"
 SYNC_PATH = "/_query"
 WAIT_FOR_COMPLETION = "4m"  # the alerting framework and the ES proxy cap a request at 5 minutes
-RESULT_TRUNCATION_MAX_SIZE = 10_000  # esql.query.result_truncation_max_size's default: more rows never come
+MAX_FETCH = 10_000  # index.max_result_window's default: a larger source fetch would be refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,15 +120,15 @@ def source_fetch_body(ids: Sequence[str], runtime_mappings: Mapping[str, Any] | 
     to the FROM index patterns with ``ignore_unavailable=true``: an ``ids`` filter, ``_source`` and every field.
     No ``version``, so a fetched event's ``_version`` is undefined, as in Kibana.
 
-    The 8.19-era body sets no ``size`` (Elasticsearch's default, 10: past ten rows the events go unfetched);
-    later Kibana asks for twice as many hits as ids (one id may live in several indices) and picks each
-    row's event by ``_index``. That later form is the one built here."""
+    The body read at Kibana commit bc9c0391 (dated to 8.19) sets no ``size`` (Elasticsearch's default, 10:
+    past ten rows the events would go unfetched); later Kibana asks for twice as many hits as ids (one id may
+    live in several indices) and picks each row's event by ``_index``. That later form is the one built here."""
     unique = list(dict.fromkeys(ids))
     body: dict[str, Any] = {
         "query": {"bool": {"filter": {"ids": {"values": unique}}}},
         "_source": True,
         "fields": ["*"],
-        "size": min(2 * len(unique), RESULT_TRUNCATION_MAX_SIZE),
+        "size": min(2 * len(unique), MAX_FETCH),
     }
     if runtime_mappings:
         body["runtime_mappings"] = dict(runtime_mappings)
