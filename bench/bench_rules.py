@@ -8,9 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from job.rules import ExceptionItem, build_exception_filter, load_rules, rule_to_toml, validate_rule
+from job.rules import ExceptionItem, build_exception_filter, load_rules, rule_to_toml
 from job.rules.files import read_text
 from job.rules.positions import key_lines
+from job.ruletypes.checks import validate_rule
 from job.settings import SHIPPED_RULES_DIR
 
 

@@ -27,11 +27,13 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from bench import data
-from job.backends import QueryTranslator, translate_rule_query
+from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
 from job.lists.plan import ExceptionPlan
-from job.run.plan import plan_run, plan_search
+from job.ruletypes.contract import PlanInputs
+from job.ruletypes.registry import Compiler, type_for
+from job.run.plan import plan_run
 
 SIZES = (2_000, 10_000, 20_000)
 REPEAT = 5
@@ -141,14 +143,13 @@ class Bench:
         """The query the job searches for ``rule`` at ``NOW`` (its plan, with the cluster's field types)."""
         caps = self.es.field_caps(index=list(rule.index), fields="*", include_unmapped=True).body
         plan = plan_run(rule, data.NOW, RuleHistory(), max_catchup=timedelta(hours=24), alerts_max=100_000)
-        search = plan_search(
-            rule,
-            plan.window,
-            caps,
+        inputs = PlanInputs(
+            caps=caps,
             alerts_alias=alias,
-            rule_dsl=lambda: translate_rule_query(rule, field_types_from_caps(caps)),
+            compiled=lambda: translate_rule_query(rule, field_types_from_caps(caps)),
             exceptions=ExceptionPlan,
         )
+        search = type_for(rule).plan(rule, plan.window, inputs)
         assert search.query is not None
         return search.query
 
@@ -364,10 +365,10 @@ class Bench:
         caps = self.es.field_caps(index=data.RULES_PATTERN, fields="*", include_unmapped=True).body
         timings = []
         for _ in range(REPEAT):
-            translator = QueryTranslator(lambda indices: field_types_from_caps(caps))
+            compiler = Compiler(lambda indices: field_types_from_caps(caps))
             started = time.perf_counter()
             for rule in rules:
-                translator.translate(rule)
+                compiler.compile(rule)
             timings.append(time.perf_counter() - started)
         kql_ms = statistics.median(timings) * 1000
         self.rows.append(Row(f"KQL translation of the {len(rules)} shipped rules", f"{kql_ms:.1f} ms"))

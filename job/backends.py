@@ -2,26 +2,21 @@
 
 A backend turns a rule's query text into a clause for ``bool.filter``, given the field types of the rule's
 indices when they are known. ``BACKENDS`` is keyed by the rule's ``language`` (``kuery``, ``lucene``);
-``eql`` and ``esql`` get their own backends when those rule types run. Nothing else in the job looks at
-``rule.language``.
+the rule types with languages of their own (EQL, ES|QL) keep them in their own folders.
 
-``QueryTranslator`` translates each rule's query once per pass and remembers the result (or the error),
-so that ``validate`` and ``run`` check exactly the DSL that is searched, with the field types of the
-cluster when one is reachable.
+Each rule's query is translated once per pass (``job.ruletypes.registry.Compiler``), with the field types of
+the cluster when one is reachable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from job.errors import QueryError
 from job.kql import to_dsl
 from job.kql.lucene import lucene_to_dsl
-
-if TYPE_CHECKING:  # job.rules.validation imports this module
-    from job.rules.model import Rule
+from job.rules.model import Rule
 
 FieldTypes = Mapping[str, str]
 # The field types of some index patterns (name -> Elasticsearch type), or None when they cannot be known.
@@ -73,31 +68,3 @@ def backend_for(language: str | None) -> QueryBackend:
 def translate_rule_query(rule: Rule, field_types: FieldTypes | None = None) -> dict[str, Any]:
     """The rule's query as DSL, translated by its language's backend; ``QueryError`` if it does not translate."""
     return backend_for(rule.language).translate(rule.query, field_types)
-
-
-@dataclass
-class QueryTranslator:
-    """Translates each rule query once and keeps the DSL (or the error) for the rest of the pass.
-
-    ``field_types`` gives the field types of a rule's index patterns (from ``_field_caps``); without it,
-    every field is unknown, as in ``validate --offline``. When it raises (the cluster is unreachable), the
-    error propagates and nothing is remembered, so a later call tries again.
-    """
-
-    field_types: FieldTypesSource | None = None
-    _done: dict[tuple[str | None, str, tuple[str, ...]], dict[str, Any] | QueryError] = field(
-        default_factory=dict, repr=False
-    )
-
-    def translate(self, rule: Rule) -> dict[str, Any]:
-        key = (rule.language, rule.query, rule.index)
-        if key not in self._done:
-            types = self.field_types(rule.index) if self.field_types is not None and rule.index else None
-            try:
-                self._done[key] = translate_rule_query(rule, types)
-            except QueryError as exc:
-                self._done[key] = exc
-        found = self._done[key]
-        if isinstance(found, QueryError):
-            raise found
-        return found

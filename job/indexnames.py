@@ -12,8 +12,6 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from job.alerts.template import template_name, write_index_name
-
 MAX_NAME_BYTES = 255
 _FORBIDDEN = '\\/*?"<>|,#: '
 
@@ -69,3 +67,13 @@ def _alias_name(name: str) -> str:
 # Setting types: ``dead_letter_index: IndexName = "detection-deadletter-default"``.
 IndexName = Annotated[str, AfterValidator(_index_name)]
 AliasName = Annotated[str, AfterValidator(_alias_name)]
+
+
+def template_name(alias: str) -> str:
+    """The name the alert index template of ``alias`` is installed under."""
+    return f"{alias}-template"
+
+
+def write_index_name(alias: str) -> str:
+    """The first concrete index behind the rollover alias ``alias``."""
+    return f"{alias}-000001"

@@ -22,8 +22,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from job.execlog.last_runs import COMPLETED, SUCCESSFUL
-from job.ruletypes.query.execute import MAX_ALERTS_WARNING
 from job.window import parse_timestamp
+from job.writing.writer import MAX_ALERTS_WARNING
 
 log = logging.getLogger(__name__)
 

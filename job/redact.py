@@ -90,3 +90,13 @@ def install_log_filter(secrets: Iterable[str] = (), logger: logging.Logger | Non
     for handler in target.handlers:
         handler.addFilter(log_filter)
     return log_filter
+
+
+_SPACES = re.compile(r"  +")
+
+
+def short_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line, at most ``limit`` long: line breaks, control and format characters (terminal
+    escapes, bidi overrides) become spaces."""
+    flat = _SPACES.sub(" ", "".join(ch if ch.isprintable() else " " for ch in text[: limit * 4])).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

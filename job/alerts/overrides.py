@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from job.kql.lexer import JS_TRIM
-from job.rules.model import RiskScoreMappingItem, Rule, Severity, SeverityMappingItem
+from job.rules.model import Rule
+from job.rules.parts import RiskScoreMappingItem, Severity, SeverityMappingItem
 
 SEVERITY_ORDER: Final = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 ECS_SEVERITY_FIELD: Final = "event.severity"

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from job.alerts.overrides import sorted_severity_mapping
-from job.rules.model import ExceptionItem, Rule
+from job.rules.model import Rule
+from job.rules.parts import ExceptionItem
 
 # (category, rule_type_id) per rule type, as Kibana's rule registry names them.
 RULE_TYPES: dict[str, tuple[str, str]] = {

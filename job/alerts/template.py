@@ -192,16 +192,6 @@ def alert_index_template(alias: str) -> dict[str, Any]:
     }
 
 
-def template_name(alias: str) -> str:
-    """The name the template is installed under."""
-    return f"{alias}-template"
-
-
-def write_index_name(alias: str) -> str:
-    """The first concrete index behind ``alias``."""
-    return f"{alias}-000001"
-
-
 def write_index_aliases(alias: str) -> dict[str, Any]:
     """The ``aliases`` of ``PUT <write_index_name(alias)>``: ``alias`` with this index as its write index."""
     return {alias: {"is_write_index": True}}

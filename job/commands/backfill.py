@@ -34,12 +34,12 @@ from job.indices import preflight
 from job.logs import rule_context
 from job.retry import RetryPolicy
 from job.rules.model import Rule
-from job.ruletypes.query.execute import MAX_ALERTS_WARNING
 from job.run.backfill import MAX_WINDOWS, backfill_windows, done_windows, window_count
 from job.run.runner import RunContext, run_rule
 from job.settings import Settings
 from job.table import printable
 from job.window import Window, isoformat
+from job.writing.writer import MAX_ALERTS_WARNING
 
 NAME = "backfill"
 HELP = "run one rule over a past range, window by window (resumable; never moves the scheduled runs)"
@@ -101,7 +101,7 @@ def _backfill(settings: Settings, rule: Rule, windows: list[Window]) -> int:
                 None,
                 "named",
                 settings=settings,
-                translator=context.translator,
+                compiler=context.compiler,
                 field_types=lambda indices: field_types_from_caps(context.field_caps(indices)),
             )
             for problem in selection.problems:

@@ -16,7 +16,7 @@ from job.rules.exception_lists import load_exception_lists
 from job.rules.files import EXCEPTIONS_DIR
 from job.rules.kibana_import import exception_list_documents, list_filename, parse_export, rule_document, rule_filename
 from job.rules.loader import RuleFileError, read_rule, rule_from_data
-from job.rules.model import ExceptionList
+from job.rules.parts import ExceptionList
 from job.rules.problems import failure
 from job.rules.writer import exception_list_to_toml, rule_to_toml
 from job.safefile import FileProblem, read_bounded

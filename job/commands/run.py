@@ -13,7 +13,7 @@ from pathlib import Path
 from elasticsearch import ApiError, TransportError
 
 from job import stop
-from job.backends import FieldTypesSource, QueryTranslator
+from job.backends import FieldTypesSource
 from job.commands.check import unavailable
 from job.durations import shown
 from job.errors import ConfigError
@@ -26,7 +26,8 @@ from job.metrics import RuleMetrics, push
 from job.retry import RetryPolicy
 from job.rules import load_rules
 from job.rules.model import Rule
-from job.rules.validation import check_rules
+from job.ruletypes.checks import check_rules
+from job.ruletypes.registry import Compiler
 from job.run.runner import RunContext, run_rules
 from job.run.selection import Choice, Mode, cadence, choose
 from job.settings import Settings
@@ -96,14 +97,18 @@ class Loaded:
     rules: list[Rule]
     load_problems: list[str]  # files that do not load at all (no rule, so no shard either)
     skipped: list[tuple[Rule, str]]  # rules that are not meant to run here (other types, disabled)
+    other_shards: int = 0  # rule files of other shards, passed over unparsed
 
 
-def load_wanted(settings: Settings, wanted: list[str]) -> Loaded:
-    """Every rule of the rules folder, or the ``wanted`` ids and files (not yet validated: that takes the
-    cluster's field types). ``ConfigError`` for a ``--rule`` that names no rule, before connecting."""
-    paths = [Path(item) for item in wanted if Path(item).exists()]
+def load_wanted(settings: Settings, wanted: list[str], shard: Shard | None = None) -> Loaded:
+    """Every rule of the rules folder (with ``shard``: the files of the other shards passed over by a pre-scan
+    of their rule_id), or the ``wanted`` ids and files, each once (not yet validated: that takes the cluster's
+    field types). ``ConfigError`` for a ``--rule`` that names no rule, before connecting."""
+    wanted = list(dict.fromkeys(wanted))
+    paths = list({Path(item).resolve(): Path(item) for item in wanted if Path(item).exists()}.values())
     ids = [item for item in wanted if not Path(item).exists()]
-    loaded = load_rules([settings.rules_dir] if ids or not wanted else [])
+    keep = (lambda rule_id: in_shard(rule_id, shard)) if shard is not None and not wanted else None
+    loaded = load_rules([settings.rules_dir] if ids or not wanted else [], keep=keep)
     extra = load_rules(paths) if paths else None
     problems = [str(problem) for problem in loaded.problems]
     rules = list(loaded.rules)
@@ -117,12 +122,13 @@ def load_wanted(settings: Settings, wanted: list[str]) -> Loaded:
     elif wanted:
         rules = []
     if extra is not None:
-        rules.extend(extra.rules)
+        named = {rule.rule_id for rule in rules}
+        rules.extend(rule for rule in extra.rules if rule.rule_id not in named)
         problems.extend(str(problem) for problem in extra.problems)
     skipped = [(rule, f"rule type {rule.type!r} is not supported by this job") for rule in rules if not rule.supported]
     skipped += [(rule, "disabled") for rule in rules if rule.supported and not rule.enabled]
     candidates = [rule for rule in rules if rule.supported and rule.enabled]
-    return Loaded(candidates, problems, skipped)
+    return Loaded(candidates, problems, skipped, loaded.passed_over)
 
 
 @dataclass
@@ -142,14 +148,14 @@ def select_rules(
     mode: Mode,
     *,
     settings: Settings,
-    translator: QueryTranslator | None = None,
+    compiler: Compiler | None = None,
     field_types: FieldTypesSource | None = None,
 ) -> Selection:
     """The rules to run now (``job.run.selection.choose``), validated as they will run (with the run's
-    ``translator`` and ``field_types``: each query is translated once), and why the others cannot run."""
+    ``compiler`` and ``field_types``: each query is compiled once), and why the others cannot run."""
     choice = choose(loaded.rules, histories, now, shard=shard, mode=mode, override=settings.schedule_interval)
     checked = check_rules(
-        choice.run, alerts_max=settings.alerts_max, now=now, translator=translator, field_types=field_types
+        choice.run, alerts_max=settings.alerts_max, now=now, compiler=compiler, field_types=field_types
     )
     invalid: dict[str, list[str]] = {}
     for diagnostic in checked:
@@ -178,7 +184,7 @@ def summary(executions: list[Execution]) -> str:
     return "\n".join(lines)
 
 
-def left_out(choice: Choice, shard: Shard | None) -> list[str]:
+def left_out(choice: Choice, shard: Shard | None, other_shards: int = 0) -> list[str]:
     """One line for the rules not due, one for the other shards' rules (neither is a failure)."""
     lines = []
     if choice.not_due:
@@ -187,8 +193,9 @@ def left_out(choice: Choice, shard: Shard | None) -> list[str]:
             f"not due: {len(choice.not_due)} rules (the next, {printable(rule.name)}, at {isoformat(due)}); "
             "--all runs them now"
         )
-    if choice.other_shards:
-        lines.append(f"shard {shard}: {len(choice.other_shards)} rules belong to other shards")
+    others = len(choice.other_shards) + other_shards
+    if others:
+        lines.append(f"shard {shard}: {others} rules belong to other shards")
     return lines
 
 
@@ -230,7 +237,7 @@ def run_pass(
     shard: Shard | None = None,
 ) -> int:
     """One pass over the rules (those due, all of them, or the ``wanted`` ids and files); the exit code."""
-    loaded = load_wanted(settings, wanted)
+    loaded = load_wanted(settings, wanted, shard)
     policy = RetryPolicy.from_settings(settings)
     try:
         with make_client(settings) as es:
@@ -254,7 +261,7 @@ def run_pass(
                 shard,
                 mode,
                 settings=settings,
-                translator=context.translator,
+                compiler=context.compiler,
                 field_types=context.field_types,
             )
             for problem in selection.problems:
@@ -268,7 +275,7 @@ def run_pass(
     for execution in executions:
         report(execution, metrics, intervals.get(execution.rule_id))
     print(summary(executions))
-    for line in left_out(selection.choice, shard):
+    for line in left_out(selection.choice, shard, loaded.other_shards):
         print(line)
     failed = bool(selection.problems) or any(ex.status == "failed" for ex in executions)
     dead_lettered = any(ex.metrics.dead_lettered for ex in executions)

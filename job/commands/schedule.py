@@ -141,7 +141,7 @@ def add_rule_jobs(scheduler: BackgroundScheduler, service: Service, start: datet
     """One job per rule of this shard, from the rules folder as it is now; the number of jobs."""
     settings = service.settings
     shard = settings.shard
-    loaded = run_command.load_wanted(settings, [])
+    loaded = run_command.load_wanted(settings, [], shard)
     # Checked without the cluster's field types (it may not answer yet); each run translates with them.
     selection = run_command.select_rules(loaded, {}, start, shard, "all", settings=settings)
     for problem in selection.problems:

@@ -13,12 +13,11 @@ import sys
 
 from elasticsearch import ApiError, TransportError
 
-from job.alerts.template import template_name
 from job.commands.check import unavailable
 from job.esclient import make_client
-from job.execlog.lifecycle import maintain_log
+from job.indexnames import template_name
 from job.indices.install import install
-from job.indices.rollover import maintain
+from job.indices.rollover import maintain, maintain_log
 from job.retry import RetryPolicy
 from job.settings import Settings
 

@@ -20,7 +20,8 @@ from job.diagnostics import Diagnostic, sort_key
 from job.esclient import make_client
 from job.fieldcaps import field_types_from_caps
 from job.rules import Rule, load_rules
-from job.rules.validation import check_rules, split
+from job.rules.validation import split
+from job.ruletypes.checks import check_rules
 from job.settings import Settings
 
 NAME = "validate"

@@ -2,8 +2,9 @@
 trimmed by retention without losing what the next run needs to plan.
 
 ``DETECTION_EXECUTIONS_INDEX`` names an alias whose write index is ``<name>-000001``, then ``-000002``
-after a rollover, like the alerts alias (:mod:`job.indices.rollover`). No index template is needed: the
-rollover request carries the mapping of the new index.
+after a rollover, like the alerts alias (:mod:`job.indices.rollover` rolls both over and applies retention,
+with :func:`carry_forward` as the log's hook). No index template is needed: the rollover request carries the
+mapping of the new index.
 
 **Earlier versions** kept the log in a plain index of that name. :func:`ensure_log` converts it in
 place: it blocks writes to it, clones it to ``<name>-000001`` (the ``_clone`` API copies the
@@ -21,15 +22,13 @@ plans its catch-up and reports its gap, and ``status`` still shows its last run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
 from job.execlog.execution import EXECUTIONS_MAPPING
-from job.indices.rollover import BeforeDelete, LifecycleResult, maintain
 from job.retry import RetryPolicy
-from job.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ def needed_records(es: Elasticsearch, policy: RetryPolicy, alias: str) -> Iterat
             return
 
 
-def carry_forward(es: Elasticsearch, policy: RetryPolicy, alias: str) -> BeforeDelete:
+def carry_forward(es: Elasticsearch, policy: RetryPolicy, alias: str) -> Callable[[list[str]], None]:
     """The retention hook: copy the records planning needs out of the indices about to be deleted."""
 
     def save(doomed: list[str]) -> None:
@@ -166,18 +165,3 @@ def carry_forward(es: Elasticsearch, policy: RetryPolicy, alias: str) -> BeforeD
         )
 
     return save
-
-
-def maintain_log(es: Elasticsearch, policy: RetryPolicy, settings: Settings) -> LifecycleResult:
-    """Rollover and retention of the execution log (``DETECTION_EXECUTIONS_ROLLOVER`` / ``_RETENTION``)."""
-    alias = settings.executions_index
-    return maintain(
-        es,
-        policy,
-        alias,
-        settings.executions_rollover,
-        settings.executions_retention,
-        what="execution log",
-        new_index=new_index_body(),
-        before_delete=carry_forward(es, policy, alias),
-    )

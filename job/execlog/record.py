@@ -16,7 +16,6 @@ its end (see :mod:`job.execlog.history` for what a run sees of a pass that was k
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -27,7 +26,8 @@ from job.execlog.execution import Execution, interrupted_update
 from job.execlog.history import RunningRecord
 from job.jsoncodec import document_bytes
 from job.retry import RetryPolicy, describe
-from job.writing.deadletter import one_line
+from job.window import isoformat
+from job.writing import bulk
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,24 @@ def write_final(es: Elasticsearch, policy: RetryPolicy, index: str, execution: E
         log.error("rule %s: could not write its execution record: %s", execution.rule_id, describe(exc))
         execution.errors.append(f"could not write the execution record: {describe(exc)}")
     return execution
+
+
+def renew_lease(es: Elasticsearch, policy: RetryPolicy, index: str, execution: Execution, now: datetime) -> None:
+    """Start the run's lease again at ``now`` (a run of a batch that starts after its batch did): its record's
+    ``lease_expires`` moves, so no other run takes it for abandoned while it still has its whole lease. A
+    lease that cannot be renewed is kept, with a warning (the run then stops searching as that lease says)."""
+    if execution.lease_expires is None or execution.runner is None:
+        return
+    lease_expires = now + (execution.lease_expires - execution.start)
+    if lease_expires <= execution.lease_expires:
+        return
+    update = {"execution": {"lease_expires": isoformat(lease_expires)}}
+    try:
+        policy.call(lambda: es.update(index=execution.record_index or index, id=execution.uuid, doc=update))
+    except (ApiError, TransportError) as exc:
+        execution.warnings.append(f"could not renew the run's lease in its execution record: {describe(exc)}")
+        return
+    execution.lease_expires = lease_expires
 
 
 def mark_interrupted(
@@ -117,50 +135,23 @@ class RecordNotWritten(JobError):
 def _bulk_records(
     es: Elasticsearch, policy: RetryPolicy, index: str, op: str, executions: Sequence[Execution]
 ) -> dict[str, JobError | None]:
+    items: list[bulk.Item] = []
+    for execution in executions:
+        action = {"_id": execution.uuid}
+        if op == "index" and execution.record_index is not None:
+            action["_index"] = execution.record_index
+        items.append(bulk.Item(document_bytes({op: action}), document_bytes(execution.to_document())))
+    try:
+        answers = bulk.send(es, policy, items, index=index, op=op)
+    except (ApiError, TransportError) as exc:
+        return {execution.uuid: RecordNotWritten(describe(exc)) for execution in executions}
     outcome: dict[str, JobError | None] = {}
-    pending = list(executions)
-    attempt = 0
-    started = time.monotonic()
-    while pending:
-        attempt += 1
-        lines: list[bytes] = []
-        for execution in pending:
-            action = {"_id": execution.uuid}
-            if op == "index" and execution.record_index is not None:
-                action["_index"] = execution.record_index
-            lines.append(document_bytes({op: action}))
-            lines.append(document_bytes(execution.to_document()))
-        try:
-            response = policy.call(
-                lambda lines=lines: es.bulk(  # type: ignore[misc]
-                    index=index,
-                    operations=lines,
-                    filter_path=[f"items.{op}.status", f"items.{op}.error", f"items.{op}._index"],
-                )
-            )
-        except (ApiError, TransportError) as exc:
-            for execution in pending:
-                outcome[execution.uuid] = RecordNotWritten(describe(exc))
-            return outcome
-        rejected: list[Execution] = []
-        for execution, item in zip(pending, response["items"], strict=True):
-            result = item[op]
-            status = result.get("status", 500)
-            # A 409 on create is a retried create whose first attempt was stored: the record is ours.
-            if status < 300 or (op == "create" and status == 409):
-                outcome[execution.uuid] = None
-                if op == "create":  # a 409's error names the index that holds the record too
-                    error = result.get("error")
-                    stored = result.get("_index") or (error.get("index") if isinstance(error, dict) else None)
-                    execution.record_index = stored if isinstance(stored, str) else None
-            elif status == 429 and attempt < policy.attempts and time.monotonic() - started < policy.max_seconds:
-                rejected.append(execution)
-            else:
-                error = result.get("error") or {}
-                kind = error.get("type", "unknown") if isinstance(error, dict) else "unknown"
-                reason = error.get("reason", "") if isinstance(error, dict) else ""
-                outcome[execution.uuid] = RecordNotWritten(f"HTTP {status} {kind}: {one_line(str(reason), 300)}")
-        pending = rejected
-        if pending:
-            time.sleep(policy.backoff(attempt))
+    for execution, answer in zip(executions, answers, strict=True):
+        # A 409 on create is a retried create whose first attempt was stored: the record is ours.
+        if answer.status < 300 or (op == "create" and answer.status == 409):
+            outcome[execution.uuid] = None
+            if op == "create":  # a 409's error names the index that holds the record too
+                execution.record_index = answer.index
+        else:
+            outcome[execution.uuid] = RecordNotWritten(answer.line)
     return outcome

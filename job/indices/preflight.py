@@ -25,10 +25,9 @@ from elasticsearch import Elasticsearch
 
 from job.alerts.template import TEMPLATE_VERSION
 from job.errors import ConfigError
-from job.execlog import lifecycle as execlog_lifecycle
 from job.execlog.execution import EXECUTIONS_MAPPING
 from job.indices.install import install
-from job.indices.rollover import maintain
+from job.indices.rollover import maintain, maintain_log
 from job.retry import RetryPolicy
 from job.settings import Settings
 from job.writing.deadletter import DEAD_LETTER_MAPPING
@@ -117,7 +116,7 @@ def prepare(es: Elasticsearch, policy: RetryPolicy, settings: Settings) -> None:
     if settings.auto_setup:
         install(es, policy, settings.alerts_index, settings.executions_index, settings.dead_letter_index)
         maintain(es, policy, settings.alerts_index, settings.alerts_rollover, settings.alerts_retention)
-        execlog_lifecycle.maintain_log(es, policy, settings)
+        maintain_log(es, policy, settings)
         return
     found = problems(es, policy, settings)
     if found:

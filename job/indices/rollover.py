@@ -17,8 +17,10 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.execlog import lifecycle as execution_log
 from job.retry import RetryPolicy, describe
 from job.rollover import RolloverConditions
+from job.settings import Settings
 from job.window import isoformat
 
 log = logging.getLogger(__name__)
@@ -212,3 +214,18 @@ def _failed(what: str, step: str, exc: ApiError | TransportError) -> str:
     message = f"{what} index {step} failed: {describe(exc)}"
     log.error("%s", message)
     return message
+
+
+def maintain_log(es: Elasticsearch, policy: RetryPolicy, settings: Settings) -> LifecycleResult:
+    """Rollover and retention of the execution log (``DETECTION_EXECUTIONS_ROLLOVER`` / ``_RETENTION``)."""
+    alias = settings.executions_index
+    return maintain(
+        es,
+        policy,
+        alias,
+        settings.executions_rollover,
+        settings.executions_retention,
+        what="execution log",
+        new_index=execution_log.new_index_body(),
+        before_delete=execution_log.carry_forward(es, policy, alias),
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from job.lists.model import MAX_CLAUSE_DASH_RANGES
 
 if TYPE_CHECKING:  # job.rules imports this module
-    from job.rules.model import ExceptionEntry
+    from job.rules.parts import ExceptionEntry
 
 Clause = dict[str, Any]
 

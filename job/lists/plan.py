@@ -24,7 +24,7 @@ from typing import Any
 from job.lists.clauses import TooManyRanges
 from job.lists.model import CLAUSE_TYPES, MAX_CLAUSE_ITEMS, ListInfo, ListNotFound
 from job.rules.exceptions import item_clauses, should_of, split_expired
-from job.rules.model import ExceptionEntry, ExceptionItem
+from job.rules.parts import ExceptionEntry, ExceptionItem
 
 
 @dataclass(frozen=True)

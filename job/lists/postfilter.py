@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 from job.alerts.source_fields import Scalar, values_at
 from job.alerts.timestamps import normalize_timestamp
 from job.lists.plan import list_entries
-from job.rules.model import ExceptionItem
+from job.rules.parts import ExceptionItem
 
 Hit = Mapping[str, Any]
 H = TypeVar("H", bound=Hit)

@@ -19,7 +19,7 @@ from job.lists.parse import value_text
 from job.lists.plan import ExceptionPlan, lists_to_read, plan_exceptions
 from job.lists.postfilter import H, Hit, filter_hits, lookup_requests, lookups, matched_values
 from job.retry import RetryPolicy, describe
-from job.rules.model import ExceptionItem
+from job.rules.parts import ExceptionItem
 from job.search.pager import PitPager
 
 READ_PAGE = 10_000

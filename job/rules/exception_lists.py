@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.files import read_toml, toml_files
-from job.rules.model import ExceptionList
+from job.rules.parts import ExceptionList
 from job.rules.positions import KeyPath, key_lines
 from job.rules.problems import at, failure, validation_problems
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from job.lists.clauses import list_clause
-from job.rules.model import ExceptionEntry, ExceptionItem
+from job.rules.parts import ExceptionEntry, ExceptionItem
 
 Clause = dict[str, Any]
 # list id -> the values of the list (as read back), for the clauses of ``list`` entries.

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from job.durations import shown
 from job.jsonlimits import JsonProblem
 from job.jsonlimits import loads as bounded_json
-from job.rules.model import ExceptionItem, RuleType
+from job.rules.model import RuleType
+from job.rules.parts import ExceptionItem
 from job.rules.problems import validation_problems
 
 KIBANA_ONLY_KEYS = frozenset(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,9 @@ from pydantic import ValidationError
 from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.exception_lists import load_exception_lists
-from job.rules.files import EXCEPTIONS_DIR, collect, read_toml
-from job.rules.model import TYPE_KEYS, ExceptionList, Rule
+from job.rules.files import EXCEPTIONS_DIR, collect, parse_toml, read_text
+from job.rules.model import TYPE_KEYS, Rule
+from job.rules.parts import ExceptionList
 from job.rules.positions import KeyPath, key_lines
 from job.rules.problems import at, dotted, failure, validation_problems
 
@@ -44,6 +46,18 @@ class LoadResult:
     rules: tuple[Rule, ...]
     problems: tuple[Diagnostic, ...]
     warnings: tuple[Diagnostic, ...] = ()
+    passed_over: int = 0  # files whose rule_id ``keep`` refused (read, not loaded)
+
+
+# A rule_id as rule files write it: a plain basic string on a line of its own. Only such a line is trusted by
+# the pre-scan; anything else (an escape, a literal string, two of them) means the file is loaded to find out.
+_RULE_ID_LINE = re.compile(r'^[ \t]*rule_id[ \t]*=[ \t]*"([^"\\\n]*)"[ \t]*(?:#[^\n]*)?$', re.MULTILINE)
+
+
+def prescan_rule_id(text: str) -> str | None:
+    """The rule_id of a rule file's text, read without parsing it, when it can be read for sure; else None."""
+    found = _RULE_ID_LINE.findall(text)
+    return found[0] if len(found) == 1 and found[0] else None
 
 
 def _to_toml(loc: KeyPath) -> KeyPath:
@@ -80,6 +94,7 @@ def _model_input(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[Ke
                 problems.append(
                     (("rule", key), f"rule.{key}: only {other} rules take this key, not {kind} rules", False)
                 )
+                body.pop(key, None)  # reported here, not again as a key the rule's type does not know
     inline = rule.get("exceptions")
     for position, item in enumerate(inline if isinstance(inline, list) else []):
         if isinstance(item, dict) and "list_id" in item:
@@ -161,10 +176,10 @@ def rule_from_data(
 
 
 def _read(
-    path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
+    path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None, text: str | None = None
 ) -> tuple[Rule, tuple[Diagnostic, ...], dict[KeyPath, int]]:
     try:
-        return _read_file(path, strict, exception_lists)
+        return _read_file(path, strict, exception_lists, text)
     except RuleError:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader is that file's problem
@@ -172,9 +187,11 @@ def _read(
 
 
 def _read_file(
-    path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None
+    path: Path, strict: bool, exception_lists: Mapping[str, ExceptionList] | None, text: str | None = None
 ) -> tuple[Rule, tuple[Diagnostic, ...], dict[KeyPath, int]]:
-    text, data = read_toml(path)
+    if text is None:
+        text = read_text(path)
+    data = parse_toml(path, text)
     if exception_lists is None:
         folder = path.parent / EXCEPTIONS_DIR
         exception_lists, list_problems = load_exception_lists([folder] if folder.is_dir() else [])
@@ -201,21 +218,31 @@ def load_rule(path: Path, *, strict: bool = True) -> Rule:
     return rule
 
 
-def load_rules(paths: Sequence[Path], *, strict: bool = True) -> LoadResult:
+def load_rules(
+    paths: Sequence[Path], *, strict: bool = True, keep: Callable[[str], bool] | None = None
+) -> LoadResult:
     """Load every rule file under ``paths`` (files or folders, walked recursively).
 
     One bad file never stops the others: each problem is one ``Diagnostic`` in ``problems``. Exception
     lists come from every ``exceptions/`` folder found. A rule_id seen twice keeps the first file (in
-    path order) and reports the others.
+    path order) and reports the others. ``keep`` (a shard's ``rule_id`` test): a file whose rule_id the
+    pre-scan reads and ``keep`` refuses is passed over unparsed (counted in ``passed_over``).
     """
     found = collect(paths)
     lists, list_problems = load_exception_lists(found.exception_dirs)
     problems = [problem.diagnostic for problem in found.problems] + list_problems
     rules: dict[str, Rule] = {}
     warnings: list[Diagnostic] = []
+    passed_over = 0
     for path in found.rule_files:
         try:
-            rule, rule_warnings, lines = _read(path, strict, lists)
+            text = read_text(path)
+            if keep is not None:
+                rule_id = prescan_rule_id(text)
+                if rule_id is not None and not keep(rule_id):
+                    passed_over += 1
+                    continue
+            rule, rule_warnings, lines = _read(path, strict, lists, text)
         except RuleFileError as exc:
             problems.extend(exc.problems)
             continue
@@ -230,4 +257,4 @@ def load_rules(paths: Sequence[Path], *, strict: bool = True) -> LoadResult:
             continue
         rules[rule.rule_id] = rule
         warnings.extend(rule_warnings)
-    return LoadResult(tuple(rules.values()), tuple(problems), tuple(warnings))
+    return LoadResult(tuple(rules.values()), tuple(problems), tuple(warnings), passed_over)

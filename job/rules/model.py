@@ -1,4 +1,10 @@
-"""The typed, immutable rule: what a rule file says, checked once at load time.
+"""The typed, immutable rule: what a rule file says, checked once at load time, one class per rule type.
+
+:class:`Rule` holds what every rule has; each type's class (:class:`QueryRule`, :class:`EqlRule`,
+:class:`ThresholdRule`, :class:`NewTermsRule`, :class:`EsqlRule`, and the types this job refuses:
+:class:`SavedQueryRule`, :class:`MachineLearningRule`, :class:`ThreatMatchRule`) adds its own keys, as
+elastic/detection-rules models them: a union keyed by ``type``. ``Rule.model_validate(data)`` gives the
+class of ``data["type"]``; a key of another type is refused by name.
 
 Field names are the snake_case names of the Kibana detection-engine API and of elastic/detection-rules
 TOML (``from`` is ``from_`` in Python). Lists are tuples; models are frozen.
@@ -7,22 +13,30 @@ TOML (``from`` is ``from_`` in Python). Lists are tuples; models are frozen.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from job.durations import MAX_DURATION, date_math_reach, parse_duration, shown
-from job.lists.model import ListType
+from job.rules.parts import (
+    AlertSuppression,
+    ExceptionItem,
+    Frozen,
+    InvestigationFields,
+    Metadata,
+    RelatedIntegration,
+    RequiredField,
+    RiskScoreMappingItem,
+    Severity,
+    SeverityMappingItem,
+    StrictBool,
+    StrictInt,
+    Threat,
+)
 
-Severity = Literal["low", "medium", "high", "critical"]
 RuleType = Literal["query", "saved_query", "eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"]
-SUPPORTED_TYPES: frozenset[str] = frozenset({"query"})
 Language = Literal["kuery", "lucene", "eql", "esql"]
-EntryType = Literal["match", "match_any", "exists", "wildcard", "nested", "list"]
-Operator = Literal["included", "excluded"]
-OsType = Literal["windows", "linux", "macos"]
-NamespaceType = Literal["single", "agnostic"]
 # Query-family types take a KQL or Lucene query; the others have their own language or none.
 QUERY_LANGUAGES: dict[str, frozenset[str]] = {
     "query": frozenset({"kuery", "lucene"}),
@@ -33,270 +47,19 @@ QUERY_LANGUAGES: dict[str, frozenset[str]] = {
     "eql": frozenset({"eql"}),
     "esql": frozenset({"esql"}),
 }
-# Keys that belong to one rule type only (API names; ``new_terms`` is the detection-rules TOML table).
-TYPE_KEYS: dict[str, frozenset[str]] = {
-    "saved_query": frozenset({"saved_id"}),
-    "eql": frozenset({"timestamp_field", "event_category_override", "tiebreaker_field"}),
-    "threshold": frozenset({"threshold"}),
-    "new_terms": frozenset({"new_terms", "new_terms_fields", "history_window_start"}),
-    "machine_learning": frozenset({"anomaly_threshold", "machine_learning_job_id"}),
-    "threat_match": frozenset(
-        {
-            "threat_index",
-            "threat_query",
-            "threat_language",
-            "threat_indicator_path",
-            "threat_filters",
-            "threat_mapping",
-            "concurrent_searches",
-            "items_per_search",
-        }
-    ),
-}
 # Elasticsearch date math anchored at now, as rule files write ``from``/``to`` (now-15m, now, now/d).
 _DATE_MATH = re.compile(r"^now(?:[+-][0-9]+[smhdwMy]|/[smhdwMy])*$")
-StrictInt = Annotated[int, Field(strict=True)]
-StrictBool = Annotated[bool, Field(strict=True)]
 
 
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class AttackRef(Frozen):
-    id: str
-    name: str
-    reference: str
-
-
-class Subtechnique(AttackRef):
-    pass
-
-
-class Technique(AttackRef):
-    subtechnique: tuple[Subtechnique, ...] = ()
-
-
-class Threat(Frozen):
-    framework: str = "MITRE ATT&CK"
-    tactic: AttackRef
-    technique: tuple[Technique, ...] = ()
-
-
-class ListRef(Frozen):
-    """The value list an entry of type ``list`` refers to: its id, and the type the entry trusts it to have."""
-
-    id: str = Field(min_length=1)
-    type: ListType
-
-
-class ExceptionEntry(Frozen):
-    """One condition of an exception item, in Kibana's exception-item shape."""
-
-    field: str = Field(min_length=1)
-    type: EntryType
-    operator: Operator = "included"
-    value: str | tuple[str, ...] | None = None
-    entries: tuple[ExceptionEntry, ...] = ()
-    list: ListRef | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _check_shape(cls, data: Any) -> Any:
-        # Checked before the fields so that the message names the rule, not a union member.
-        if isinstance(data, dict):
-            problem = entry_shape_problem(data)
-            if problem:
-                raise ValueError(problem)
-        return data
-
-
-def entry_shape_problem(entry: dict[str, Any], *, nested: bool = False) -> str | None:
-    """Why an exception entry (a TOML table) has the wrong shape for its type, or None."""
-    kind, value = entry.get("type"), entry.get("value")
-    if kind == "list":
-        ref = entry.get("list")
-        if not isinstance(ref, dict) or not ref.get("id") or not ref.get("type"):
-            return "a list entry needs list = { id = \"<list id>\", type = \"<list type>\" }"
-        if value is not None:
-            return "a list entry takes no value (the values are in the list)"
-    elif entry.get("list") is not None:
-        return f"a {kind} entry takes no list (only list entries do)"
-    if kind in ("match", "wildcard") and not (isinstance(value, str) and value):
-        return f"a {kind} entry needs a non-empty string value"
-    if kind == "match_any" and not (
-        isinstance(value, list | tuple) and value and all(isinstance(v, str) and v for v in value)
-    ):
-        return "a match_any entry needs a non-empty list of non-empty strings as value"
-    if kind in ("exists", "nested") and value is not None:
-        return f"a {kind} entry takes no value"
-    if kind != "nested" and entry.get("entries"):
-        return f"a {kind} entry takes no sub-entries (only nested entries do)"
-    if kind == "nested":
-        if nested:
-            return "nested entries cannot contain nested entries"
-        if entry.get("operator", "included") != "included":
-            return "a nested entry takes no operator; put operators on its sub-entries"
-        subs = entry.get("entries")
-        if not isinstance(subs, list | tuple) or not subs:
-            return "a nested entry needs sub-entries (entries)"
-        for sub in subs:
-            if isinstance(sub, dict):
-                if sub.get("type") not in ("match", "match_any", "exists", "nested"):
-                    return f"nested sub-entries must be match, match_any or exists, not {sub.get('type')!r}"
-                problem = entry_shape_problem(sub, nested=True)
-                if problem:
-                    return problem
-    return None
-
-
-class ExceptionItem(Frozen):
-    """An event matching every entry of an item is not alerted on."""
-
-    item_id: str = Field(min_length=1)
-    name: str = ""
-    description: str = ""
-    entries: tuple[ExceptionEntry, ...] = Field(min_length=1)
-    os_types: tuple[OsType, ...] = ()
-    expire_time: datetime | None = None
-    comments: tuple[str, ...] = ()
-    # Set for items that come from an exception-list file (never written inline in a rule).
-    list_id: str | None = None
-    namespace_type: NamespaceType = "single"
-    tags: tuple[str, ...] = ()
-    type: Literal["simple"] = "simple"
-
-    @field_validator("comments", mode="before")
-    @classmethod
-    def _comment_texts(cls, value: Any) -> Any:
-        # Kibana writes comments as {comment = "..."} objects; keep the text.
-        if isinstance(value, list | tuple):
-            return tuple(c["comment"] if isinstance(c, dict) and "comment" in c else c for c in value)
-        return value
-
-    @field_validator("expire_time")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        # A time without an offset is UTC, as Kibana stores it.
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
-class ExceptionList(Frozen):
-    """An exception list (Kibana's container plus its items), one per file in ``exceptions/``."""
-
-    list_id: str = Field(min_length=1)
-    name: str = ""
-    description: str = ""
-    type: str = "detection"
-    namespace_type: NamespaceType = "single"
-    tags: tuple[str, ...] = ()
-    os_types: tuple[OsType, ...] = ()
-    items: tuple[ExceptionItem, ...] = ()
-
-
-class SeverityMappingItem(Frozen):
-    """``[[rule.severity_mapping]]``: an event whose ``field`` holds ``value`` gets ``severity``."""
-
-    field: str = Field(min_length=1)
-    operator: Literal["equals"] = "equals"
-    value: str
-    severity: Severity
-
-
-class RiskScoreMappingItem(Frozen):
-    """``[[rule.risk_score_mapping]]``: the risk score comes from ``field``; ``value`` and ``risk_score`` are
-    kept as written (Kibana reads only the first entry's ``field``)."""
-
-    field: str = Field(min_length=1)
-    operator: Literal["equals"] = "equals"
-    value: str = ""
-    risk_score: StrictInt | None = Field(default=None, ge=0, le=100)
-
-
-class RequiredField(Frozen):
-    """A field the rule needs, with its Elasticsearch type; ``ecs`` says whether ECS defines it so."""
-
-    name: str = Field(min_length=1)
-    type: str = Field(min_length=1)
-    ecs: StrictBool = False
-
-
-class RelatedIntegration(Frozen):
-    """A Fleet integration the rule's data comes from (Kibana shows whether it is installed)."""
-
-    package: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    integration: str | None = Field(default=None, min_length=1)
-
-
-class InvestigationFields(Frozen):
-    """Fields Kibana's alert flyout shows first."""
-
-    field_names: tuple[Annotated[str, Field(min_length=1)], ...] = Field(min_length=1)
-
-
-SuppressionUnit = Literal["s", "m", "h"]
-MissingFieldsStrategy = Literal["suppress", "doNotSuppress"]
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600}
-
-
-class SuppressionDuration(Frozen):
-    """``[rule.alert_suppression.duration]``: how long an alert keeps taking in its group's new events."""
-
-    value: StrictInt = Field(ge=1)
-    unit: SuppressionUnit
-
-    @model_validator(mode="after")
-    def _bounded(self) -> SuppressionDuration:
-        if self.value * _UNIT_SECONDS[self.unit] > MAX_DURATION.total_seconds():
-            raise ValueError(f"duration: at most {MAX_DURATION.days} days (got {self.value}{self.unit})")
-        return self
-
-    @property
-    def delta(self) -> timedelta:
-        return timedelta(seconds=self.value * _UNIT_SECONDS[self.unit])
-
-
-class AlertSuppression(Frozen):
-    """``[rule.alert_suppression]``: one alert per group of events with equal ``group_by`` values.
-
-    ``missing_fields_strategy`` is kept as written (None: Kibana's default, ``suppress``); threshold rules
-    carry a ``duration`` only.
-    """
-
-    group_by: tuple[Annotated[str, Field(min_length=1)], ...] = Field(default=(), max_length=3)
-    duration: SuppressionDuration | None = None
-    missing_fields_strategy: MissingFieldsStrategy | None = None
-
-    @field_validator("group_by")
-    @classmethod
-    def _distinct(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("each field may appear once")
-        return value
-
-    @property
-    def suppresses_missing(self) -> bool:
-        """Whether events lacking a ``group_by`` field are grouped (on ``null``) rather than alerted one by one."""
-        return self.missing_fields_strategy != "doNotSuppress"
-
-
-class Metadata(Frozen):
-    """The ``[metadata]`` table: repository bookkeeping, never sent to Elasticsearch."""
-
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-    creation_date: str | None = None
-    updated_date: str | None = None
-    maturity: str | None = None
-    integration: tuple[str, ...] | str | None = None
-    min_stack_version: str | None = None
-    min_stack_comments: str | None = None
-    promotion: bool | None = None
+def _not_yet(kind: str) -> str:
+    return f"rule type {kind!r} is not supported by this job (only query rules run); it will not run"
 
 
 class Rule(Frozen):
-    """A detection rule. Only ``type = "query"`` rules run; the other types load and are reported."""
+    """A detection rule: what every rule type has. Load with ``Rule.model_validate`` (the class of its type)."""
+
+    # Why this job does not run rules of this type (None: it runs them); the type's own words.
+    refusal: ClassVar[str | None] = None
 
     rule_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -344,29 +107,22 @@ class Rule(Frozen):
     data_view_id: str | None = None
     timeline_id: str | None = None
     timeline_title: str | None = None
-    # Keys of the rule types that this job does not run (TYPE_KEYS), kept as written.
-    saved_id: str | None = None
-    timestamp_field: str | None = None
-    event_category_override: str | None = None
-    tiebreaker_field: str | None = None
-    threshold: dict[str, Any] | None = None
-    new_terms: dict[str, Any] | None = None
-    new_terms_fields: tuple[str, ...] | None = None
-    history_window_start: str | None = None
-    anomaly_threshold: int | None = None
-    machine_learning_job_id: str | tuple[str, ...] | None = None
-    threat_index: tuple[str, ...] | None = None
-    threat_query: str | None = None
-    threat_language: str | None = None
-    threat_indicator_path: str | None = None
-    threat_filters: tuple[dict[str, Any], ...] | None = None
-    threat_mapping: tuple[dict[str, Any], ...] | None = None
-    concurrent_searches: int | None = None
-    items_per_search: int | None = None
     # The top-level ``[transform]`` table of detection-rules (investigation-guide templates).
     transform: dict[str, Any] | None = None
     # Where the rule came from (a file path); not part of the rule format.
     source: str = Field(default="", exclude=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _of_its_type(cls, data: Any, handler: Any) -> Any:
+        # ``Rule.model_validate`` validates the data as the class of its type (an unknown type: as Rule,
+        # which names the types there are).
+        if cls is Rule and isinstance(data, dict):
+            kind = data.get("type")
+            target = RULE_CLASSES.get(kind) if isinstance(kind, str) else None
+            if target is not None:
+                return target.model_validate(data)
+        return handler(data)
 
     @field_validator("investigation_fields", mode="before")
     @classmethod
@@ -455,4 +211,102 @@ class Rule(Frozen):
 
     @property
     def supported(self) -> bool:
-        return self.type in SUPPORTED_TYPES
+        """Whether this job runs rules of this type."""
+        return self.refusal is None
+
+
+class QueryRule(Rule):
+    """A KQL or Lucene query over index patterns: one alert per matching event (or per group, with
+    ``alert_suppression``)."""
+
+    type: Literal["query"]
+
+
+class SavedQueryRule(Rule):
+    """A query rule whose query is a Kibana saved object."""
+
+    refusal: ClassVar[str | None] = (
+        "saved_query rules read their query from a Kibana saved object (saved_id), which this job cannot read; "
+        "write the query into the rule and make it a query rule"
+    )
+    type: Literal["saved_query"]
+    saved_id: str | None = None
+
+
+class EqlRule(Rule):
+    """An EQL event query or sequence."""
+
+    refusal: ClassVar[str | None] = _not_yet("eql")
+    type: Literal["eql"]
+    timestamp_field: str | None = None
+    event_category_override: str | None = None
+    tiebreaker_field: str | None = None
+
+
+class ThresholdRule(Rule):
+    """A query whose matches are counted per group of field values; one alert per group over the threshold."""
+
+    refusal: ClassVar[str | None] = _not_yet("threshold")
+    type: Literal["threshold"]
+    threshold: dict[str, Any] | None = None
+
+
+class NewTermsRule(Rule):
+    """A query whose alerts are the first appearances of field values within a history window."""
+
+    refusal: ClassVar[str | None] = _not_yet("new_terms")
+    type: Literal["new_terms"]
+    # ``new_terms`` is the detection-rules TOML table; the other two the Kibana API's keys.
+    new_terms: dict[str, Any] | None = None
+    new_terms_fields: tuple[str, ...] | None = None
+    history_window_start: str | None = None
+
+
+class EsqlRule(Rule):
+    """An ES|QL pipeline run by Elasticsearch's ``_query`` API."""
+
+    refusal: ClassVar[str | None] = _not_yet("esql")
+    type: Literal["esql"]
+
+
+class MachineLearningRule(Rule):
+    """Alerts on the anomalies of Elastic machine-learning jobs."""
+
+    refusal: ClassVar[str | None] = (
+        "machine_learning rules alert on the results of Elastic machine-learning jobs, which this job does not "
+        "run or read"
+    )
+    type: Literal["machine_learning"]
+    anomaly_threshold: int | None = None
+    machine_learning_job_id: str | tuple[str, ...] | None = None
+
+
+class ThreatMatchRule(Rule):
+    """Indicator match: events whose fields match threat-intelligence indicators."""
+
+    refusal: ClassVar[str | None] = "threat_match (indicator match) rules are not run by this job"
+    type: Literal["threat_match"]
+    threat_index: tuple[str, ...] | None = None
+    threat_query: str | None = None
+    threat_language: str | None = None
+    threat_indicator_path: str | None = None
+    threat_filters: tuple[dict[str, Any], ...] | None = None
+    threat_mapping: tuple[dict[str, Any], ...] | None = None
+    concurrent_searches: int | None = None
+    items_per_search: int | None = None
+
+
+RULE_CLASSES: dict[str, type[Rule]] = {
+    "query": QueryRule,
+    "saved_query": SavedQueryRule,
+    "eql": EqlRule,
+    "esql": EsqlRule,
+    "threshold": ThresholdRule,
+    "new_terms": NewTermsRule,
+    "machine_learning": MachineLearningRule,
+    "threat_match": ThreatMatchRule,
+}
+# Keys that belong to one rule type only (API names; ``new_terms`` is the detection-rules TOML table).
+TYPE_KEYS: dict[str, frozenset[str]] = {
+    kind: frozenset(cls.model_fields) - frozenset(Rule.model_fields) for kind, cls in RULE_CLASSES.items()
+}

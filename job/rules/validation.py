@@ -1,18 +1,16 @@
-"""Checks of a loaded rule beyond its schema: will this job run it, and run it as Kibana would?
-
-``validate_rule`` is pure: the query is translated by the rule language's backend (``job.backends``), with
-the field types of the rule's indices when a cluster is reachable; ``check_rules`` turns the findings of
-many rules into ``Diagnostic`` records on the lines of the keys they concern.
+"""Findings about a loaded rule beyond its schema, the kinds every rule type shares (pure), and where in
+its file each one belongs. The checks of each rule type, and ``validate_rule``/``check_rules`` over them,
+are in :mod:`job.ruletypes.checks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from job.backends import FieldTypes, FieldTypesSource, QueryTranslator
 from job.diagnostics import Diagnostic, Severity
 from job.errors import QueryError, RuleError
 from job.rules.caps import effective_max_signals
@@ -20,6 +18,8 @@ from job.rules.exceptions import is_expired
 from job.rules.files import read_text
 from job.rules.model import Rule
 from job.rules.positions import KeyPath, key_lines, line_of
+
+FieldTypes = Mapping[str, str]  # field name -> its Elasticsearch type(s), as job.fieldcaps gives them
 
 
 @dataclass(frozen=True)
@@ -37,19 +37,6 @@ class Finding:
     @property
     def severity(self) -> Severity:
         return "error" if self.error else "warning"
-
-
-def _query_finding(rule: Rule, translator: QueryTranslator) -> Finding | None:
-    """Why the query does not translate (one line, with its position in the query), or None."""
-    try:
-        translator.translate(rule)
-    except QueryError as exc:
-        message = (exc.message.splitlines() or [type(exc).__name__])[0]
-        if exc.line is not None and exc.column is not None:
-            where = f"query line {exc.line}, column {exc.column}"
-            return Finding(("rule", "query"), f"{where}: {message}", query_position=(exc.line, exc.column))
-        return Finding(("rule", "query"), f"query: {message}")
-    return None
 
 
 def required_field_findings(rule: Rule, field_types: FieldTypes) -> list[Finding]:
@@ -93,49 +80,33 @@ def suppression_findings(rule: Rule, field_types: FieldTypes) -> list[Finding]:
     return findings
 
 
-def _query_rule_findings(rule: Rule, alerts_max: int, translator: QueryTranslator) -> list[Finding]:
+def query_finding(exc: QueryError) -> Finding:
+    """The finding of a query that does not compile: one line, with its position in the query when known."""
+    message = (exc.message.splitlines() or [type(exc).__name__])[0]
+    if exc.line is not None and exc.column is not None:
+        where = f"query line {exc.line}, column {exc.column}"
+        return Finding(("rule", "query"), f"{where}: {message}", query_position=(exc.line, exc.column))
+    return Finding(("rule", "query"), f"query: {message}")
+
+
+def compile_findings(compiled: Callable[[], Any]) -> list[Finding]:
+    """The finding of a query that does not compile (``compiled`` raises its error), or none."""
+    try:
+        compiled()
+    except QueryError as exc:
+        return [query_finding(exc)]
+    return []
+
+
+def shared_findings(rule: Rule, *, alerts_max: int, now: datetime, field_types: FieldTypes | None) -> list[Finding]:
+    """What every rule type's ``validate`` reports: ``max_signals`` above the global cap (Kibana's own text),
+    exception items already expired at ``now``, and, when ``field_types`` (of the rule's indices) are given,
+    ``required_fields`` the indices lack and ``alert_suppression.group_by`` fields that cannot group events."""
     findings: list[Finding] = []
-    if not rule.index:
-        if rule.data_view_id:
-            message = (
-                "data_view_id: data views live in Kibana, which this job cannot read; give index patterns in index"
-            )
-            findings.append(Finding(("rule", "data_view_id"), message))
-        else:
-            findings.append(Finding(("rule",), "rule.index: a query rule needs index (the index patterns to search)"))
-    if not rule.query.strip() and not rule.filters:
-        findings.append(Finding(("rule", "query"), "query: empty, and no filters: the rule would alert on every event"))
-    elif rule.query.strip():
-        problem = _query_finding(rule, translator)
-        if problem:
-            findings.append(problem)
     _, cap = effective_max_signals(rule, alerts_max)
     if cap:
         hint = f" Set DETECTION_ALERTS_MAX={rule.max_signals} to let it write them all."
         findings.append(Finding(("rule", "max_signals"), cap + hint, error=False))
-    return findings
-
-
-def validate_rule(
-    rule: Rule,
-    *,
-    alerts_max: int,
-    now: datetime,
-    translator: QueryTranslator | None = None,
-    field_types: FieldTypes | None = None,
-) -> tuple[Finding, ...]:
-    """Everything that keeps a loaded rule from running here as Kibana would run it.
-
-    Errors: a rule type this job does not run, a query that does not translate, no index. Warnings:
-    ``max_signals`` above the global cap (Kibana's own text), exception items already expired at ``now``,
-    and, when ``field_types`` (of the rule's indices) are given, ``required_fields`` the indices lack and
-    ``alert_suppression.group_by`` fields that cannot group events. ``translator`` translates the query
-    (default: without field types, as ``validate --offline``).
-    """
-    if not rule.supported:
-        message = f"type: rule type {rule.type!r} is not supported by this job (only query rules run); it will not run"
-        return (Finding(("rule", "type"), message),)
-    findings = _query_rule_findings(rule, alerts_max, translator or QueryTranslator())
     if field_types is not None:
         findings += required_field_findings(rule, field_types)
         findings += suppression_findings(rule, field_types)
@@ -152,10 +123,10 @@ def validate_rule(
                 f"exception item {item.item_id!r} of list {item.list_id!r} expired at {item.expire_time}; it is skipped"
             )
         findings.append(Finding(key, message, error=False))
-    return tuple(findings)
+    return findings
 
 
-class _Lines:
+class Lines:
     """Line numbers of keys, and the text lines, per file, read once."""
 
     def __init__(self) -> None:
@@ -186,33 +157,6 @@ class _Lines:
         return line, None
 
 
-def check_rules(
-    rules: Sequence[Rule],
-    *,
-    alerts_max: int,
-    now: datetime,
-    translator: QueryTranslator | None = None,
-    field_types: FieldTypesSource | None = None,
-) -> list[Diagnostic]:
-    """``validate_rule`` for every rule, as diagnostics on the lines of the keys they concern.
-
-    ``field_types`` gives the field types of a rule's index patterns (``_field_caps`` of the cluster);
-    without it, queries are translated without types and ``required_fields`` are not checked.
-    """
-    translator = translator or QueryTranslator(field_types)
-    diagnostics: list[Diagnostic] = []
-    lines = _Lines()
-    for rule in rules:
-        types = field_types(rule.index) if field_types is not None and rule.supported and rule.index else None
-        for finding in validate_rule(rule, alerts_max=alerts_max, now=now, translator=translator, field_types=types):
-            line, column = lines.of(rule.source, finding.key), None
-            if finding.query_position is not None:
-                line, column = lines.of_query(rule.source, finding.query_position)
-            diagnostics.append(Diagnostic(rule.source, line, column, finding.severity, finding.message))
-    return diagnostics
-
-
 def split(diagnostics: Sequence[Diagnostic]) -> tuple[list[Diagnostic], list[Diagnostic]]:
     """(errors, warnings)."""
     return [d for d in diagnostics if d.is_error], [d for d in diagnostics if not d.is_error]
-

@@ -14,7 +14,8 @@ from typing import Any
 
 import tomli_w
 
-from job.rules.model import ExceptionList, Rule
+from job.rules.model import Rule
+from job.rules.parts import ExceptionList
 
 _LONG_TEXT_LAST = ("query", "note", "setup")
 # Characters a TOML literal string cannot hold (tab and newline are fine).

@@ -1,10 +1,14 @@
 """A pass in batches (``DETECTION_CONCURRENCY`` above 1): the steps of :func:`job.run.steps.run_rule`, shared.
 
 Per batch of :data:`RULES_PER_BATCH` rules: the ``running`` records in one ``_bulk`` request, the first
-page of every rule in one ``_msearch`` (:mod:`job.search.probes`); the runs whose window came back whole
-are written together (:mod:`job.writing.together`), the others paged ``DETECTION_CONCURRENCY`` at a time in
-threads sharing the client and the pass's caches; the final records in one request. Rules with an alert
-suppression are paged on their own (their search groups events). A rule fails alone at every step.
+page of every rule whose type can be probed in one ``_msearch`` (:mod:`job.search.probes`); the runs whose
+window came back whole are written together (:mod:`job.run.small_runs`), the others executed
+``DETECTION_CONCURRENCY`` at a time in threads sharing the client and the pass's caches; the final records in
+one request. A rule fails alone at every step.
+
+A run executed in a thread renews its lease when it starts (its ``running`` record gets a new
+``lease_expires``), so that its lease and the time it stops searching count from its own start, not its
+batch's: a run that waited for a thread is never stopped early, nor taken for interrupted by another host.
 
 Once a stop is requested (SIGTERM, SIGINT) no further batch starts; the batch under way stops paging, and
 its runs that had not finished end ``failed`` (``Run interrupted by SIGTERM``).
@@ -27,10 +31,11 @@ from job.execlog.execution import Execution
 from job.execlog.history import RuleHistory
 from job.logs import rule_context
 from job.rules.model import Rule
-from job.run.plan import RunPlan, SearchPlan
-from job.run.steps import RunContext, begin, end, execute_run, failed, new_execution, search_plan
+from job.ruletypes.contract import RunPlan, SearchPlan
+from job.ruletypes.registry import type_for
+from job.run.small_runs import SmallRun, write_small_runs
+from job.run.steps import RunContext, begin, end, execute_run, failed, new_execution, run_tools, search_plan
 from job.search.probes import FirstPage, Probe, read_first_pages
-from job.writing.together import SmallRun, write_small_runs
 
 # Rules of a pass whose records are written, and first pages read, with one request each.
 RULES_PER_BATCH = 50
@@ -91,10 +96,10 @@ def _start_batch(
     probed: list[_Started] = []
     probes: list[Probe] = []
     for item in started:
-        # A rule with an alert suppression searches for groups, not events: it is paged on its own.
-        if item.search is not None and item.search.query is not None and item.rule.alert_suppression is None:
+        probe = type_for(item.rule).probe(item.rule, item.search) if item.search is not None else None
+        if probe is not None:
             probed.append(item)
-            probes.append(Probe(item.rule.index, item.search.query, item.search.sort))
+            probes.append(probe)
     try:
         with _shared([item.execution for item in probed]):
             pages: list[FirstPage | None] = read_first_pages(ctx.es, ctx.policy, probes, ctx.settings.page_size)
@@ -109,27 +114,39 @@ def _start_batch(
 
 
 def _run_started(ctx: RunContext, item: _Started) -> None:
-    """Execute one started run by paging its window (in a worker thread, with the rule's log context)."""
+    """Execute one started run (in a worker thread, with the rule's log context), its lease renewed first."""
     with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
         try:
             if item.search is not None:
+                record.renew_lease(ctx.es, ctx.policy, ctx.settings.executions_index, item.execution, ctx.clock())
                 execute_run(ctx, item.rule, item.execution, item.plan, item.search, refresh=False)
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
             failed(item.rule, item.execution, exc)
 
 
 def _small_run(ctx: RunContext, item: _Started, page: FirstPage) -> SmallRun | None:
-    """The run of a window read whole by its first page, with the exceptions applied per page; None when
-    that fails (the rule's error)."""
+    """The run of a window read whole by its first page: its would-be alerts, from its rule type (exceptions
+    applied per page); None when that fails (the rule's error)."""
     assert item.search is not None
-    search = item.search
-    with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+    execution = item.execution
+    with rule_context(item.rule.rule_id, item.rule.name, execution.uuid):
         try:
-            hits = ctx.lists.filter_page(search.exceptions, page.hits)
+            tools = run_tools(ctx, execution, item.search, refresh=False)
+            writes, candidates = type_for(item.rule).read_whole(item.rule, page.hits, tools)
         except Exception as exc:  # noqa: BLE001 - this rule's failure
-            failed(item.rule, item.execution, exc)
+            failed(item.rule, execution, exc)
             return None
-    return SmallRun(item.rule, item.plan, item.execution.uuid, item.execution.metrics, hits, page.search_ms)
+    window_end = item.plan.window.end
+    return SmallRun(
+        execution.uuid,
+        writes,
+        candidates,
+        item.plan.cap,
+        window_end,
+        execution.metrics,
+        len(candidates),
+        page.search_ms,
+    )
 
 
 def _write_small(ctx: RunContext, items: Sequence[_Started]) -> list[_Started]:

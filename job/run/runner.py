@@ -56,7 +56,7 @@ def run_rules(
         record_refused(ctx, rule, problems, history(rule)) for rule, problems in refused if not stop.requested()
     ]
     if ctx.settings.concurrency <= 1:  # one rule after another, each on its own: the sequential path
-        executions += [run_rule(ctx, rule, history(rule)) for rule in rules if not stop.requested()]
+        executions += [run_rule(ctx, rule, history(rule), refresh=False) for rule in rules if not stop.requested()]
     else:
         executions += run_batches(ctx, rules, history)
     _refresh_alerts(ctx, executions)

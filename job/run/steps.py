@@ -1,9 +1,10 @@
 """The steps of one rule's run: plan it, record it, execute it, and record the end.
 
 Each rule runs on its own: an error in one becomes that rule's ``failed`` status and the next rule
-runs. The steps live in their own modules: :mod:`job.run.plan` (window, cap and query; pure),
-:mod:`job.ruletypes.query.execute` (page, dedupe, write) and :mod:`job.execlog.record` (the execution record); this
-module wires them together and turns errors into statuses.
+runs. The steps live in their own places: :mod:`job.run.plan` (window and cap; pure), the rule's type
+(:mod:`job.ruletypes`: its search planned, then executed through the shared writer) and
+:mod:`job.execlog.record` (the execution record); this module wires them together and turns errors into
+statuses.
 
 Order of one rule's run: read the execution log (once for the whole pass), mark the rule's abandoned
 ``running`` records ``failed``, plan the window, write the ``running`` record (nothing is searched
@@ -31,7 +32,6 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job import stop
-from job.backends import QueryTranslator
 from job.errors import JobError
 from job.execlog import lease, record
 from job.execlog.execution import BACKFILL, Execution
@@ -41,9 +41,9 @@ from job.lists.store import ListStore
 from job.logs import rule_context
 from job.retry import RetryPolicy, describe
 from job.rules.model import Rule
-from job.ruletypes.query.execute import execute
-from job.ruletypes.query.suppressed import execute_suppressed
-from job.run.plan import RunPlan, SearchPlan, plan_fixed, plan_run, plan_search
+from job.ruletypes.contract import PlanInputs, RunPlan, RunTools, SearchPlan
+from job.ruletypes.registry import Compiler, type_for
+from job.run.plan import plan_fixed, plan_run
 from job.settings import Settings
 from job.window import Window
 
@@ -67,13 +67,13 @@ class RunContext:
     _field_caps_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _field_types: dict[tuple[str, ...], dict[str, str]] = field(default_factory=dict, repr=False)
     runner: lease.Runner = field(default_factory=lease.this_runner)
-    # Each rule query translated once per pass, with the field types of its indices (shared with validation).
-    translator: QueryTranslator = field(init=False)
+    # Each rule query compiled once per pass, with the field types of its indices (shared with validation).
+    compiler: Compiler = field(init=False)
     # Value lists, each read once per pass.
     lists: ListStore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.translator = QueryTranslator(self.field_types)
+        self.compiler = Compiler(self.field_types)
         self.lists = ListStore(self.es, self.policy, self.settings.lists_index, self.settings.list_items_index)
 
     def field_caps(self, indices: tuple[str, ...]) -> dict[str, Any]:
@@ -209,19 +209,38 @@ def begin(
 
 
 def search_plan(ctx: RunContext, rule: Rule, execution: Execution, plan: RunPlan) -> SearchPlan:
-    search = plan_search(
-        rule,
-        plan.window,
-        ctx.field_caps(tuple(rule.index)),
+    """The rule's type plans the search of the run's window."""
+    inputs = PlanInputs(
+        caps=ctx.field_caps(tuple(rule.index)),
         alerts_alias=ctx.settings.alerts_index,
-        rule_dsl=lambda: ctx.translator.translate(rule),
+        compiled=lambda: ctx.compiler.compile(rule),
         exceptions=lambda: ctx.lists.plan(rule.exceptions, now=ctx.now),
     )
+    search = type_for(rule).plan(rule, plan.window, inputs)
     execution.warnings.extend(search.warnings)
     execution.metrics.exceptions_expired = list(search.exceptions_expired)
     if search.exceptions_expired:
         log.info("rule %s: skipped %d expired exception items", rule.rule_id, len(search.exceptions_expired))
     return search
+
+
+def run_tools(ctx: RunContext, execution: Execution, search: SearchPlan, *, refresh: bool = True) -> RunTools:
+    """What the rule's type gets from the pass to execute its window. It stops searching once a stop is
+    requested or :data:`STOP_SEARCHING_AT` of its lease has passed (counted from the lease's start: the run's
+    own start, also in a batch)."""
+    lease_expires = execution.lease_expires or execution.start + ctx.settings.run_timeout
+    stop_at = lease_expires - ctx.settings.run_timeout * (1 - STOP_SEARCHING_AT)
+    return RunTools(
+        es=ctx.es,
+        policy=ctx.policy,
+        settings=ctx.settings,
+        clock=ctx.clock,
+        execution_uuid=execution.uuid,
+        metrics=execution.metrics,
+        should_stop=lambda: stop.requested() is not None or ctx.clock() >= stop_at,
+        page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
+        refresh=refresh,
+    )
 
 
 def execute_run(
@@ -233,22 +252,9 @@ def execute_run(
     *,
     refresh: bool = True,
 ) -> None:
-    """Search and write (:func:`job.ruletypes.query.execute.execute`, or
-    :func:`job.ruletypes.query.suppressed.execute_suppressed` for a rule with ``[rule.alert_suppression]``: one
-    alert per group of events); note the outcome on ``execution``.
-    Raises :class:`job.stop.RunInterrupted` when a stop was requested meanwhile."""
-    stop_at = execution.start + ctx.settings.run_timeout * STOP_SEARCHING_AT
-    arguments: dict[str, Any] = {
-        "execution_uuid": execution.uuid,
-        "clock": ctx.clock,
-        "metrics": execution.metrics,
-        "should_stop": lambda: stop.requested() is not None or ctx.clock() >= stop_at,
-        "page_filter": lambda hits: ctx.lists.filter_page(search.exceptions, hits),
-    }
-    if rule.alert_suppression is not None:
-        outcome = execute_suppressed(ctx.es, ctx.policy, ctx.settings, rule, plan, search, **arguments)
-    else:
-        outcome = execute(ctx.es, ctx.policy, ctx.settings, rule, plan, search, refresh=refresh, **arguments)
+    """Search and write: the rule's type executes the window through the shared writer; note the outcome on
+    ``execution``. Raises :class:`job.stop.RunInterrupted` when a stop was requested meanwhile."""
+    outcome = type_for(rule).execute(rule, plan, search, run_tools(ctx, execution, search, refresh=refresh))
     stop.check()
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to
@@ -274,12 +280,18 @@ def end(ctx: RunContext, execution: Execution) -> None:
 
 
 def run_rule(
-    ctx: RunContext, rule: Rule, history: RuleHistory | None = None, *, window: Window | None = None
+    ctx: RunContext,
+    rule: Rule,
+    history: RuleHistory | None = None,
+    *,
+    window: Window | None = None,
+    refresh: bool = True,
 ) -> Execution:
     """Run one rule and record its execution. Never raises for problems of this rule.
 
     ``history`` is the rule's execution-log history read for the whole pass; None reads it here. ``window``:
-    search exactly this window (a backfill's) instead of planning one from the execution log.
+    search exactly this window (a backfill's) instead of planning one from the execution log. ``refresh``:
+    make its alerts searchable at its end (a pass refreshes once, at its end, instead).
     """
     execution = new_execution(ctx, rule)
     if window is not None:
@@ -290,7 +302,7 @@ def run_rule(
             record.write_ahead(ctx.es, ctx.policy, ctx.settings.executions_index, execution)
             lease.started(execution.uuid)
             stop.check()
-            execute_run(ctx, rule, execution, plan, search_plan(ctx, rule, execution, plan))
+            execute_run(ctx, rule, execution, plan, search_plan(ctx, rule, execution, plan), refresh=refresh)
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
             failed(rule, execution, exc)
         try:

@@ -13,7 +13,6 @@ is there), and a run's duplicate check finds alerts and dead letters with one ``
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,13 +22,15 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job.alerts.ids import alert_id
 from job.errors import JobError
-from job.indices import ensure as indices
 from job.jsoncodec import document_bytes
+from job.redact import short_line
 from job.retry import RetryPolicy, describe
 from job.window import isoformat, parse_timestamp
+from job.writing import bulk
+
+PAGE = 1000
 
 MAX_REASON = 500
-PAGE = 1000
 
 Stage = Literal["build", "index"]
 
@@ -55,16 +56,6 @@ DEAD_LETTER_MAPPING: dict[str, Any] = {
 
 class DeadLetterWriteError(JobError):
     """Dead-letter entries could not be written: the run must not advance past their events."""
-
-
-_SPACES = re.compile(r"  +")
-
-
-def one_line(text: str, limit: int = MAX_REASON) -> str:
-    """``text`` on one line, at most ``limit`` long: line breaks, control and format characters (terminal
-    escapes, bidi overrides) become spaces."""
-    flat = _SPACES.sub(" ", "".join(ch if ch.isprintable() else " " for ch in text[: limit * 4])).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +85,7 @@ class DeadLetter:
             "event": {"index": self.event_index, "id": self.event_id},
             "execution": {"uuid": self.execution_uuid},
             "stage": self.stage,
-            "reason": one_line(self.reason),
+            "reason": short_line(self.reason, MAX_REASON),
         }
 
     @classmethod
@@ -115,22 +106,19 @@ class DeadLetter:
 
 
 def ensure_index(es: Elasticsearch, policy: RetryPolicy, index: str) -> None:
-    """Create the dead-letter index with its mapping, or add fields a newer version maps (safe to race)."""
-    indices.ensure_index(es, policy, index, DEAD_LETTER_MAPPING)
+    """Create the dead-letter index with its mapping, or add the fields a newer version maps (safe to race: a
+    400 for an index another process just created is ignored)."""
+    if policy.call(lambda: es.indices.exists(index=index)):
+        properties = DEAD_LETTER_MAPPING["properties"]
+        policy.call(lambda: es.options(ignore_status=400).indices.put_mapping(index=index, properties=properties))
+        return
+    policy.call(lambda: es.options(ignore_status=400).indices.create(index=index, mappings=DEAD_LETTER_MAPPING))
 
 
-def _bulk(es: Elasticsearch, policy: RetryPolicy, index: str, lines: list[bytes], fine: int = 404) -> list[str]:
-    """Send pre-serialized bulk lines; the reasons of the items that failed (status ``fine`` is not a failure)."""
-    # Pre-serialized lines: the client's ndjson serializer sends bytes as they are.
-    response = policy.call(lambda: es.bulk(index=index, operations=lines))  # type: ignore[arg-type]
-    failures = []
-    for item in response["items"]:
-        result = next(iter(item.values()))
-        if result.get("status", 500) >= 300 and result.get("status") != fine:
-            error = result.get("error") or {}
-            kind = error.get("type", "unknown") if isinstance(error, dict) else "unknown"
-            failures.append(f"HTTP {result.get('status')} {kind}: {one_line(str(error.get('reason', '')), 200)}")
-    return failures
+def _bulk(es: Elasticsearch, policy: RetryPolicy, index: str, items: list[bulk.Item], fine: int = 404) -> list[str]:
+    """Send the items; the reasons of the items that failed (status ``fine`` is not a failure)."""
+    answers = bulk.send(es, policy, items, index=index)
+    return [answer.line for answer in answers if answer.status >= 300 and answer.status != fine]
 
 
 def write(
@@ -141,15 +129,15 @@ def write(
     stored. Creating only takes the ``create_doc`` privilege, which is all a run has."""
     if not letters:
         return
-    lines: list[bytes] = []
-    for letter in letters:
-        lines.append(document_bytes({"index" if overwrite else "create": {"_id": letter.id}}))
-        lines.append(document_bytes(letter.to_document()))
+    op = "index" if overwrite else "create"
+    items = [
+        bulk.Item(document_bytes({op: {"_id": letter.id}}), document_bytes(letter.to_document())) for letter in letters
+    ]
     try:
         # Rare path: never let a bulk write create the index with dynamic mappings (``setup`` creates it).
         if not policy.call(lambda: es.indices.exists(index=index)):
             raise DeadLetterWriteError(f'the dead-letter index {index} does not exist: run "detection-job setup"')
-        failures = _bulk(es, policy, index, lines, fine=404 if overwrite else 409)
+        failures = _bulk(es, policy, index, items, fine=404 if overwrite else 409)
     except (ApiError, TransportError) as exc:
         raise DeadLetterWriteError(f"could not write {len(letters)} dead-letter entries: {describe(exc)}") from None
     if failures:
@@ -160,7 +148,7 @@ def delete(es: Elasticsearch, policy: RetryPolicy, index: str, ids: Sequence[str
     """Delete these entries (an entry already gone is fine)."""
     if not ids:
         return
-    failures = _bulk(es, policy, index, [document_bytes({"delete": {"_id": doc_id}}) for doc_id in ids])
+    failures = _bulk(es, policy, index, [bulk.Item(document_bytes({"delete": {"_id": doc_id}})) for doc_id in ids])
     if failures:
         raise DeadLetterWriteError(f"could not delete {len(failures)} dead-letter entries: {failures[0]}")
 

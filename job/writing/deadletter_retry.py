@@ -15,10 +15,10 @@ from elasticsearch import Elasticsearch
 
 from job.retry import RetryPolicy
 from job.rules.model import Rule
-from job.ruletypes.query.execute import build_writes
 from job.writing import deadletter
 from job.writing.bulk import AlertWrite, WriteStats, bulk_create
 from job.writing.deadletter import DeadLetter
+from job.writing.writer import build_writes
 
 CHUNK = 200
 
@@ -65,7 +65,7 @@ def _attempt(
         by_id.update((write.doc_id, letter) for write in built)
         failing += [replace(letter, stage="build", reason=reason, time=now) for _, reason in failed]
     stats = WriteStats()
-    refused = bulk_create(es, policy, alias, writes, stats)
+    refused = bulk_create(es, policy, alias, writes, stats).refused
     report.created += stats.created
     report.existed += stats.duplicates
     refused_ids = {item.write.doc_id for item in refused}

@@ -12,9 +12,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from job.jsoncodec import document_bytes
-from job.retry import RetryPolicy
-from job.ruletypes.query.groups import (
+from job.alerts.suppression import (
     INSTANCE_ID,
     OpenAlert,
     boundaries_request,
@@ -22,7 +20,10 @@ from job.ruletypes.query.groups import (
     open_alerts_request,
     parse_boundaries,
 )
+from job.jsoncodec import document_bytes
+from job.retry import RetryPolicy
 from job.window import Window
+from job.writing import bulk
 
 # Instance ids per lookup request.
 LOOKUP_CHUNK = 1000
@@ -100,35 +101,27 @@ class SuppressionStore:
         hit = dict(response.body)
         return Current(open_alert(hit), hit.get("_source") or {})
 
-    def update(self, updates: Sequence[Update]) -> list[tuple[int, str]]:
-        """Apply each update if its alert is unchanged since it was read: per update, the HTTP status (200, or
-        409 when the alert changed, 404 when it is gone, ...) and the error's one-line reason."""
+    def update(self, updates: Sequence[Update]) -> list[bulk.Answer]:
+        """Apply each update if its alert is unchanged since it was read: per update, Elasticsearch's answer
+        (200, or 409 when the alert changed, 404 when it is gone, ...; ``ambiguous`` when an earlier attempt
+        of the request may have been applied)."""
         if not updates:
             return []
-        lines: list[bytes] = []
+        items = []
         for update in updates:
             alert = update.alert
             action = {"_index": alert.index, "_id": alert.doc_id, "if_seq_no": alert.seq_no}
             action["if_primary_term"] = alert.primary_term
-            lines.append(document_bytes({"update": action}))
-            lines.append(document_bytes({"doc": update.document}))
+            items.append(bulk.Item(document_bytes({"update": action}), document_bytes({"doc": update.document})))
         started = time.monotonic()
         try:
-            # Pre-serialized lines: the client's ndjson serializer sends bytes as they are.
-            response = self.policy.call(lambda: self.es.bulk(operations=lines))  # type: ignore[arg-type]
+            return bulk.send(self.es, self.policy, items, op="update")
         finally:
             self.indexing_ms += (time.monotonic() - started) * 1000
-        results = []
-        for item in response["items"]:
-            result = item["update"]
-            error = result.get("error")
-            reason = f"{error.get('type', 'unknown')}: {error.get('reason', '')}" if isinstance(error, dict) else ""
-            results.append((int(result["status"]), reason))
-        return results
 
-    def update_one(self, update: Update) -> tuple[int, str]:
+    def update_one(self, update: Update) -> bulk.Answer:
         """:meth:`update` for one alert."""
         try:
             return self.update([update])[0]
         except ApiError as exc:  # a refusal of the whole request: answer it as the item's status
-            return exc.meta.status, str(exc.message)
+            return bulk.Answer(exc.meta.status, "", str(exc.message))

@@ -12,10 +12,9 @@ from job.alerts.build import build_alert
 from job.alerts.template import (
     TEMPLATE_VERSION,
     alert_index_template,
-    template_name,
     write_index_aliases,
-    write_index_name,
 )
+from job.indexnames import template_name, write_index_name
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 pytestmark = pytest.mark.integration

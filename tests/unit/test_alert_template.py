@@ -13,10 +13,9 @@ from job.alerts.template import (
     alert_index_template,
     alert_properties,
     is_mapping_object,
-    template_name,
     write_index_aliases,
-    write_index_name,
 )
+from job.indexnames import template_name, write_index_name
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 AVAILABLE_TYPES = {"keyword", "text", "date", "long", "float", "ip", "boolean", "object", "flattened", "alias"}

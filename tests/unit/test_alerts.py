@@ -11,7 +11,7 @@ import pytest
 from job.alerts.build import KIBANA_VERSION, build_alert
 from job.alerts.ids import alert_id
 from job.alerts.rule_fields import applied_exception_ids
-from job.rules.model import ExceptionItem
+from job.rules.parts import ExceptionItem
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 NOW_TEXT = "2026-03-01T12:10:00.250Z"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from job.backends import BACKENDS, QueryTranslator, UnsupportedLanguage, backend_for, translate_rule_query
+from job.backends import BACKENDS, UnsupportedLanguage, backend_for, translate_rule_query
 from job.diagnostics import Diagnostic, error, sort_key, warning
 from job.errors import JobError, QueryError
 from job.kql import KqlSemanticError, KqlSyntaxError
+from job.ruletypes.registry import Compiler
 from tests.alert_samples import seed_rule
 
 NESTED = {"users": "nested", "users.name": "keyword"}
@@ -34,14 +35,14 @@ def test_the_translator_translates_once_and_remembers_errors() -> None:
         calls.append(index)
         return NESTED
 
-    translator = QueryTranslator(field_types)
+    translator = Compiler(field_types)
     good = seed_rule(query="users:{ name:bob }", index=["a-*"])
-    assert translator.translate(good) is translator.translate(good)
-    assert translator.translate(good) == translate_rule_query(good, NESTED)
+    assert translator.compile(good) is translator.compile(good)
+    assert translator.compile(good) == translate_rule_query(good, NESTED)
     bad = seed_rule(query="users.name:bob", index=["a-*"])
     for _ in range(2):
         with pytest.raises(KqlSemanticError):
-            translator.translate(bad)
+            translator.compile(bad)
     assert calls == [("a-*",), ("a-*",)]  # once per distinct query, errors included
     assert translate_rule_query(bad)  # without field types the nested check cannot apply
 
@@ -53,13 +54,13 @@ def test_an_unreachable_cluster_is_not_remembered() -> None:
         attempts.append(index)
         raise ConnectionError("down")
 
-    translator = QueryTranslator(field_types)
+    translator = Compiler(field_types)
     rule = seed_rule()
     for _ in range(2):
         with pytest.raises(ConnectionError):
-            translator.translate(rule)
+            translator.compile(rule)
     assert len(attempts) == 2
-    assert QueryTranslator(field_types).translate(seed_rule(index=[])) == translate_rule_query(seed_rule())
+    assert Compiler(field_types).compile(seed_rule(index=[])) == translate_rule_query(seed_rule())
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from job.rules.validation import check_rules
+from job.ruletypes.checks import check_rules
 from tests.corpus import CORPUS, LISTS, corpus_rules, list_refs, matching_event
 
 

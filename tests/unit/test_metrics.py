@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY, generate_latest
 from job.execlog.execution import Execution
 from job.execlog.metrics import RunMetrics
 from job.metrics import RuleMetrics, redact_url
-from job.ruletypes.query.execute import MAX_ALERTS_WARNING
+from job.writing.writer import MAX_ALERTS_WARNING
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LABELS = {"rule_id": "r1", "rule_name": "Rule one"}

@@ -16,7 +16,7 @@ from job.alerts.overrides import (
     severity_from_mapping,
     sorted_severity_mapping,
 )
-from job.rules.model import RiskScoreMappingItem, SeverityMappingItem
+from job.rules.parts import RiskScoreMappingItem, SeverityMappingItem
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, seed_rule
 
 

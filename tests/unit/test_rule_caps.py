@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from job.rules import Rule, effective_max_signals
+from job.rules.model import QueryRule
 
 
 def _rule(max_signals: int) -> Rule:
-    return Rule(
+    return QueryRule(
         rule_id="r",
         name="R",
         description="",

@@ -11,7 +11,7 @@ import pytest
 from job.cli import main
 from job.rules import load_rule, load_rules
 from job.rules.kibana_import import parse_export, rule_document, rule_filename
-from job.rules.model import ListRef
+from job.rules.parts import ListRef
 
 EXPORT = Path(__file__).resolve().parent.parent / "fixtures" / "kibana_export.ndjson"
 RULE_FILES = ("admin_tool_execution.toml", "suspicious_child_of_word.toml", "new_country_for_user.toml")

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from job.alerts.build import build_alert
-from job.rules.validation import required_field_findings, validate_rule
+from job.rules.validation import required_field_findings
+from job.ruletypes.checks import validate_rule
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 BUILDING_BLOCK_KEYS = (

@@ -9,7 +9,7 @@ import pytest
 
 from job.errors import RuleError
 from job.rules import load_rule, rule_to_toml
-from job.rules.validation import check_rules, validate_rule
+from job.ruletypes.checks import check_rules, validate_rule
 from tests.unit.test_rule_loader import BASE, _line
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)

@@ -12,7 +12,7 @@ from job.lists.parse import import_lines, item_value, value_text
 from job.lists.plan import lists_to_read, plan_exceptions
 from job.lists.postfilter import filter_hits, lookup_requests, lookup_value, lookups, matched_values, value_key
 from job.rules.exceptions import build_exception_filter
-from job.rules.model import ExceptionItem
+from job.rules.parts import ExceptionItem
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 

@@ -17,58 +17,56 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from elasticsearch import Elasticsearch
-
-from job.alerts.build import build_alert
-from job.errors import JobError
-from job.execlog.metrics import RunMetrics
-from job.jsoncodec import document_bytes
-from job.lists.plan import ExceptionPlan
-from job.retry import RetryPolicy
-from job.rules.model import AlertSuppression, Rule
-from job.ruletypes.query.execute import MAX_ALERTS_WARNING, Outcome, dead_letter_message, execute, stopped_message
-from job.ruletypes.query.groups import (
-    AGGREGATION,
+from job.alerts.build import RunAlerts
+from job.alerts.suppression import (
+    DOCS_COUNT,
+    LAST_DETECTED,
     Group,
-    OpenAlert,
     Terms,
-    bucket_aggregations,
-    bucket_terms,
     duration_start,
-    first_timestamp,
-    grouping_aggregation,
     instance_id,
     is_open,
-    missing_fields_filter,
-    parse_group,
-    remaining_clause,
-    resume_point,
     suppressed_alert_id,
     suppression_fields,
     update_document,
 )
-from job.run.plan import RunPlan, SearchPlan
+from job.errors import JobError
+from job.execlog.metrics import RunMetrics
+from job.jsoncodec import document_bytes
+from job.lists.plan import ExceptionPlan
+from job.rules.model import Rule
+from job.rules.parts import AlertSuppression
+from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, stopped_message
+from job.ruletypes.query.execute import execute
+from job.ruletypes.query.groups import (
+    AGGREGATION,
+    bucket_aggregations,
+    bucket_terms,
+    first_timestamp,
+    grouping_aggregation,
+    missing_fields_filter,
+    parse_group,
+    remaining_clause,
+    resume_point,
+)
 from job.search.clauses import TimestampFields, timestamp_fields
-from job.settings import Settings
 from job.window import Window
-from job.writing import deadletter
-from job.writing.bulk import AlertWrite, WriteStats, bulk_create, existing_ids
-from job.writing.deadletter import DeadLetter, one_line
+from job.writing.bulk import AlertWrite, Answer
 from job.writing.suppressed import SuppressionStore, Update
+from job.writing.writer import MAX_ALERTS_WARNING, AlertMaker, Candidate, RunWrites, build, dedupe, send
 
 log = logging.getLogger(__name__)
 
 RECOUNT_CHUNK = 100  # groups counted again per request
 TAIL_PAGE = 10_000  # groups per page when only their first timestamps are needed
 CONFLICT_ATTEMPTS = 3
-DEAD_LETTER_SAMPLES = 3
-# The metrics job.ruletypes.query.execute.execute fills: those of the ordinary alerts of a doNotSuppress run, to which
-# the groups' own are added.
+# The metrics job.ruletypes.query.execute.execute fills: those of the ordinary alerts of a doNotSuppress run,
+# to which the groups' own are added.
 EXECUTE_COUNTS = (
     "pages",
     "hits",
@@ -87,45 +85,68 @@ class SuppressionConflict(JobError):
     """An alert kept changing under this run's updates; the run fails and the next one counts again."""
 
 
+class GroupAlerts:
+    """The alert of a group: the alert of its earliest event, plus the suppression fields, under the group's id."""
+
+    def __init__(self, rule: Rule, alerts: RunAlerts, space_id: str) -> None:
+        self.rule = rule
+        self.alerts = alerts
+        self.space_id = space_id
+
+    def documents(self, item: Any, doc_id: str, now: datetime) -> list[AlertWrite]:
+        group: Group = item
+        alert = self.alerts.build(group.event, now=now)
+        alert.update(suppression_fields(group, self.rule.rule_id, self.space_id))
+        alert["kibana.alert.uuid"] = doc_id
+        event = group.event
+        return [AlertWrite(doc_id, document_bytes(alert), str(event["_index"]), str(event["_id"]))]
+
+    def dead_letter(self, item: Any, reason: str) -> tuple[str, str, str]:
+        """A group is dead-lettered under its earliest event."""
+        group: Group = item
+        terms = ", ".join(f"{name}={value!r}" for name, value in group.terms)
+        why = f"the alert of the group {terms} ({group.count} events): {reason}"
+        return str(group.event["_index"]), str(group.event["_id"]), why
+
+
+def _ours(answer: Answer, update: Update, source: Mapping[str, Any]) -> bool:
+    """Whether a 409 answered to ``update`` is that very update, applied by an earlier attempt of its request."""
+    return answer.ambiguous and all(source.get(key) == update.document.get(key) for key in (LAST_DETECTED, DOCS_COUNT))
+
+
 @dataclass
 class _Run:
     """One suppressed execution in progress: what it needs and what it has done so far."""
 
-    es: Elasticsearch
-    policy: RetryPolicy
-    settings: Settings
+    tools: RunTools
     rule: Rule
     suppression: AlertSuppression
     window: Window
     query: dict[str, Any]
-    execution_uuid: str
-    clock: Callable[[], datetime]
     store: SuppressionStore
+    writes: RunWrites
     fields: TimestampFields = field(init=False)
     boundaries: dict[str, datetime] = field(default_factory=dict)  # instance id -> counted up to
-    writes: WriteStats = field(default_factory=WriteStats)
     search_ms: float = 0.0
     pages: int = 0
     hits: int = 0
     groups: int = 0  # groups this run gave an alert or folded into one
     updated: int = 0
     suppressed_docs: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    dead_letter_samples: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.fields = timestamp_fields(self.rule)
 
     def instance(self, terms: Terms) -> str:
-        return instance_id(terms, self.rule.rule_id, self.settings.space_id)
+        return instance_id(terms, self.rule.rule_id, self.tools.settings.space_id)
 
     def search(self, aggs: dict[str, Any]) -> dict[str, Any]:
         """A ``size: 0`` search of the rule's indices with the run's query and these aggregations."""
+        tools = self.tools
         started = time.monotonic()
         try:
-            response = self.policy.call(
-                lambda: self.es.search(
+            response = tools.policy.call(
+                lambda: tools.es.search(
                     index=list(self.rule.index),
                     size=0,
                     query=self.query,
@@ -185,33 +206,36 @@ class _Run:
     def write(self, groups: Sequence[Group]) -> None:
         """Fold each group into its open alert (with a duration) or give it an alert of its own."""
         self.hits += sum(group.count for group in groups)
-        now = self.clock()
+        now = self.tools.clock()
         duration = self.suppression.duration
         if duration is None:
-            self.create(groups, now)
+            self.create(groups)
             return
         since = duration_start(now, duration)
         open_alerts = self.store.open_alerts([self.instance(group.terms) for group in groups], since)
         pairs = [(group, open_alerts.get(self.instance(group.terms))) for group in groups]
-        self.create([group for group, alert in pairs if alert is None], now)
-        updates = [(group, alert) for group, alert in pairs if alert is not None]
-        answers = self.store.update([Update(alert, update_document(alert, group, now)) for group, alert in updates])
-        for (group, alert), (status, reason) in zip(updates, answers, strict=True):
-            self.settle(group, alert, status, reason, now, since)
+        self.create([group for group, alert in pairs if alert is None])
+        updates = [(group, Update(alert, update_document(alert, group, now))) for group, alert in pairs if alert]
+        answers = self.store.update([update for _, update in updates])
+        for (group, update), answer in zip(updates, answers, strict=True):
+            self.settle(group, update, answer, now, since)
 
-    def settle(self, group: Group, alert: OpenAlert, status: int, reason: str, now: datetime, since: datetime) -> None:
+    def settle(self, group: Group, update: Update, answer: Answer, now: datetime, since: datetime) -> None:
         """Account for one update's answer. A changed (409), busy (429) or vanished (404) alert is read again,
-        the group is counted again after the alert's end, and the update retried or a new alert written."""
+        the group is counted again after the alert's end, and the update retried or a new alert written. A 409
+        to a retried request that had been applied is this run's own update."""
+        alert = update.alert
         for _ in range(CONFLICT_ATTEMPTS):
-            if status == 200:
-                self.groups += 1
-                self.updated += 1
-                self.suppressed_docs += group.count
+            if answer.status == 200:
+                self.folded(group)
                 return
-            if status not in (404, 409, 429):
-                self.dead_letter([self.letter(group, "index", f"HTTP {status} {reason}")])
+            if answer.status not in (404, 409, 429):
+                self.dead_letter(group, f"HTTP {answer.status} {answer.error_type}: {answer.reason}")
                 return
-            current = self.store.current(alert) if status != 404 else None
+            current = self.store.current(alert) if answer.status != 404 else None
+            if current is not None and answer.status == 409 and _ours(answer, update, current.source):
+                self.folded(group)
+                return
             key = self.instance(group.terms)
             if current is not None and current.alert.end is not None:
                 self.boundaries[key] = max(current.alert.end, self.boundaries.get(key, current.alert.end))
@@ -219,68 +243,45 @@ class _Run:
             if again is None:
                 return  # whoever changed the alert counted these events already
             if current is None or not is_open(current.source, since):
-                self.create([again], now)
+                self.create([again])
                 return
             group, alert = again, current.alert
-            status, reason = self.store.update_one(Update(alert, update_document(alert, group, now)))
+            update = Update(alert, update_document(alert, group, now))
+            answer = self.store.update_one(update)
         raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
 
-    def create(self, groups: Sequence[Group], now: datetime) -> None:
-        """One new alert per group; an alert that exists already is left as it is (Kibana's duplicate check)."""
-        space_id = self.settings.space_id
-        ids = [suppressed_alert_id(group, self.rule.rule_id, space_id) for group in groups]
-        found = existing_ids(self.es, self.policy, [self.settings.alerts_index], ids) if ids else {}
-        writes: list[AlertWrite] = []
-        by_id: dict[str, Group] = {}
-        letters: list[DeadLetter] = []
-        for group, doc_id in zip(groups, ids, strict=True):
-            if doc_id in found:
-                self.duplicates += 1
-                continue
-            try:
-                alert = build_alert(
-                    self.rule, group.event, now=now, execution_uuid=self.execution_uuid, space_id=space_id
-                )
-                alert.update(suppression_fields(group, self.rule.rule_id, space_id))
-                alert["kibana.alert.uuid"] = doc_id
-                event = group.event
-                writes.append(AlertWrite(doc_id, document_bytes(alert), str(event["_index"]), str(event["_id"])))
-                by_id[doc_id] = group
-            except Exception as exc:  # noqa: BLE001 - one group's failure is that group's, never the page's
-                letters.append(self.letter(group, "build", f"{type(exc).__name__}: {exc}"))
-        answers = bulk_create(self.es, self.policy, self.settings.alerts_index, writes, self.writes)
-        refused = {item.write.doc_id: item for item in answers}
-        letters += [self.letter(by_id[doc_id], "index", item.reason) for doc_id, item in refused.items()]
-        for doc_id, group in by_id.items():
-            if doc_id not in refused:
-                self.groups += 1
-                self.suppressed_docs += group.count - 1
-        self.dead_letter(letters)
+    def folded(self, group: Group) -> None:
+        self.groups += 1
+        self.updated += 1
+        self.suppressed_docs += group.count
 
-    def letter(self, group: Group, stage: deadletter.Stage, reason: str) -> DeadLetter:
-        """A dead-letter entry for a group, under its earliest event."""
-        terms = ", ".join(f"{name}={value!r}" for name, value in group.terms)
-        return DeadLetter(
-            event_index=str(group.event["_index"]),
-            event_id=str(group.event["_id"]),
-            rule_id=self.rule.rule_id,
-            rule_name=self.rule.name,
-            space_id=self.settings.space_id,
-            execution_uuid=self.execution_uuid,
-            stage=stage,
-            reason=f"the alert of the group {terms} ({group.count} events): {reason}",
-            time=self.clock(),
-        )
-
-    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        if not letters:
+    def create(self, groups: Sequence[Group]) -> None:
+        """One new alert per group; an alert that exists already is left as it is (Kibana's duplicate check),
+        and only the groups whose alert this run created are counted."""
+        if not groups:
             return
-        index = self.settings.dead_letter_index
-        deadletter.write(self.es, self.policy, index, letters)
-        self.dead_lettered += len(letters)
-        for letter in letters[: DEAD_LETTER_SAMPLES - len(self.dead_letter_samples)]:
-            self.dead_letter_samples.append(one_line(f"{letter.event_index}/{letter.event_id}: {letter.reason}", 300))
-        log.error("rule %s: %d groups dead-lettered in %s", self.rule.rule_id, len(letters), index)
+        tools = self.tools
+        space_id = tools.settings.space_id
+        candidates = [Candidate(suppressed_alert_id(group, self.rule.rule_id, space_id), group) for group in groups]
+        [new] = dedupe(tools.es, tools.policy, tools.settings, [(self.writes, candidates)])
+        built = build(self.writes, new, tools.clock())
+        try:
+            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
+        finally:
+            built.merge()
+        by_id = {candidate.doc_id: candidate.item for candidate in new}
+        for doc_id in built.created:
+            self.groups += 1
+            self.suppressed_docs += by_id[doc_id].count - 1
+
+    def dead_letter(self, group: Group, reason: str) -> None:
+        tools = self.tools
+        built = build(self.writes, [], tools.clock())
+        built.letters.append(self.writes.letter(group, "index", reason, tools.clock()))
+        try:
+            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
+        finally:
+            built.merge()
 
     def first_left_over(self, after: Any, should_stop: Callable[[], bool]) -> datetime | None:
         """The first timestamp of the groups after the composite key ``after`` and, with ``doNotSuppress``, of
@@ -300,12 +301,13 @@ class _Run:
                 break
         return min(starts, default=self.window.end)
 
-    def group_and_write(self, cap: int, outcome: Outcome, should_stop: Callable[[], bool]) -> int | None:
+    def group_and_write(self, cap: int, outcome: Outcome) -> int | None:
         """Page through the groups, writing up to ``cap`` of them: how many, or None when groups were left
         over (the cap was reached, or the run was asked to stop); ``outcome`` then says where to resume."""
+        should_stop = self.tools.should_stop
         handled, after = 0, None
         while True:
-            size = min(self.settings.page_size, cap + 1 - handled)
+            size = min(self.tools.settings.page_size, cap + 1 - handled)
             buckets, after = self.page(size, after)
             groups = self.groups_of(buckets)
             room = cap - handled
@@ -333,84 +335,78 @@ class _Run:
 
     def finish(self, outcome: Outcome) -> None:
         """Make the alerts and dead letters visible to the next run; report the dead letters."""
-        indices = [self.settings.alerts_index] if self.groups or self.writes.duplicates else []
-        indices += [self.settings.dead_letter_index] if self.dead_lettered else []
-        if indices:
-            self.policy.call(lambda: self.es.indices.refresh(index=indices))
-        if self.dead_lettered:
-            index = self.settings.dead_letter_index
-            outcome.warnings.append(dead_letter_message(self.dead_lettered, index, self.dead_letter_samples))
+        settings = self.tools.settings
+        indices = [settings.alerts_index] if self.groups or self.writes.stats.duplicates else []
+        indices += [settings.dead_letter_index] if self.writes.dead_lettered else []
+        if indices and self.tools.refresh:
+            self.tools.policy.call(lambda: self.tools.es.indices.refresh(index=indices))
+        outcome.warnings += self.writes.warnings(settings.dead_letter_index)
 
     def metrics_into(self, metrics: RunMetrics) -> None:
+        writes = self.writes
         metrics.pages += self.pages
         metrics.hits += self.hits
         metrics.total_search_duration_ms += round(self.search_ms + self.store.search_ms)
-        metrics.total_indexing_duration_ms += round(self.writes.indexing_ms + self.store.indexing_ms)
-        metrics.alerts_created += self.writes.created
+        metrics.total_indexing_duration_ms += round(writes.stats.indexing_ms + self.store.indexing_ms)
+        metrics.alerts_created += writes.stats.created
         metrics.alerts_updated = self.updated
-        metrics.duplicates_skipped += self.duplicates + self.writes.duplicates
-        metrics.errors += self.writes.errors
-        metrics.dead_lettered += self.dead_lettered
+        metrics.duplicates_skipped += writes.duplicates + writes.stats.duplicates
+        metrics.errors += writes.stats.errors
+        metrics.dead_lettered += writes.dead_lettered
         metrics.suppression_groups = self.groups
         metrics.suppressed_docs = self.suppressed_docs
 
 
-def execute_suppressed(
-    es: Elasticsearch,
-    policy: RetryPolicy,
-    settings: Settings,
-    rule: Rule,
-    plan: RunPlan,
-    search: SearchPlan,
-    *,
-    execution_uuid: str,
-    clock: Callable[[], datetime],
-    metrics: RunMetrics,
-    should_stop: Callable[[], bool] = lambda: False,
-    page_filter: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda hits: hits,
-) -> Outcome:
+def group_writes(rule: Rule, tools: RunTools) -> RunWrites:
+    """The writing of a suppressed run: one alert per group."""
+    space_id = tools.settings.space_id
+
+    def make(now: datetime) -> AlertMaker:
+        alerts = RunAlerts.for_run(rule, now=now, execution_uuid=tools.execution_uuid, space_id=space_id)
+        return GroupAlerts(rule, alerts, space_id)
+
+    return RunWrites(rule.rule_id, rule.name, space_id, tools.execution_uuid, make)
+
+
+def execute_suppressed(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
     """:func:`job.ruletypes.query.execute.execute` for a rule with ``alert_suppression``: the same arguments
     and outcome.
 
-    At most ``plan.cap`` groups get or update an alert; a group beyond means the cap was reached (Kibana's
+    At most ``run.cap`` groups get or update an alert; a group beyond means the cap was reached (Kibana's
     warning) and the next run starts at the first timestamp of the groups left over. With ``doNotSuppress``
-    the events lacking a ``group_by`` field get ordinary alerts (:func:`execute`) within what the groups
-    left of the cap. ``should_stop`` is asked after each page of groups. ``page_filter`` (exception items of
-    large value lists) cannot apply to groups, only to those ordinary alerts; Kibana's warning says so.
+    the events lacking a ``group_by`` field get ordinary alerts (:func:`execute`) within what the groups left
+    of the cap; with the cap filled by the groups, they are past it like any other event (the warning, and the
+    next run starts at the first of them). ``tools.should_stop`` is asked after each page of groups.
+    ``tools.page_filter`` (exception items of large value lists) cannot apply to groups, only to those ordinary
+    alerts; Kibana's warning says so.
     """
     suppression = rule.alert_suppression
     if suppression is None or not suppression.group_by:
         raise ValueError(f"rule {rule.rule_id} has no alert_suppression.group_by")
     if search.query is None:  # no index matches: nothing to search, the window is done
-        return Outcome(searched_to=plan.window.end)
-    store = SuppressionStore(es, policy, settings.alerts_index, rule.rule_id, settings.space_id)
-    run = _Run(es, policy, settings, rule, suppression, plan.window, search.query, execution_uuid, clock, store)
+        return Outcome(searched_to=run.window.end)
+    settings = tools.settings
+    store = SuppressionStore(tools.es, tools.policy, settings.alerts_index, rule.rule_id, settings.space_id)
+    grouped = _Run(tools, rule, suppression, run.window, search.query, store, group_writes(rule, tools))
     # Kibana's warning for the exception items it cannot apply to an aggregation.
-    outcome = Outcome(plan.window.end, ExceptionPlan(not_applied=search.exceptions.post_filter).warnings)
+    outcome = Outcome(run.window.end, ExceptionPlan(not_applied=search.exceptions.post_filter).warnings)
     ungrouped = RunMetrics()
     try:
         store.refresh()
-        handled = run.group_and_write(plan.cap, outcome, should_stop)
-        run.finish(outcome)
-        if handled is not None and handled < plan.cap and not suppression.suppresses_missing:
+        handled = grouped.group_and_write(run.cap, outcome)
+        grouped.finish(outcome)
+        if handled is not None and not suppression.suppresses_missing:
             lacking = {"bool": {"filter": [search.query, missing_fields_filter(suppression.group_by)]}}
             more = execute(
-                es,
-                policy,
-                settings,
                 rule,
-                dataclasses.replace(plan, cap=plan.cap - handled),
+                dataclasses.replace(run, cap=run.cap - handled),
                 dataclasses.replace(search, query=lacking),
-                execution_uuid=execution_uuid,
-                clock=clock,
-                metrics=ungrouped,
-                should_stop=should_stop,
-                page_filter=page_filter,
+                dataclasses.replace(tools, metrics=ungrouped),
             )
             outcome.searched_to = min(outcome.searched_to, more.searched_to)
             outcome.warnings += [warning for warning in more.warnings if warning not in outcome.warnings]
     finally:
         for name in EXECUTE_COUNTS:
-            setattr(metrics, name, getattr(ungrouped, name))
-        run.metrics_into(metrics)
+            setattr(tools.metrics, name, getattr(ungrouped, name))
+        grouped.metrics_into(tools.metrics)
     return outcome

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from job.alerts.template import TEMPLATE_VERSION, alert_index_template, template_name
+from job.alerts.template import TEMPLATE_VERSION, alert_index_template
 from job.cli import main as cli_main
+from job.indexnames import template_name
 from tests.integration.run.conftest import JobEnv, cred_event
 
 pytestmark = pytest.mark.integration

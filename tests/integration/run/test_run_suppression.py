@@ -16,16 +16,17 @@ import pytest
 
 from job.alerts.build import build_alert
 from job.alerts.ids import alert_id
-from job.alerts.template import alert_index_template, template_name
+from job.alerts.suppression import instance_id
+from job.alerts.template import alert_index_template
 from job.cli import main as cli_main
+from job.indexnames import template_name
 from job.indices.install import install
 from job.retry import RetryPolicy
 from job.rules import load_rule
-from job.ruletypes.query.execute import MAX_ALERTS_WARNING
-from job.ruletypes.query.groups import instance_id
 from job.run.runner import RunContext, run_rule
 from job.settings import load_settings
 from job.writing.suppressed import SuppressionStore
+from job.writing.writer import MAX_ALERTS_WARNING
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint, run_job

@@ -20,7 +20,7 @@ from job.jsoncodec import (
     document_bytes,
     safe_document_bytes,
 )
-from job.ruletypes.query.execute import build_writes
+from job.writing.writer import build_writes
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 DEEPER_THAN_PYTHON_RECURSES = 20_000

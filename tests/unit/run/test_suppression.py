@@ -9,23 +9,25 @@ from typing import Any
 import pytest
 
 from job.alerts.objecthash import JsDate, js_number, object_hash, serialize
-from job.rules.model import SuppressionDuration
-from job.ruletypes.query.groups import (
+from job.alerts.suppression import (
     Group,
     OpenAlert,
-    bucket_terms,
     duration_start,
+    instance_id,
+    suppressed_alert_id,
+    suppression_fields,
+    update_document,
+)
+from job.rules.parts import SuppressionDuration
+from job.ruletypes.query.groups import (
+    bucket_terms,
     earliest_event,
     group_clause,
     grouping_aggregation,
-    instance_id,
     missing_fields_filter,
     parse_group,
     remaining_clause,
     resume_point,
-    suppressed_alert_id,
-    suppression_fields,
-    update_document,
 )
 from job.search.clauses import TimestampFields
 from job.window import Window

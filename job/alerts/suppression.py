@@ -1,0 +1,202 @@
+"""Alert suppression, the part every rule type shares (pure): a group's identity (Kibana's instance id and
+alert id), the fields a suppressed alert carries, and the alerts-index side of suppression (how far a group
+was counted, the open alert a group folds into, and that fold as a partial document).
+
+Nothing here talks to Elasticsearch or reads a clock: :mod:`job.writing.suppressed` does the I/O, and each
+rule type finds its groups its own way (query rules: :mod:`job.ruletypes.query.groups`). docs/rules.md
+(alert suppression) has the behaviour and where it differs from Kibana.
+
+* A group's ``kibana.alert.instance.id`` is Kibana's object-hash of ``[terms, rule, space]`` and its alert id
+  object-hash of ``[event index, event id, "undefined", "<space>:<rule>", terms, start, end]``, with our
+  ``rule_id`` where Kibana has the rule's saved-object id.
+* A group's events up to the end of the last alert that counted them are counted already: a run counts
+  only the events after that boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from job.alerts.objecthash import JsDate, object_hash
+from job.rules.parts import SuppressionDuration
+from job.window import Window, isoformat, parse_timestamp
+
+TERMS: Final = "kibana.alert.suppression.terms"
+START: Final = "kibana.alert.suppression.start"
+END: Final = "kibana.alert.suppression.end"
+DOCS_COUNT: Final = "kibana.alert.suppression.docs_count"
+INSTANCE_ID: Final = "kibana.alert.instance.id"
+ALERT_START: Final = "kibana.alert.start"
+LAST_DETECTED: Final = "kibana.alert.last_detected"
+WORKFLOW_STATUS: Final = "kibana.alert.workflow_status"
+EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+Terms = tuple[tuple[str, Any], ...]  # (field, value) in group_by order; None: the event lacks the field
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The events of one group in the run's window that no alert has counted yet."""
+
+    terms: Terms
+    count: int
+    start: datetime  # the earliest timestamp
+    end: datetime  # the latest timestamp
+    event: Mapping[str, Any]  # the earliest event, as a search hit
+
+    def terms_list(self) -> list[dict[str, Any]]:
+        """``kibana.alert.suppression.terms``: ``[{field, value}]`` in ``group_by`` order."""
+        return terms_list(self.terms)
+
+
+def terms_list(terms: Terms) -> list[dict[str, Any]]:
+    return [{"field": field, "value": value} for field, value in terms]
+
+
+def millis(aggregation: Any) -> datetime | None:
+    value = aggregation.get("value") if isinstance(aggregation, Mapping) else None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return None
+    return EPOCH + timedelta(milliseconds=math.floor(value))
+
+
+def instance_id(terms: Terms, rule_id: str, space_id: str) -> str:
+    """``kibana.alert.instance.id``: object-hash of ``[terms, rule, space]`` (Kibana's
+    ``createSuppressedAlertInstanceId``, with the ``rule_id`` as the rule)."""
+    return object_hash([terms_list(terms), rule_id, space_id])
+
+
+def suppressed_alert_id(group: Group, rule_id: str, space_id: str) -> str:
+    """The alert's ``_id``: object-hash of the earliest event, the rule and space, the terms and the span
+    (Kibana's ``wrapSuppressedAlerts``; the event's ``_version`` is never read, so it is "undefined")."""
+    event = group.event
+    return object_hash(
+        [
+            str(event["_index"]),
+            str(event["_id"]),
+            "undefined",
+            f"{space_id}:{rule_id}",
+            group.terms_list(),
+            JsDate(group.start),
+            JsDate(group.end),
+        ]
+    )
+
+
+def suppression_fields(group: Group, rule_id: str, space_id: str) -> dict[str, Any]:
+    """What a suppressed alert adds to the alert of its earliest event."""
+    return {
+        TERMS: group.terms_list(),
+        START: isoformat(group.start),
+        END: isoformat(group.end),
+        DOCS_COUNT: group.count - 1,
+        INSTANCE_ID: instance_id(group.terms, rule_id, space_id),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlert:
+    """An alert of the rule that may take in a group's new events, as read (with its sequence number)."""
+
+    index: str
+    doc_id: str
+    seq_no: int
+    primary_term: int
+    end: datetime | None
+    docs_count: int
+
+
+def update_document(alert: OpenAlert, group: Group, now: datetime) -> dict[str, Any]:
+    """The partial document that folds ``group`` into ``alert``: a later end, ``last_detected`` now, and
+    ``docs_count`` plus every event of the group (its earliest one included: it gets no alert of its own)."""
+    document: dict[str, Any] = {LAST_DETECTED: isoformat(now), DOCS_COUNT: alert.docs_count + group.count}
+    if alert.end is None or alert.end < group.end:
+        document[END] = isoformat(group.end)
+    return document
+
+
+def duration_start(now: datetime, duration: SuppressionDuration) -> datetime:
+    """The earliest ``kibana.alert.start`` of an alert that still takes in new events (``now-<value><unit>``)."""
+    return now - duration.delta
+
+
+def rule_alerts(rule_id: str, space_id: str, instance_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Filters for the rule's suppressed alerts of these groups in the space."""
+    return [
+        {"term": {"kibana.alert.rule.rule_id": rule_id}},
+        {"term": {"kibana.space_ids": space_id}},
+        {"terms": {INSTANCE_ID: list(instance_ids)}},
+    ]
+
+
+def boundaries_request(rule_id: str, space_id: str, instance_ids: Sequence[str], window: Window) -> dict[str, Any]:
+    """The search for how far each group was counted: the latest ``suppression.end`` among the group's
+    alerts (open or closed) that reach into the window."""
+    query = {"bool": {"filter": [*rule_alerts(rule_id, space_id, instance_ids), _since(END, window.start)]}}
+    aggregation = {"terms": {"field": INSTANCE_ID, "size": len(instance_ids)}, "aggs": {"end": {"max": {"field": END}}}}
+    return {"size": 0, "query": query, "aggs": {"groups": aggregation}}
+
+
+def parse_boundaries(response: Mapping[str, Any]) -> dict[str, datetime]:
+    boundaries = {}
+    for bucket in response.get("aggregations", {}).get("groups", {}).get("buckets", []):
+        end = millis(bucket.get("end"))
+        if end is not None:
+            boundaries[str(bucket["key"])] = end
+    return boundaries
+
+
+def open_alerts_request(rule_id: str, space_id: str, instance_ids: Sequence[str], since: datetime) -> dict[str, Any]:
+    """The search for the alert each group would update (Kibana's): not closed, started at or after
+    ``since``, the latest per group."""
+    query = {
+        "bool": {
+            "filter": [*rule_alerts(rule_id, space_id, instance_ids), _since(ALERT_START, since)],
+            "must_not": [{"term": {WORKFLOW_STATUS: "closed"}}],
+        }
+    }
+    return {
+        "size": len(instance_ids),
+        "query": query,
+        "collapse": {"field": INSTANCE_ID},
+        "sort": [{ALERT_START: {"order": "desc"}}],
+        "seq_no_primary_term": True,
+        "source": [INSTANCE_ID, END, DOCS_COUNT],
+    }
+
+
+def open_alert(hit: Mapping[str, Any]) -> OpenAlert:
+    source = hit.get("_source") or {}
+    count = source.get(DOCS_COUNT)
+    end = source.get(END)
+    return OpenAlert(
+        index=str(hit["_index"]),
+        doc_id=str(hit["_id"]),
+        seq_no=int(hit["_seq_no"]),
+        primary_term=int(hit["_primary_term"]),
+        end=_timestamp(end),
+        docs_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+    )
+
+
+def is_open(source: Mapping[str, Any], since: datetime) -> bool:
+    """Whether an alert read by id may still take in events (not closed, started at or after ``since``)."""
+    start = _timestamp(source.get(ALERT_START))
+    return source.get(WORKFLOW_STATUS) != "closed" and start is not None and start >= since
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        return None
+
+
+def _since(field: str, moment: datetime) -> dict[str, Any]:
+    return {"range": {field: {"gte": isoformat(moment), "format": "strict_date_optional_time"}}}

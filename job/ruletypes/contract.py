@@ -1,0 +1,165 @@
+"""The rule-type contract: what a rule type provides, and what it gets from the pass.
+
+A **rule type** (``job/ruletypes/<type>/``) owns its query language, its search, and how its hits become
+alerts. It provides (:class:`RuleType`):
+
+* ``compile``: its query validated and translated, with the field types of the rule's indices when known
+  (raises :class:`job.errors.QueryError` with a position); ``check``: its other findings for ``validate``;
+  ``describe``: what ``translate`` prints;
+* ``plan``: its search of one window (:class:`SearchPlan`);
+* ``execute``: the window searched (paged or aggregated), its would-be alerts (:class:`Candidate`, with their
+  ids) handed to the run's writer, and how far the window was searched (:class:`Outcome`);
+* the alert fields it adds, through the :class:`job.writing.writer.AlertMaker` its writer builds with;
+* optionally ``probe`` and ``read_whole``: a first page read with other rules' in one ``_msearch``, and the
+  would-be alerts of a window that page read whole (written with other small runs').
+
+The **pass** (``job/run/``) owns the window, the execution record, the cap and the writing. A rule type gets
+from it (:class:`PlanInputs`, :class:`RunTools`): the client, the retry policy, the settings, the clock, the
+cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the run's metrics.
+A type imports the shared folders below it, never the pass and never another type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from elasticsearch import Elasticsearch
+
+from job.execlog.metrics import RunMetrics
+from job.lists.plan import ExceptionPlan
+from job.retry import RetryPolicy
+from job.rules.model import Rule
+from job.rules.validation import Finding
+from job.search.probes import Probe
+from job.settings import Settings
+from job.window import Gap, Window, isoformat
+from job.writing.writer import AlertWriter, Candidate, RunWrites
+
+FieldTypes = Mapping[str, str]
+Hit = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunPlan:
+    """What one run of a rule covers: the window, the gap it leaves, and how many alerts it may write."""
+
+    window: Window
+    gap: Gap | None
+    cap: int
+    warnings: tuple[str, ...]  # the cap and gap warnings, in Kibana's order
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPlan:
+    """The search of one run. ``query`` is None when no index matches the rule's patterns (nothing to search);
+    ``exceptions`` holds the exception items (of large value lists) applied to each page instead. A rule type
+    may subclass it to carry more (the stages of a sequence, say)."""
+
+    query: dict[str, Any] | None
+    sort: list[dict[str, Any]]
+    warnings: tuple[str, ...]
+    exceptions_expired: tuple[str, ...]
+    exceptions: ExceptionPlan = ExceptionPlan()
+
+
+@dataclass
+class Outcome:
+    """How far the run searched everything (the next run continues from there) and what it warns about."""
+
+    searched_to: datetime
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """What planning a search gets from the pass: the ``_field_caps`` of the rule's index patterns, the
+    alerts alias, the rule's query compiled by its type (once per pass) and its exception items planned
+    (value lists read). The last two are asked only when some index matches."""
+
+    caps: Mapping[str, Any]
+    alerts_alias: str
+    compiled: Callable[[], Any]
+    exceptions: Callable[[], ExceptionPlan]
+
+
+@dataclass
+class RunTools:
+    """What executing one window gets from the pass."""
+
+    es: Elasticsearch
+    policy: RetryPolicy
+    settings: Settings
+    clock: Callable[[], datetime]
+    execution_uuid: str
+    metrics: RunMetrics
+    # Asked after each page: a stop was requested (SIGTERM, SIGINT), or the run's lease is running out.
+    should_stop: Callable[[], bool] = lambda: False
+    # Drops the hits of a page that exception items applied per page (large value lists) exclude.
+    page_filter: Callable[[list[Hit]], list[Hit]] = lambda hits: hits
+    # Make the alerts searchable at the end (a pass of many rules refreshes once, at its end, instead).
+    refresh: bool = True
+
+    def writer(self, writes: RunWrites, cap: int) -> AlertWriter:
+        """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
+        return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock)
+
+
+def count_writes(metrics: RunMetrics, writes: RunWrites) -> None:
+    """The write counts of a run (its search counts are the type's)."""
+    metrics.total_indexing_duration_ms = round(writes.stats.indexing_ms)
+    metrics.alerts_created = writes.stats.created
+    metrics.duplicates_skipped = writes.duplicates + writes.stats.duplicates
+    metrics.errors = writes.stats.errors
+    metrics.dead_lettered = writes.dead_lettered
+    metrics.dead_letters_skipped = writes.dead_letters_skipped
+
+
+def stopped_message(resume: datetime) -> str:
+    return (
+        "The run stopped searching before its lease (DETECTION_RUN_TIMEOUT) ran out; "
+        f"the next run continues from {isoformat(resume)}"
+    )
+
+
+class RuleType(Protocol):
+    """One rule type: its language, its search, and how its hits become alerts."""
+
+    name: str
+
+    def compile_key(self, rule: Rule) -> Hashable:
+        """What ``compile`` depends on besides the field types: rules with equal keys compile once per pass."""
+        ...
+
+    def compile(self, rule: Rule, field_types: FieldTypes | None) -> Any:
+        """The rule's query validated and translated (``field_types``: of the rule's indices, when known);
+        :class:`job.errors.QueryError`, with a position when known, if it does not."""
+        ...
+
+    def check(self, rule: Rule, field_types: FieldTypes | None, compiled: Callable[[], Any]) -> list[Finding]:
+        """What ``validate`` reports about the rule beyond the checks every type shares (``compiled`` raises
+        the query's error)."""
+        ...
+
+    def describe(self, rule: Rule, compiled: Any) -> str:
+        """What ``translate`` prints for the rule: the request(s) it sends, and what runs on the client."""
+        ...
+
+    def plan(self, rule: Rule, window: Window, inputs: PlanInputs) -> SearchPlan:
+        """The search of one window (pure)."""
+        ...
+
+    def execute(self, rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
+        """Search ``run.window`` and hand its would-be alerts to ``tools.writer(...)`` up to ``run.cap``; fill
+        ``tools.metrics`` as it goes (also when an error ends it). Raises what ends the run."""
+        ...
+
+    def probe(self, rule: Rule, search: SearchPlan) -> Probe | None:
+        """The first page of the window as one search of a shared ``_msearch``, or None (not probed)."""
+        ...
+
+    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
+        """The writing and the would-be alerts of a window its probe read whole (``hits``, exceptions applied)."""
+        ...

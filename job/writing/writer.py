@@ -1,0 +1,382 @@
+"""The shared writer: would-be alerts in; alerts, dead letters and counts out.
+
+Every rule type hands its would-be alerts to the writer as :class:`Candidate` s (the alert id, and the item
+its :class:`AlertMaker` builds the alert from: a search hit, a group, a sequence). Whatever the type, the
+writer does one thing in one order:
+
+1. **dedupe**: one ``ids`` search over the alerts alias and the dead-letter index; a candidate whose alert
+   exists is a duplicate, one whose event was dead-lettered is left to ``deadletter retry``;
+2. **build**: each candidate's documents built and serialized on its own; one that raises is dead-lettered
+   (``stage: build``) and the others go on;
+3. **bulk create** (:func:`job.writing.bulk.bulk_create`): 409 a duplicate (or this run's own retried
+   write), 429 retried per item, any other refusal dead-lettered (``stage: index``);
+4. **dead letter** what could not become an alert, in one request; only if that fails does the run fail
+   (its events are then searched again);
+5. **count** into the run's :class:`RunWrites`.
+
+A *unit* is what the cap counts: one candidate (a sequence of several documents is one unit, created when
+its first document is). :class:`AlertWriter` is one run's writer: it keeps the cap exact while up to
+``DETECTION_BULK_CONCURRENCY`` requests are in flight (each at most about :data:`REQUEST_BYTES`, so memory is
+bounded by what is in flight). :mod:`job.writing.together` runs the same steps for many runs at once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from elasticsearch import Elasticsearch
+
+from job.alerts.build import RunAlerts
+from job.redact import short_line
+from job.retry import RetryPolicy
+from job.rules.model import Rule
+from job.settings import Settings
+from job.writing import deadletter
+from job.writing.bulk import AlertWrite, WriteStats, bulk_create, existing_ids
+from job.writing.deadletter import DeadLetter, Stage
+
+log = logging.getLogger(__name__)
+
+MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
+DEAD_LETTER_SAMPLES = 3
+# Alerts per bulk request: about this many bytes (a page of 1,000 Endgame alerts is 17 MB), so requests in
+# flight hold little memory and writing overlaps building at a finer grain; the first request of a run
+# holds FIRST_SLICE candidates, which tells the size of its alerts.
+REQUEST_BYTES = 4 * 1024 * 1024
+FIRST_SLICE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A would-be alert: its id (what the dedupe looks for, and what the cap counts) and what it is built from."""
+
+    doc_id: str
+    item: Any
+
+
+class AlertMaker(Protocol):
+    """How one run's candidates become documents (each rule type brings its own)."""
+
+    def documents(self, item: Any, doc_id: str, now: datetime) -> list[AlertWrite]:
+        """The alert documents of one candidate, the one with ``doc_id`` first; raises if they cannot be built."""
+        ...
+
+    def dead_letter(self, item: Any, reason: str) -> tuple[str, str, str]:
+        """The event a dead-letter entry for ``item`` is filed under (index, id), and the entry's reason."""
+        ...
+
+
+class EventAlerts:
+    """One alert per event (query rules, EQL event queries): the candidate's item is a search hit."""
+
+    def __init__(self, alerts: RunAlerts) -> None:
+        self.alerts = alerts
+
+    def documents(self, item: Any, doc_id: str, now: datetime) -> list[AlertWrite]:
+        return [AlertWrite(doc_id, self.alerts.body(item, now=now), str(item["_index"]), str(item["_id"]))]
+
+    def dead_letter(self, item: Any, reason: str) -> tuple[str, str, str]:
+        return str(item["_index"]), str(item["_id"]), reason
+
+
+def dead_letter_message(count: int, index: str, samples: Sequence[str]) -> str:
+    return f"{count} events could not become alerts and were dead-lettered in {index}: " + "; ".join(samples)
+
+
+@dataclass
+class RunWrites:
+    """One run's writing: whose alerts, how they are built (``make``, called once, at the first write, with
+    that moment), and what was done so far."""
+
+    rule_id: str
+    rule_name: str
+    space_id: str
+    execution_uuid: str
+    make: Callable[[datetime], AlertMaker]
+    stats: WriteStats = field(default_factory=WriteStats)
+    units: int = 0  # candidates created (what the cap counts)
+    duplicates: int = 0  # candidates whose alert existed before this run wrote it
+    dead_lettered: int = 0
+    dead_letters_skipped: int = 0
+    samples: list[str] = field(default_factory=list)
+    _maker: AlertMaker | None = None
+
+    def maker(self, now: datetime) -> AlertMaker:
+        if self._maker is None:
+            self._maker = self.make(now)
+        return self._maker
+
+    def letter(self, item: Any, stage: Stage, reason: str, time: datetime) -> DeadLetter:
+        index, doc_id, why = self.maker(time).dead_letter(item, reason)
+        return DeadLetter(
+            event_index=index,
+            event_id=doc_id,
+            rule_id=self.rule_id,
+            rule_name=self.rule_name,
+            space_id=self.space_id,
+            execution_uuid=self.execution_uuid,
+            stage=stage,
+            reason=why,
+            time=time,
+        )
+
+    def lettered(self, letters: Sequence[DeadLetter]) -> None:
+        """Count dead letters that were written, and keep the first as samples for the run's warning."""
+        self.dead_lettered += len(letters)
+        for letter in letters[: max(0, DEAD_LETTER_SAMPLES - len(self.samples))]:
+            self.samples.append(short_line(f"{letter.event_index}/{letter.event_id}: {letter.reason}", 300))
+
+    def warnings(self, index: str) -> list[str]:
+        return [dead_letter_message(self.dead_lettered, index, self.samples)] if self.dead_lettered else []
+
+
+def for_events(rule: Rule, space_id: str, execution_uuid: str) -> RunWrites:
+    """The writing of a run that writes one alert per event."""
+
+    def make(now: datetime) -> AlertMaker:
+        return EventAlerts(RunAlerts.for_run(rule, now=now, execution_uuid=execution_uuid, space_id=space_id))
+
+    return RunWrites(rule.rule_id, rule.name, space_id, execution_uuid, make)
+
+
+def dedupe(
+    es: Elasticsearch, policy: RetryPolicy, settings: Settings, parts: Sequence[tuple[RunWrites, Sequence[Candidate]]]
+) -> list[list[Candidate]]:
+    """Per part, its candidates that have neither an alert nor a dead-letter entry (one search for all);
+    the others are counted on their run."""
+    indices = [settings.alerts_index, settings.dead_letter_index]
+    wanted = [candidate.doc_id for _, candidates in parts for candidate in candidates]
+    found = existing_ids(es, policy, indices, wanted) if wanted else {}
+    new: list[list[Candidate]] = []
+    for run, candidates in parts:
+        fresh = []
+        for candidate in candidates:
+            where = found.get(candidate.doc_id)
+            if where is None:
+                fresh.append(candidate)
+            elif where == {settings.dead_letter_index}:
+                run.dead_letters_skipped += 1  # ``deadletter retry`` deals with it
+            else:
+                run.duplicates += 1
+        new.append(fresh)
+    return new
+
+
+@dataclass
+class Built:
+    """One run's candidates, built: their documents, the dead letters of what could not be built, and once
+    sent, what became of them (merged into the run by :meth:`merge`, in the thread that owns the run)."""
+
+    run: RunWrites
+    writes: list[AlertWrite]
+    letters: list[DeadLetter]
+    items: dict[str, Any]  # document id -> the candidate's item (for the dead letter of a refused document)
+    units: int  # candidates with documents
+    firsts: set[int] = field(default_factory=set)  # the first document of each candidate (by object id)
+    stats: WriteStats = field(default_factory=WriteStats)
+    created: list[str] = field(default_factory=list)  # the ids of the candidates created (their first document)
+    lettered: bool = False
+
+    def merge(self) -> None:
+        """Count what was sent on the run."""
+        run = self.run
+        run.stats.add(self.stats)
+        run.units += len(self.created)
+        if self.lettered:
+            run.lettered(self.letters)
+
+
+def build(run: RunWrites, candidates: Sequence[Candidate], now: datetime) -> Built:
+    """Build each candidate on its own; raises only what building the run's shared part raises (that run's error)."""
+    maker = run.maker(now)
+    writes: list[AlertWrite] = []
+    letters: list[DeadLetter] = []
+    items: dict[str, Any] = {}
+    firsts: set[int] = set()
+    for candidate in candidates:
+        try:
+            documents = maker.documents(candidate.item, candidate.doc_id, now)
+        except Exception as exc:  # noqa: BLE001 - one candidate's failure is that candidate's, never the page's
+            letters.append(run.letter(candidate.item, "build", f"{type(exc).__name__}: {exc}", now))
+            continue
+        if documents:
+            firsts.add(id(documents[0]))
+        writes += documents
+        items.update((write.doc_id, candidate.item) for write in documents)
+    return Built(run, writes, letters, items, len(firsts), firsts)
+
+
+def send(
+    es: Elasticsearch, policy: RetryPolicy, settings: Settings, parts: Sequence[Built], clock: Callable[[], datetime]
+) -> None:
+    """Create the documents of every part in one bulk request, then dead-letter what was refused or could not
+    be built in one more; what happened is noted on each part (:meth:`Built.merge` counts it on its run).
+    Raises what a shared request raises."""
+    writes = [write for part in parts for write in part.writes]
+    if writes:
+        owner = {id(write): part for part in parts for write in part.writes}
+        shared = WriteStats()
+        result = bulk_create(es, policy, settings.alerts_index, writes, shared, lambda w: owner[id(w)].stats)
+        for write in result.created:
+            part = owner[id(write)]
+            if id(write) in part.firsts:
+                part.created.append(write.doc_id)
+        for part in parts:  # the request's time, shared by the runs in proportion to their documents
+            part.stats.indexing_ms += shared.indexing_ms * len(part.writes) / len(writes)
+        now = clock()
+        for item in result.refused:
+            part = owner[id(item.write)]
+            part.letters.append(part.run.letter(part.items[item.write.doc_id], "index", item.reason, now))
+    lettered = [part for part in parts if part.letters]
+    if lettered:
+        deadletter.write(es, policy, settings.dead_letter_index, [x for part in lettered for x in part.letters])
+        for part in lettered:
+            part.lettered = True
+            log.error(
+                "rule %s: %d events dead-lettered in %s",
+                part.run.rule_id,
+                len(part.letters),
+                settings.dead_letter_index,
+            )
+
+
+def build_writes(
+    rule: Rule,
+    batch: Sequence[tuple[str, Mapping[str, Any]]],
+    *,
+    now: datetime,
+    execution_uuid: str,
+    space_id: str,
+    alerts: RunAlerts | None = None,
+) -> tuple[list[AlertWrite], list[tuple[Mapping[str, Any], str]]]:
+    """Build and serialize each ``(alert id, hit)``'s alert on its own; the events that cannot become one
+    come back with the reason (anything raised: the other events are not affected)."""
+    maker = EventAlerts(alerts or RunAlerts.for_run(rule, now=now, execution_uuid=execution_uuid, space_id=space_id))
+    writes: list[AlertWrite] = []
+    failures: list[tuple[Mapping[str, Any], str]] = []
+    for doc_id, hit in batch:
+        try:
+            writes += maker.documents(hit, doc_id, now)
+        except Exception as exc:  # noqa: BLE001 - one event's failure is that event's, never the page's
+            failures.append((hit, f"{type(exc).__name__}: {exc}"))
+    return writes, failures
+
+
+@dataclass
+class AlertWriter:
+    """One run's writer: new candidates in, written up to the cap, with requests in flight.
+
+    Writes overlap with searching: up to ``DETECTION_BULK_CONCURRENCY`` requests are in flight while the next
+    page is read and built. The cap stays exact: units in flight count against it until their answer says how
+    many were created.
+    """
+
+    es: Elasticsearch
+    policy: RetryPolicy
+    settings: Settings
+    run: RunWrites
+    cap: int
+    clock: Callable[[], datetime]
+    reserved: int = 0
+    slice: int = FIRST_SLICE  # candidates per bulk request, adjusted to the size of their documents
+    in_flight: deque[tuple[Future[None], Built]] = field(default_factory=deque)
+    pool: ThreadPoolExecutor | None = None
+
+    def new(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """The candidates that have neither an alert nor a dead-letter entry yet."""
+        if not candidates:
+            return []
+        return dedupe(self.es, self.policy, self.settings, [(self.run, candidates)])[0]
+
+    @property
+    def room(self) -> int:
+        """Units the cap still allows, counting those in flight as created."""
+        return self.cap - self.run.units - self.reserved
+
+    def offer(self, candidates: Sequence[Candidate]) -> list[Candidate]:
+        """Write new candidates as far as the cap allows (waiting for answers in flight when it might be
+        reached); the ones left over, in order."""
+        rest = list(candidates)
+        while rest:
+            if self.room <= 0:
+                if not self.in_flight:
+                    break
+                self.settle_oldest()  # units in flight that were not created give room back
+                continue
+            batch, rest = rest[: self.room], rest[self.room :]
+            self.write(batch)
+        return rest
+
+    def write(self, batch: Sequence[Candidate]) -> None:
+        """Build the batch here and send it, in requests of about :data:`REQUEST_BYTES`; the answers are awaited
+        later (:meth:`settle_oldest`)."""
+        start = 0
+        while start < len(batch):
+            part = batch[start : start + self.slice]
+            start += len(part)
+            self._write_part(part)
+
+    def _write_part(self, candidates: Sequence[Candidate]) -> None:
+        """A part is built only once fewer than ``DETECTION_BULK_CONCURRENCY`` are in flight, so at most that
+        many requests' documents exist at once."""
+        while len(self.in_flight) >= self.settings.bulk_concurrency:
+            self.settle_oldest()
+        built = build(self.run, candidates, self.clock())
+        size = sum(len(write.body) for write in built.writes)
+        if built.units:  # the next parts hold about REQUEST_BYTES of documents of this size
+            self.slice = max(1, min(self.settings.page_size, REQUEST_BYTES * built.units // max(size, 1)))
+        self.reserved += built.units
+        if self.settings.bulk_concurrency <= 1:
+            done: Future[None] = Future()
+            try:
+                send(self.es, self.policy, self.settings, [built], self.clock)
+                done.set_result(None)
+            except BaseException as exc:  # noqa: BLE001 - raised where the answer is taken, as in a thread
+                done.set_exception(exc)
+            self.in_flight.append((done, built))
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(self.settings.bulk_concurrency, thread_name_prefix="bulk")
+        # The worker logs with this rule's context (job.logs keeps it in a ContextVar).
+        context = contextvars.copy_context()
+        future = self.pool.submit(context.run, send, self.es, self.policy, self.settings, [built], self.clock)
+        self.in_flight.append((future, built))
+
+    def settle_oldest(self) -> None:
+        """Wait for the oldest request in flight and count what it did; raises what writing it raised (its
+        counts then hold only what was answered)."""
+        future, built = self.in_flight.popleft()
+        self.reserved -= built.units
+        try:
+            future.result()
+        finally:
+            built.merge()
+
+    def settle_all(self) -> None:
+        """Wait for every request in flight; the first error is raised once all have ended."""
+        error: BaseException | None = None
+        while self.in_flight:
+            try:
+                self.settle_oldest()
+            except BaseException as exc:  # noqa: BLE001 - the others are still awaited and counted
+                error = error or exc
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if error is not None:
+            raise error
+
+    def refresh(self) -> None:
+        """Make this run's alerts and dead letters visible to the next run's duplicate check."""
+        stats = self.run.stats
+        indices = [self.settings.alerts_index] if stats.created or stats.duplicates else []
+        indices += [self.settings.dead_letter_index] if self.run.dead_lettered else []
+        if indices:
+            self.policy.call(lambda: self.es.indices.refresh(index=indices))
