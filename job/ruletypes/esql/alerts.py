@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from job.alerts.objecthash import UNDEFINED, object_hash
+from job.esql.text import mv_expand_fields
 from job.ruletypes.esql.merge import js_truthy, merge_row, robust_get
 from job.ruletypes.esql.response import EsqlResult, split_metadata
 from job.ruletypes.esql.sources import FetchedEvent, event_of
-from job.ruletypes.esql.text import mv_expand_fields
 from job.window import Window, isoformat
 
 

@@ -19,11 +19,6 @@ SUPPRESSION_MAX_SIGNALS_WARNING = (
     "This rule reached the maximum alert limit for the rule execution. Some alerts were not created or suppressed."
 )
 CANCELLED_MESSAGE = "Rule execution cancelled due to timeout"
-METADATA_ID_REQUIRED = (
-    "Queries that don\u2019t use the STATS...BY function (non-aggregating queries) must include the "
-    '"metadata _id, _version, _index" operator after the source command. For example: FROM logs* metadata _id, '
-    "_version, _index."
-)
 # Error types and reason fragments that make a failure the user's (``check_error_details.ts``).
 USER_ERROR_MARKERS = (
     "index_not_found_exception",

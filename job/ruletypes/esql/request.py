@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from job.ruletypes.esql.text import split_commands
+from job.esql.text import split_commands
 from job.search.clauses import TimestampFields, range_clause
 from job.window import Window
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from elasticsearch import ApiError, Elasticsearch, helpers
 
-from job.ruletypes.esql import errors, excluded, request, response, sources, text
+from job.esql import text
+from job.ruletypes.esql import errors, excluded, request, response, sources
 from job.ruletypes.esql.alerts import WouldBeAlert, rows_to_alerts
 from job.search.clauses import TimestampFields
 from job.window import Window

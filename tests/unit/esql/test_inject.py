@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.ruletypes.esql.inject import inject_metadata_id, metadata_id_problem, query_to_run
+from job.esql.inject import inject_metadata_id, metadata_id_problem, query_to_run
 
 
 @pytest.mark.parametrize(

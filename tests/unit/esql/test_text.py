@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.ruletypes.esql import text
+from job.esql import text
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,12 @@ MAX_QUERY_LENGTH = 100_000  # characters; a longer rule query is refused before 
 
 
 class QueryTextError(ValueError):
-    """The query cannot be split into commands (an unterminated string, quoted name or comment)."""
+    """The query cannot be split into commands (an unterminated string, quoted name or comment); ``offset``
+    is where the unterminated part starts, when known."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,7 @@ def _skip_string(query: str, at: int) -> int:
     if query.startswith('"""', at):
         close = query.find('"""', at + 3)
         if close < 0:
-            raise QueryTextError(f"unterminated triple-quoted string at offset {at}")
+            raise QueryTextError(f"unterminated triple-quoted string at offset {at}", at)
         return close + 3
     index = at + 1
     while index < len(query):
@@ -70,7 +75,7 @@ def _skip_string(query: str, at: int) -> int:
         if char == "\n":
             break
         index += 1
-    raise QueryTextError(f"unterminated string at offset {at}")
+    raise QueryTextError(f"unterminated string at offset {at}", at)
 
 
 def _skip_quoted_name(query: str, at: int) -> int:
@@ -78,7 +83,7 @@ def _skip_quoted_name(query: str, at: int) -> int:
     while True:
         close = query.find("`", index)
         if close < 0:
-            raise QueryTextError(f"unterminated quoted name at offset {at}")
+            raise QueryTextError(f"unterminated quoted name at offset {at}", at)
         if query.startswith("``", close):
             index = close + 2
             continue
@@ -98,7 +103,7 @@ def _skip_block_comment(query: str, at: int) -> int:
                 return index
         else:
             index += 1
-    raise QueryTextError(f"unterminated comment at offset {at}")
+    raise QueryTextError(f"unterminated comment at offset {at}", at)
 
 
 def split_commands(query: str) -> list[Command]:

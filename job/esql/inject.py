@@ -17,8 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from job.ruletypes.esql.errors import METADATA_ID_REQUIRED
-from job.ruletypes.esql.text import (
+from job.esql.text import (
     Command,
     QueryTextError,
     has_metadata_id,
@@ -26,6 +25,13 @@ from job.ruletypes.esql.text import (
     metadata_fields,
     metadata_keyword,
     split_commands,
+)
+
+# Kibana's save-time error (``parse_esql_query.ts``) for a non-aggregating query without ``METADATA _id``.
+METADATA_ID_REQUIRED = (
+    "Queries that don\u2019t use the STATS...BY function (non-aggregating queries) must include the "
+    '"metadata _id, _version, _index" operator after the source command. For example: FROM logs* metadata _id, '
+    "_version, _index."
 )
 
 
