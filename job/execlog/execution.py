@@ -5,6 +5,11 @@ write-ahead record, with the planned window, a lease and the process running it)
 the end with the final status. Nothing is kept on local disk, so a CronJob pod can die at any
 moment: the next run finds the abandoned ``running`` record, marks it ``failed``, and plans its own
 window from the log (:mod:`job.execlog.history`).
+
+A rule type may keep a small state between runs (``state``, a JSON object of its own: ES|QL keeps the events
+it has alerted on). A completed run writes it in its final record; the next run reads the newest one back
+(:attr:`job.execlog.history.RuleHistory.state`). A run that did not complete leaves none, so the next run
+starts from the last completed run's.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
             }
         },
         "metrics": metrics_mapping(),
+        # A rule type's own state for the rule's next run (ES|QL: the events already alerted on); kept in
+        # ``_source`` only, never searched.
+        "state": {"type": "object", "enabled": False},
     },
 }
 
@@ -94,6 +102,8 @@ class Execution:
     errors: list[str] = field(default_factory=list)
     metrics: RunMetrics = field(default_factory=RunMetrics)
     kind: Kind = "scheduled"
+    # What the rule's type keeps for the next run (``Outcome.state``), written only when the run completed.
+    state: dict[str, Any] | None = None
     # The concrete index holding the record once it is written (not part of the document): the final write
     # goes there, so a rollover of the execution log in between never makes a second document.
     record_index: str | None = None
@@ -157,6 +167,7 @@ class Execution:
                 "covered_from": isoformat(covered_from) if covered_from else None,
             },
             "metrics": self.metrics.to_document(),
+            **({"state": self.state} if self.state is not None and self.searched_to is not None else {}),
         }
 
 

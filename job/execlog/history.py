@@ -7,7 +7,8 @@ Per rule (and space) the job needs:
 * ``unfinished_from``: the earliest window start of runs that never completed (``running`` or
   ``failed``, so without ``searched_to``);
 * the ``running`` records, with the sequence numbers needed to mark abandoned ones ``failed`` without
-  ever overwriting a run that just finished.
+  ever overwriting a run that just finished;
+* ``state``: what the newest completed run's type kept for the next run (its record's ``state``).
 
 A range that an unfinished run meant to search and that starts before anything a completed run
 covered is *uncovered*: the next window starts there (see :func:`job.window.plan_window`). That
@@ -60,6 +61,8 @@ class RuleHistory:
     completed_from: datetime | None = None
     unfinished_from: datetime | None = None
     running: tuple[RunningRecord, ...] = ()
+    # The rule type's state in the newest completed run's record (None when that record has none).
+    state: Mapping[str, Any] | None = None
 
     @property
     def uncovered_from(self) -> datetime | None:
@@ -83,6 +86,13 @@ def _aggregations(rule_count: int) -> dict[str, Any]:
                     "aggs": {
                         "covered_from": {"min": {"field": "window.covered_from"}},
                         "from": {"min": {"field": "window.from"}},  # records written before covered_from
+                        "latest": {
+                            "top_hits": {
+                                "size": 1,
+                                "sort": [{"execution.end": {"order": "desc"}}],
+                                "_source": {"includes": ["state"]},
+                            }
+                        },
                     },
                 },
                 "unfinished": {"filter": no_searched_to, "aggs": {"from": {"min": {"field": "window.from"}}}},
@@ -154,7 +164,15 @@ def _history(bucket: Mapping[str, Any]) -> RuleHistory:
         completed_from=_earliest(_time(completed.get("covered_from")), _time(completed.get("from"))),
         unfinished_from=_time(bucket.get("unfinished", {}).get("from")),
         running=running,
+        state=_state(completed.get("latest", {}).get("hits", {}).get("hits", [])),
     )
+
+
+def _state(hits: Any) -> Mapping[str, Any] | None:
+    """The ``state`` of the newest completed record (the top hit), if it is an object."""
+    source = hits[0].get("_source") if isinstance(hits, list) and hits and isinstance(hits[0], Mapping) else None
+    state = source.get("state") if isinstance(source, Mapping) else None
+    return state if isinstance(state, Mapping) else None
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:

@@ -214,6 +214,12 @@ class Rule(Frozen):
         """Whether this job runs rules of this type."""
         return self.refusal is None
 
+    @property
+    def searched_indices(self) -> tuple[str, ...]:
+        """The index patterns a run searches (and asks ``_field_caps`` about): ``index``, unless the type names
+        them elsewhere."""
+        return self.index
+
 
 class QueryRule(Rule):
     """A KQL or Lucene query over index patterns: one alert per matching event (or per group, with

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from elasticsearch import Elasticsearch
 
@@ -50,6 +50,8 @@ class RunPlan:
     gap: Gap | None
     cap: int
     warnings: tuple[str, ...]  # the cap and gap warnings, in Kibana's order
+    # What the rule's last completed run of its type left for this one (:attr:`Outcome.state`), or None.
+    state: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,9 @@ class Outcome:
 
     searched_to: datetime
     warnings: list[str] = field(default_factory=list)
+    # A small JSON object the type keeps for the rule's next run (ES|QL: the events already alerted on), written
+    # in the run's final record and handed back as the next run's :attr:`RunPlan.state`; None keeps nothing.
+    state: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,9 @@ class RunTools:
     page_filter: Callable[[list[Hit]], list[Hit]] = lambda hits: hits
     # Make the alerts searchable at the end (a pass of many rules refreshes once, at its end, instead).
     refresh: bool = True
+    # When the run must stop searching (the moment ``should_stop`` turns true for its lease): a search that
+    # cannot be split into pages (ES|QL) is given no more time than this. None: no limit but the client's.
+    deadline: datetime | None = None
 
     def writer(self, writes: RunWrites, cap: int) -> AlertWriter:
         """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
@@ -122,6 +130,23 @@ def stopped_message(resume: datetime) -> str:
         "The run stopped searching before its lease (DETECTION_RUN_TIMEOUT) ran out; "
         f"the next run continues from {isoformat(resume)}"
     )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A reachable cluster, for ``validate``: its client, the retry policy, and how long one check may take."""
+
+    es: Elasticsearch
+    policy: RetryPolicy
+    timeout: float
+
+
+@runtime_checkable
+class ClusterChecks(Protocol):
+    """Optional, for a type whose query only Elasticsearch can judge (ES|QL): what ``validate`` reports when a
+    cluster is reachable, from asking it (a syntax or unknown-field error, at the query's line)."""
+
+    def check_on_cluster(self, rule: Rule, cluster: Cluster) -> list[Finding]: ...
 
 
 class RuleType(Protocol):

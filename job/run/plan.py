@@ -26,7 +26,7 @@ def plan_run(rule: Rule, now: datetime, history: RuleHistory, *, max_catchup: ti
     cap, cap_warning = effective_max_signals(rule, alerts_max)
     window, gap = plan_window(rule, now, history.searched_to, max_catchup, history.uncovered_from)
     warnings = [message for message in (cap_warning, gap_message(gap) if gap else None) if message]
-    return RunPlan(window=window, gap=gap, cap=cap, warnings=tuple(warnings))
+    return RunPlan(window=window, gap=gap, cap=cap, warnings=tuple(warnings), state=history.state)
 
 
 def plan_fixed(rule: Rule, window: Window, *, alerts_max: int) -> RunPlan:

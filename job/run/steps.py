@@ -210,8 +210,9 @@ def begin(
 
 def search_plan(ctx: RunContext, rule: Rule, execution: Execution, plan: RunPlan) -> SearchPlan:
     """The rule's type plans the search of the run's window."""
+    indices = rule.searched_indices
     inputs = PlanInputs(
-        caps=ctx.field_caps(tuple(rule.index)),
+        caps=ctx.field_caps(indices) if indices else {},
         alerts_alias=ctx.settings.alerts_index,
         compiled=lambda: ctx.compiler.compile(rule),
         exceptions=lambda: ctx.lists.plan(rule.exceptions, now=ctx.now),
@@ -240,6 +241,7 @@ def run_tools(ctx: RunContext, execution: Execution, search: SearchPlan, *, refr
         should_stop=lambda: stop.requested() is not None or ctx.clock() >= stop_at,
         page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
         refresh=refresh,
+        deadline=stop_at,
     )
 
 
@@ -258,6 +260,7 @@ def execute_run(
     stop.check()
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to
+    execution.state = outcome.state
 
 
 def failed(rule: Rule, execution: Execution, exc: Exception) -> None:
