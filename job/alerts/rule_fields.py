@@ -13,7 +13,11 @@ from job.rules.parts import ExceptionItem
 RULE_TYPES: dict[str, tuple[str, str]] = {
     "query": ("Custom Query Rule", "siem.queryRule"),
     "saved_query": ("Saved Query Rule", "siem.savedQueryRule"),
+    "esql": ("ES|QL Rule", "siem.esqlRule"),
 }
+# Keys a rule type's parameters do not have in Kibana: an ES|QL rule names its indices in its query and has
+# no filters (nor saved_id or data_view_id, which are left out when unset anyway).
+_NOT_TYPE_PARAMETERS: dict[str, frozenset[str]] = {"esql": frozenset({"index", "filters"})}
 PRODUCER = "siem"
 CONSUMER = "siem"
 
@@ -60,7 +64,7 @@ def rule_fields(rule: Rule, *, now: datetime, name: str | None = None) -> dict[s
         "license": rule.license,
         "note": rule.note,
         "setup": rule.setup,
-        "indices": plain["index"],
+        "indices": list(rule.searched_indices),
         "timestamp_override": rule.timestamp_override,
         "building_block_type": rule.building_block_type,
         "exceptions_list": plain["exceptions_list"],
@@ -80,8 +84,10 @@ def rule_parameters(rule: Rule) -> dict[str, Any]:
     """``kibana.alert.rule.parameters``: every rule parameter in snake_case (``query``, ``language``, ``index``,
     ``filters``, ...), plus our inline exception items under ``exceptions``. Unset values are left out, but
     ``related_integrations``, ``required_fields`` and ``setup`` are always there (``[]``, ``[]``, ``""``), and
-    ``severity_mapping`` is sorted low -> critical, as Kibana writes them."""
-    parameters = rule.model_dump(mode="json", by_alias=True, exclude=_NOT_PARAMETERS, exclude_none=True)
+    ``severity_mapping`` is sorted low -> critical, as Kibana writes them. An ES|QL rule's have ``type``,
+    ``language`` (``esql``) and ``query``, and no ``index`` or ``filters``."""
+    exclude = _NOT_PARAMETERS | _NOT_TYPE_PARAMETERS.get(rule.type, frozenset())
+    parameters = rule.model_dump(mode="json", by_alias=True, exclude=exclude, exclude_none=True)
     parameters["severity_mapping"] = [
         item.model_dump(mode="json", exclude_none=True) for item in sorted_severity_mapping(rule.severity_mapping)
     ]

@@ -16,9 +16,10 @@ from job.backends import FieldTypesSource
 from job.errors import QueryError
 from job.rules.model import Rule
 from job.ruletypes.contract import RuleType
+from job.ruletypes.esql.rule_type import EsqlType
 from job.ruletypes.query.rule_type import QueryType
 
-TYPES: Mapping[str, RuleType] = {"query": QueryType()}
+TYPES: Mapping[str, RuleType] = {"query": QueryType(), "esql": EsqlType()}
 
 
 def type_of(rule: Rule) -> RuleType | None:

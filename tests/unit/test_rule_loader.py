@@ -18,6 +18,7 @@ from job.errors import RuleError
 from job.rules import RuleFileError, load_rule, load_rules, read_rule
 from job.rules.files import MAX_FILE_BYTES
 from job.rules.loader import rule_from_data
+from job.ruletypes.registry import TYPES
 
 BASE = """\
 [metadata]
@@ -247,7 +248,7 @@ def test_query_keeps_no_trailing_newline_and_defaults_apply(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("kind", ["eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"])
-def test_other_rule_types_load_and_are_marked_unsupported(tmp_path: Path, kind: str) -> None:
+def test_other_rule_types_load_and_say_whether_they_run(tmp_path: Path, kind: str) -> None:
     extra = {
         "eql": ('language = "eql"', "", "process where true"),
         "esql": ('language = "esql"', "", "from logs-* | limit 1"),
@@ -263,7 +264,7 @@ def test_other_rule_types_load_and_are_marked_unsupported(tmp_path: Path, kind: 
     path.write_text(text)
     rule = load_rule(path)
     assert rule.type == kind
-    assert not rule.supported
+    assert rule.supported == (kind in TYPES)
 
 
 # Any value where a rule file has one: the loader answers with RuleErrors, never another exception.

@@ -17,20 +17,17 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from job.alerts.build import RunAlerts
 from job.alerts.suppression import (
-    DOCS_COUNT,
-    LAST_DETECTED,
     Group,
     Terms,
     duration_start,
     instance_id,
-    is_open,
     suppressed_alert_id,
     suppression_fields,
     update_document,
@@ -56,15 +53,14 @@ from job.ruletypes.query.groups import (
 )
 from job.search.clauses import TimestampFields, timestamp_fields
 from job.window import Window
-from job.writing.bulk import AlertWrite, Answer
-from job.writing.suppressed import SuppressionStore, Update
+from job.writing.bulk import AlertWrite
+from job.writing.suppressed import Current, SuppressionStore, Update, settle
 from job.writing.writer import MAX_ALERTS_WARNING, AlertMaker, Candidate, RunWrites, build, dedupe, send
 
 log = logging.getLogger(__name__)
 
 RECOUNT_CHUNK = 100  # groups counted again per request
 TAIL_PAGE = 10_000  # groups per page when only their first timestamps are needed
-CONFLICT_ATTEMPTS = 3
 # The metrics job.ruletypes.query.execute.execute fills: those of the ordinary alerts of a doNotSuppress run,
 # to which the groups' own are added.
 EXECUTE_COUNTS = (
@@ -79,10 +75,6 @@ EXECUTE_COUNTS = (
     "dead_lettered",
     "dead_letters_skipped",
 )
-
-
-class SuppressionConflict(JobError):
-    """An alert kept changing under this run's updates; the run fails and the next one counts again."""
 
 
 class GroupAlerts:
@@ -107,11 +99,6 @@ class GroupAlerts:
         terms = ", ".join(f"{name}={value!r}" for name, value in group.terms)
         why = f"the alert of the group {terms} ({group.count} events): {reason}"
         return str(group.event["_index"]), str(group.event["_id"]), why
-
-
-def _ours(answer: Answer, update: Update, source: Mapping[str, Any]) -> bool:
-    """Whether a 409 answered to ``update`` is that very update, applied by an earlier attempt of its request."""
-    return answer.ambiguous and all(source.get(key) == update.document.get(key) for key in (LAST_DETECTED, DOCS_COUNT))
 
 
 @dataclass
@@ -218,37 +205,18 @@ class _Run:
         updates = [(group, Update(alert, update_document(alert, group, now))) for group, alert in pairs if alert]
         answers = self.store.update([update for _, update in updates])
         for (group, update), answer in zip(updates, answers, strict=True):
-            self.settle(group, update, answer, now, since)
+            settle(self.store, self, group, update, answer, now=now, since=since)
 
-    def settle(self, group: Group, update: Update, answer: Answer, now: datetime, since: datetime) -> None:
-        """Account for one update's answer. A changed (409), busy (429) or vanished (404) alert is read again,
-        the group is counted again after the alert's end, and the update retried or a new alert written. A 409
-        to a retried request that had been applied is this run's own update."""
-        alert = update.alert
-        for _ in range(CONFLICT_ATTEMPTS):
-            if answer.status == 200:
-                self.folded(group)
-                return
-            if answer.status not in (404, 409, 429):
-                self.dead_letter(group, f"HTTP {answer.status} {answer.error_type}: {answer.reason}")
-                return
-            current = self.store.current(alert) if answer.status != 404 else None
-            if current is not None and answer.status == 409 and _ours(answer, update, current.source):
-                self.folded(group)
-                return
-            key = self.instance(group.terms)
-            if current is not None and current.alert.end is not None:
-                self.boundaries[key] = max(current.alert.end, self.boundaries.get(key, current.alert.end))
-            [again] = self.recount([group.terms])
-            if again is None:
-                return  # whoever changed the alert counted these events already
-            if current is None or not is_open(current.source, since):
-                self.create([again])
-                return
-            group, alert = again, current.alert
-            update = Update(alert, update_document(alert, group, now))
-            answer = self.store.update_one(update)
-        raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
+    def after(self, group: Group, current: Current | None) -> Group | None:
+        """The group counted again after the end of its alert as it is now (which becomes its boundary)."""
+        key = self.instance(group.terms)
+        if current is not None and current.alert.end is not None:
+            self.boundaries[key] = max(current.alert.end, self.boundaries.get(key, current.alert.end))
+        [again] = self.recount([group.terms])
+        return again
+
+    def summary(self, group: Group) -> Group:
+        return group
 
     def folded(self, group: Group) -> None:
         self.groups += 1

@@ -1,21 +1,27 @@
-"""Every command class production ES|QL rules use runs on the 8.19 engine, through the request the rule would
-send, and the answers read as rows; what the engine refuses comes back with Elasticsearch's reason."""
+"""Every command class production ES|QL rules use, through the run path: a rule file per command class, one
+``detection-job run`` on the 8.19 engine, and each rule's alerts read back (a non-aggregating row merged with
+its event, an aggregating row one alert of its columns)."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
 
-from job.ruletypes.esql import errors, request
-from job.window import Window
-from tests.integration.esql.conftest import DEFAULT_TIMESTAMPS, EsqlFailure, run_query, send
+from job.cli import main as cli_main
+from tests.integration.esql.conftest import EsqlJob, minutes_ago
+from tests.integration.run.conftest import sandbox
 
+NOW = datetime.now(UTC)
 EVENTS = [
     {
-        "@timestamp": "2025-01-01T00:00:00Z",
+        "@timestamp": minutes_ago(3, NOW),
         "host": {"name": "h1"},
         "user": {"name": "root"},
         "message": "login /bin/sh",
@@ -23,7 +29,7 @@ EVENTS = [
         "bytes": 2048,
     },
     {
-        "@timestamp": "2025-01-01T00:01:00Z",
+        "@timestamp": minutes_ago(2, NOW),
         "host": {"name": "h1"},
         "user": {"name": "bob"},
         "message": "logout /home/bob",
@@ -31,7 +37,7 @@ EVENTS = [
         "bytes": 1024,
     },
     {
-        "@timestamp": "2025-01-01T00:02:00Z",
+        "@timestamp": minutes_ago(1, NOW),
         "host": {"name": "h2"},
         "user": {"name": "root"},
         "message": "login /usr/bin/ssh",
@@ -40,155 +46,181 @@ EVENTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def index(esql: Elasticsearch) -> Any:
-    """One index for the whole module (read only)."""
-    name = "esql-commands"
-    esql.options(ignore_status=404).indices.delete(index=name)
-    esql.indices.create(
-        index=name,
-        mappings={
-            "dynamic_templates": [{"strings": {"match_mapping_type": "string", "mapping": {"type": "keyword"}}}],
-            "properties": {"@timestamp": {"type": "date"}, "optional": {"type": "keyword"}},
-        },
-    )
-    for i, doc in enumerate(EVENTS):
-        esql.create(index=name, id=f"e{i}", document=doc)
-    esql.indices.refresh(index=name)
-    yield name
-    esql.indices.delete(index=name)
+@dataclass(frozen=True)
+class Case:
+    command: str
+    query: str
+    # per alert, sorted: (its event's id, "" for an aggregating row; the alert's values of the fields named)
+    alerts: list[tuple[str, dict[str, Any]]]
 
 
-COMMANDS: list[tuple[str, str, list[dict[str, Any]]]] = [
-    (
+CASES = [
+    Case(
         "FROM ... METADATA",
-        "FROM {i} METADATA _id, _index, _version | KEEP _id, _index, _version | SORT _id",
-        [{"_id": f"e{n}", "_index": "esql-commands", "_version": 1} for n in range(3)],
+        "FROM {events} METADATA _id, _index, _version",
+        [(f"e{n}", {"bytes": EVENTS[n]["bytes"]}) for n in range(3)],
     ),
-    ("WHERE", 'FROM {i} METADATA _id | WHERE host.name == "h1" AND bytes > 1024 | KEEP _id', [{"_id": "e0"}]),
-    (
+    Case("WHERE", 'FROM {events} METADATA _id | WHERE host.name == "h1" AND bytes > 1024', [("e0", {})]),
+    Case(
         "EVAL",
-        'FROM {i} METADATA _id | EVAL kb = bytes / 1024.0, who = CONCAT(user.name, "@", host.name)'
-        " | KEEP _id, kb, who | SORT _id",
+        'FROM {events} METADATA _id | EVAL kb = bytes / 1024.0, who = CONCAT(user.name, "@", host.name)',
         [
-            {"_id": "e0", "kb": 2.0, "who": "root@h1"},
-            {"_id": "e1", "kb": 1.0, "who": "bob@h1"},
-            {"_id": "e2", "kb": 0.5, "who": "root@h2"},
+            ("e0", {"kb": 2.0, "who": "root@h1"}),
+            ("e1", {"kb": 1.0, "who": "bob@h1"}),
+            ("e2", {"kb": 0.5, "who": "root@h2"}),
         ],
     ),
-    (
+    Case(
         "STATS ... BY",
-        "FROM {i} | STATS n = COUNT(*), total = SUM(bytes), users = COUNT_DISTINCT(user.name) BY host.name"
-        " | SORT host.name",
-        [{"n": 2, "total": 3072, "users": 2, "host.name": "h1"}, {"n": 1, "total": 512, "users": 1, "host.name": "h2"}],
+        "FROM {events} | STATS n = COUNT(*), total = SUM(bytes) BY host.name",
+        [("", {"n": 1, "total": 512, "host.name": "h2"}), ("", {"n": 2, "total": 3072, "host.name": "h1"})],
     ),
-    ("KEEP", "FROM {i} | WHERE bytes == 512 | KEEP host.*, user.name", [{"host.name": "h2", "user.name": "root"}]),
-    ("SORT", "FROM {i} METADATA _id | SORT bytes DESC | KEEP _id", [{"_id": "e0"}, {"_id": "e1"}, {"_id": "e2"}]),
-    ("LIMIT", "FROM {i} METADATA _id | SORT _id | LIMIT 2 | KEEP _id", [{"_id": "e0"}, {"_id": "e1"}]),
-    (
+    Case(
+        "STATS ... BY (Esql.* columns, MV_SORT(VALUES()))",
+        "FROM {events} | STATS Esql.users = MV_SORT(VALUES(user.name)), Esql.count = COUNT(*) BY host.name"
+        " | WHERE Esql.count > 1",
+        [("", {"Esql.users": ["bob", "root"], "Esql.count": 2, "host.name": "h1"})],
+    ),
+    Case(
+        "KEEP",
+        "FROM {events} METADATA _id | WHERE bytes == 512 | KEEP _id, host.*",
+        [("e2", {"host.name": "h2", "message": "login /usr/bin/ssh"})],  # KEEP narrows the row, not the event
+    ),
+    Case(
+        "SORT, LIMIT",
+        "FROM {events} METADATA _id | SORT bytes DESC | LIMIT 2 | KEEP _id, bytes",
+        [("e0", {"bytes": 2048}), ("e1", {"bytes": 1024})],
+    ),
+    Case(
         "MV_EXPAND",
-        'FROM {i} METADATA _id | WHERE _id == "e0" | MV_EXPAND process.args'
-        " | KEEP _id, process.args | SORT process.args",
-        [{"_id": "e0", "process.args": value} for value in ["-c", "id", "sh"]],
+        'FROM {events} METADATA _id | WHERE _id == "e0" | MV_EXPAND process.args | KEEP _id, process.args',
+        [("e0", {"process.args": value}) for value in ["-c", "id", "sh"]],
     ),
-    (
+    Case(
         "DISSECT",
-        'FROM {i} METADATA _id | DISSECT message "%{{verb}} %{{target}}" | KEEP _id, verb, target | SORT _id',
-        [
-            {"_id": "e0", "verb": "login", "target": "/bin/sh"},
-            {"_id": "e1", "verb": "logout", "target": "/home/bob"},
-            {"_id": "e2", "verb": "login", "target": "/usr/bin/ssh"},
-        ],
+        'FROM {events} METADATA _id | DISSECT message "%{{verb}} %{{target}}" | WHERE verb == "logout"'
+        " | KEEP _id, verb, target",
+        [("e1", {"verb": "logout", "target": "/home/bob"})],
     ),
-    (
+    Case(
         "GROK",
-        'FROM {i} METADATA _id | GROK message "%{{WORD:verb}} %{{NOTSPACE:path}}"'
-        ' | WHERE verb == "logout" | KEEP _id, verb, path',
-        [{"_id": "e1", "verb": "logout", "path": "/home/bob"}],
+        'FROM {events} METADATA _id | GROK message "%{{WORD:verb}} %{{NOTSPACE:path}}" | WHERE path == "/usr/bin/ssh"'
+        " | KEEP _id, verb, path",
+        [("e2", {"verb": "login", "path": "/usr/bin/ssh"})],
     ),
-    (
+    Case(
         "RENAME",
-        "FROM {i} METADATA _id | RENAME user.name AS who | KEEP _id, who | SORT _id | LIMIT 1",
-        [{"_id": "e0", "who": "root"}],
+        'FROM {events} METADATA _id | RENAME user.name AS who | WHERE who == "bob" | KEEP _id, who',
+        [("e1", {"who": "bob", "user": {"name": "bob"}})],
     ),
-    (
+    Case(
         "DROP",
-        "FROM {i} | WHERE bytes == 512 | DROP message, process.*, bytes, @timestamp",
-        [{"host.name": "h2", "user.name": "root"}],
+        "FROM {events} METADATA _id | WHERE bytes == 512 | DROP message",
+        [("e2", {"message": "login /usr/bin/ssh"})],  # a dropped column is still in the event (Kibana's FTR)
     ),
-    (
-        "KQL()",
-        'FROM {i} METADATA _id | WHERE KQL("host.name: h1 and not user.name: root") | KEEP _id',
-        [{"_id": "e1"}],
-    ),
-    # drop_null_columns: a column without a value in any row is left out, a row's null cells too
-    ("drop_null_columns", "FROM {i} METADATA _id | WHERE bytes == 512 | KEEP _id, optional", [{"_id": "e2"}]),
+    Case("KQL()", 'FROM {events} METADATA _id | WHERE KQL("host.name: h1 and not user.name: root")', [("e1", {})]),
 ]
 
 
-@pytest.mark.parametrize(("command", "query", "rows"), COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_command(esql: Elasticsearch, index: str, command: str, query: str, rows: list[dict[str, Any]]) -> None:
-    result = run_query(esql, query.format(i=index))
-    assert list(result.rows) == rows, command
-    assert set(result.column_names) == {name for row in rows for name in row}
+@pytest.fixture(scope="module")
+def ran(
+    esql: Elasticsearch, esql_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[EsqlJob, dict[str, str]]]:
+    """One pass of every case's rule over the three events; the rule id of each case."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        prefix = f"esqlcmd-{uuid.uuid4().hex[:10]}"
+        job = EsqlJob(sandbox(esql, esql_url, prefix, Path(tmp_path_factory.mktemp("commands")), monkeypatch))
+        job.index(EVENTS)
+        rule_ids = {case.command: job.rule(case.query, name=case.command) for case in CASES}
+        assert cli_main(["run", "--all"]) == 0
+        yield job, rule_ids
+        esql.options(ignore_status=404).indices.delete(index=f"{prefix}*", expand_wildcards="all")
+        esql.options(ignore_status=404).indices.delete_index_template(name=f"{job.alerts}-template")
 
 
-def test_a_null_cell_is_left_out_of_its_row_and_several_values_are_a_list(esql: Elasticsearch, index: str) -> None:
-    """A keyword's values come from doc values: sorted, not in the event's order."""
-    result = run_query(esql, f"FROM {index} METADATA _id | KEEP _id, process.args | SORT _id")
-    assert [row.get("process.args") for row in result.rows] == [["-c", "id", "sh"], "bash", None]
-    assert "process.args" not in result.rows[2]
+def _field(alert: dict[str, Any], name: str) -> Any:
+    """The value at ``name`` in an alert: its flat key (a column), else the path in the event's objects."""
+    if name in alert:
+        return alert[name]
+    value: Any = alert
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
-REFUSED = [
-    ("syntax", "FROM {i} | WHERE", "parsing_exception", "line 1:"),
-    ("unknown column", "FROM {i} | WHERE nope == 1", "verification_exception", "Unknown column [nope]"),
-    ("unknown function", "FROM {i} | EVAL y = NOFUNC(message)", "verification_exception", "Unknown function [NOFUNC]"),
-    (
-        "unknown index",
-        "FROM no-such-index-anywhere | LIMIT 1",
-        "verification_exception",
-        "Unknown index [no-such-index-anywhere]",
-    ),
-    (
-        "INLINE STATS (not in 8.19)",
-        "FROM {i} | INLINE STATS c = COUNT(*) BY host.name",
-        "parsing_exception",
-        "mismatched input 'INLINE'",
-    ),
-    (
-        "INLINESTATS (snapshot builds only)",
-        "FROM {i} | INLINESTATS c = COUNT(*)",
-        "parsing_exception",
-        "mismatched input 'INLINESTATS'",
-    ),
-    ("type mismatch", 'FROM {i} | WHERE bytes == "x"', "verification_exception", "bytes"),
-]
+def _rows(alerts: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    return sorted(repr(alert) for alert in alerts)
 
 
-@pytest.mark.parametrize(("case", "query", "kind", "fragment"), REFUSED, ids=[r[0] for r in REFUSED])
-def test_refused_with_elasticsearch_reason(
-    esql: Elasticsearch, index: str, case: str, query: str, kind: str, fragment: str
-) -> None:
-    with pytest.raises(EsqlFailure) as refused:
-        run_query(esql, query.format(i=index))
-    failure = refused.value
-    assert failure.message.startswith(f"{kind}\n"), case
-    assert failure.reason.startswith(f"{kind}: ") and fragment in failure.reason and "\n" not in failure.reason
-    assert errors.is_user_error(failure.message)
+@pytest.mark.parametrize("case", CASES, ids=[case.command for case in CASES])
+def test_command(ran: tuple[EsqlJob, dict[str, str]], case: Case) -> None:
+    job, rule_ids = ran
+    rule_id = rule_ids[case.command]
+    assert job.last(rule_id)["execution"]["status"] == "succeeded"
+    alerts = job.alerts(rule_id)
+    names = sorted({name for _, wanted in case.alerts for name in wanted})
+    found = [
+        (alert["kibana.alert.ancestors"][0]["id"], {name: _field(alert, name) for name in names}) for alert in alerts
+    ]
+    wanted = [(event, {name: values.get(name) for name in names}) for event, values in case.alerts]
+    assert _rows(found) == _rows(wanted)
+    assert len({alert["_id"] for alert in alerts}) == len(alerts)
+    for alert in alerts:
+        assert alert["kibana.alert.rule.type"] == "esql" and alert["kibana.alert.rule.indices"] == [job.events_pattern]
+        assert alert["kibana.alert.uuid"] == alert["_id"]
 
 
-def test_a_kql_syntax_error_is_a_shard_failure_whose_root_cause_says_where(esql: Elasticsearch, index: str) -> None:
-    with pytest.raises(EsqlFailure) as refused:
-        run_query(esql, f'FROM {index} | WHERE KQL("host.name: (h1")')
-    assert refused.value.message.startswith("query_shard_exception\n\tCaused by:\n\t\tkql_parsing_exception: ")
-    assert refused.value.reason == "kql_parsing_exception: line 1:15: missing ')' at '<EOF>'"
-    assert errors.is_user_error(refused.value.message)  # "parsing_exception" is in "kql_parsing_exception"
+def _own(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert without the fields every alert of the run has (rule, workflow, times of the run)."""
+    return {
+        key: value
+        for key, value in alert.items()
+        if key not in ("_id", "@timestamp")
+        and not key.startswith(("kibana.alert.rule.", "kibana.alert.workflow_"))
+        and key not in ("kibana.alert.start", "kibana.alert.last_detected", "kibana.alert.intended_timestamp")
+        and key not in ("kibana.alert.status", "kibana.alert.depth", "kibana.space_ids", "kibana.version")
+    }
 
 
-def test_the_sync_endpoint_takes_the_same_request(esql: Elasticsearch, index: str) -> None:
-    window = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
-    call = request.build_request(
-        f"FROM {index} METADATA _id | KEEP _id | SORT _id", window, DEFAULT_TIMESTAMPS, None, 2, aggregating=False
+def test_an_event_alert_is_its_whole_event_with_the_columns_flat(ran: tuple[EsqlJob, dict[str, str]]) -> None:
+    """Kibana's shape (its FTR's ``'agent.name': 'test-1'`` beside ``agent: {version, type}``): each column a
+    flat key, the value it replaces removed from the event (an object left empty goes too)."""
+    job, rule_ids = ran
+    [alert] = job.alerts(rule_ids["KEEP"])
+    assert _own(alert) == {
+        "user": {"name": "root"},
+        "message": "login /usr/bin/ssh",
+        "bytes": 512,
+        "host.name": "h2",
+        "event.kind": "signal",
+        "kibana.alert.original_time": EVENTS[2]["@timestamp"],
+        "kibana.alert.uuid": alert["_id"],
+        "kibana.alert.ancestors": [{"id": "e2", "type": "event", "index": job.events_index(), "depth": 0}],
+        "kibana.alert.reason": "event by root on h2 created medium alert KEEP.",
+        "kibana.alert.severity": "medium",
+        "kibana.alert.risk_score": 47,
+    }
+
+
+def test_an_aggregating_alert_is_its_columns_alone(ran: tuple[EsqlJob, dict[str, str]]) -> None:
+    job, rule_ids = ran
+    [alert] = [alert for alert in job.alerts(rule_ids["STATS ... BY"]) if alert["host.name"] == "h1"]
+    assert _own(alert) == {
+        "n": 2,
+        "total": 3072,
+        "host.name": "h1",
+        "event.kind": "signal",
+        "kibana.alert.uuid": alert["_id"],
+        "kibana.alert.ancestors": [{"id": "", "type": "event", "index": "", "depth": 0}],
+        "kibana.alert.reason": "event on h1 created medium alert STATS ... BY.",
+        "kibana.alert.severity": "medium",
+        "kibana.alert.risk_score": 47,
+    }
+    parameters = alert["kibana.alert.rule.parameters"]
+    assert (parameters["type"], parameters["language"]) == ("esql", "esql")
+    assert "index" not in parameters and "filters" not in parameters
+    assert parameters["query"] == next(case.query for case in CASES if case.command == "STATS ... BY").format(
+        events=job.events_pattern
     )
-    assert send(esql, call, sync=True).rows == send(esql, call).rows == ({"_id": "e0"}, {"_id": "e1"})
+    category = (alert["kibana.alert.rule.category"], alert["kibana.alert.rule.rule_type_id"])
+    assert category == ("ES|QL Rule", "siem.esqlRule")

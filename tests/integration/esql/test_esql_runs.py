@@ -1,158 +1,157 @@
-"""Whole ES|QL rule runs on the 8.19 engine, paged as Kibana pages them: excluded events across pages and runs,
-overlapping windows and a run whose state was lost converge on the exact alert set; aggregating rules, the
-timestamp override's fallback, exceptions, and rows merged with their events."""
+"""Whole ES|QL rule runs on the 8.19 engine, through ``detection-job run``: pages of ``max_signals + 1`` rows
+with the events already alerted on excluded, within a run and across runs (kept in the execution record);
+overlapping windows and a run that lost its state converge on the same alerts; MV_EXPAND rows over pages;
+aggregating rules; the timestamp override's fallback; exceptions on the source events."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from elasticsearch import Elasticsearch
-
 from job.ruletypes.esql import errors
-from job.search.clauses import TimestampFields
-from job.window import Window
-from tests.integration.esql.conftest import run_rule
+from tests.integration.esql.conftest import EsqlJob
+from tests.integration.run.conftest import iso
 
-T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def _at(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def _window(start: float, end: float) -> Window:
-    return Window(T0 + timedelta(minutes=start), T0 + timedelta(minutes=end))
+def _at(minutes_before: float, now: datetime = T0) -> str:
+    return iso(now - timedelta(minutes=minutes_before))
 
 
 def _logins(n: int) -> list[dict[str, Any]]:
-    return [{"@timestamp": _at(i), "event": {"action": "login"}, "user": {"name": f"u{i}"}} for i in range(n)]
+    """``n`` logins a minute apart, the last a minute before T0, ids e0 (earliest) ... e<n-1>."""
+    return [{"@timestamp": _at(n - i), "event": {"action": "login"}, "user": {"name": f"u{i}"}} for i in range(n)]
 
 
-def test_pages_and_runs_exclude_events_already_alerted_on(esql: Elasticsearch, events: Callable[..., str]) -> None:
-    index = events(_logins(7))
-    query = f'FROM {index} METADATA _id | WHERE event.action == "login"'
-    window = _window(0, 10)
-    existing: set[str] = set()
-    first = run_rule(esql, query, window, max_signals=3, existing=existing)
-    assert len(first.alerts) == 3 and first.warnings == [errors.MAX_SIGNALS_WARNING]
-    # the page's last event is not excluded: its alert was not written (the cap), so it must come back
-    kept = {entry["id"] for entry in first.state["excludedDocuments"][index]}
-    assert kept == {alert.event_id for alert in first.alerts}
-    second = run_rule(esql, query, window, max_signals=3, state=first.state, existing=existing)
-    third = run_rule(esql, query, window, max_signals=3, state=second.state, existing=existing)
-    events_alerted = [a.event_id for run in (first, second, third) for a in run.alerts]
-    assert sorted(events_alerted) == [f"e{i}" for i in range(7)]  # each event once, none lost
-    assert third.warnings == [] and third.pages == 1
-    assert second.state["lastQuery"] is None
+def _run(job: EsqlJob, now: datetime = T0) -> None:
+    assert job.run("--now", iso(now)) in (0, 1)
 
 
-def test_overlapping_windows_and_a_lost_state_converge_on_the_same_alerts(
-    esql: Elasticsearch, events: Callable[..., str]
-) -> None:
-    index = events(_logins(10))
-    query = f"FROM {index} METADATA _id"
-    existing: set[str] = set()
-    a = run_rule(esql, query, _window(0, 6), max_signals=100, existing=existing)
-    # the next run overlaps the first by three minutes; its state keeps it off the events already alerted on
-    b = run_rule(esql, query, _window(3, 10), max_signals=100, state=a.state, existing=existing)
-    assert {x.event_id for x in a.alerts} == {f"e{i}" for i in range(7)}
-    assert {x.event_id for x in b.alerts} == {"e7", "e8", "e9"}
-    excluded_in_b = {entry["id"] for entry in b.state["excludedDocuments"][index]}
-    assert excluded_in_b >= {"e3", "e4", "e5", "e6"}  # timestamps inside b's window are kept
-    # a run killed before its state was saved: the next run starts without state, finds the same events,
-    # and gets the same ids, which the writer's pre-check drops
-    again = run_rule(esql, query, _window(0, 10), max_signals=100, existing=existing)
-    assert again.alerts == []
-    fresh: set[str] = set()
-    replay = run_rule(esql, query, _window(0, 10), max_signals=100, existing=fresh)
-    assert {x.id for x in replay.alerts} == {x.id for x in a.alerts + b.alerts}
+def _events_alerted(job: EsqlJob, rule_id: str) -> list[str]:
+    return sorted(alert["kibana.alert.ancestors"][0]["id"] for alert in job.alerts(rule_id))
 
 
-def test_mv_expand_rows_over_pages_and_runs(esql: Elasticsearch, events: Callable[..., str]) -> None:
-    index = events(
+def test_pages_and_runs_exclude_the_events_already_alerted_on(esql_job: EsqlJob) -> None:
+    esql_job.index(_logins(7))
+    rule_id = esql_job.rule(
+        'FROM {events} METADATA _id | WHERE event.action == "login" | SORT @timestamp', max_signals=3
+    )
+    _run(esql_job)
+    first = esql_job.last(rule_id)
+    assert first["metrics"]["alerts_created"] == 3 and first["execution"]["warnings"] == [errors.MAX_SIGNALS_WARNING]
+    # the page's last event is not excluded (its alert was cut by the cap, so it must come back)
+    assert [entry["id"] for entry in first["state"]["excludedDocuments"][esql_job.events_index()]] == ["e0", "e1", "e2"]
+    # a capped run vouches for nothing past its window's start: the next one searches the window again
+    assert first["window"]["searched_to"] == first["window"]["from"]
+    _run(esql_job, T0 + timedelta(minutes=1))
+    _run(esql_job, T0 + timedelta(minutes=2))
+    assert _events_alerted(esql_job, rule_id) == [f"e{i}" for i in range(7)]  # each event once, none lost
+    second, third = esql_job.records(rule_id)[-2:]
+    assert second["metrics"]["hits"] == 4 and second["metrics"]["duplicates_skipped"] == 0
+    assert third["metrics"]["hits"] == 1 and third["execution"]["status"] == "succeeded"
+    assert third["state"]["lastQuery"] is None
+
+
+def test_overlapping_windows_and_a_lost_state_converge_on_the_same_alerts(esql_job: EsqlJob) -> None:
+    esql_job.index(_logins(10))
+    rule_id = esql_job.rule("FROM {events} METADATA _id", from_="now-6m", interval="3m")
+    _run(esql_job, T0 - timedelta(minutes=4))  # window T0-10m .. T0-4m: e0..e6
+    _run(esql_job)  # T0-7m .. T0, three minutes of look-back: its state keeps it off e3..e6
+    first, second = esql_job.records(rule_id)
+    assert (first["metrics"]["alerts_created"], second["metrics"]["alerts_created"]) == (7, 3)
+    assert second["metrics"]["hits"] == 3 and second["metrics"]["duplicates_skipped"] == 0
+    alerts = {alert["_id"] for alert in esql_job.alerts(rule_id)}
+    assert _events_alerted(esql_job, rule_id) == [f"e{i}" for i in range(10)]
+    # a run whose state was lost (its log gone: the plain window T0-6m .. T0): e4..e9 again, under the same
+    # ids, which the writer drops
+    esql_job.set(executions_index=f"{esql_job.prefix}-executions-2")
+    _run(esql_job)
+    again = _last_in(esql_job, rule_id)
+    assert again["metrics"]["alerts_created"] == 0 and again["metrics"]["duplicates_skipped"] == 6
+    assert {alert["_id"] for alert in esql_job.alerts(rule_id)} == alerts
+
+
+def _last_in(job: EsqlJob, rule_id: str) -> dict[str, Any]:
+    index = f"{job.prefix}-executions-2"
+    job.es.indices.refresh(index=index)
+    hits = job.es.search(index=index, query={"term": {"rule.rule_id": rule_id}})["hits"]["hits"]
+    return dict(hits[-1]["_source"])
+
+
+def test_mv_expand_rows_over_pages_and_runs(esql_job: EsqlJob) -> None:
+    esql_job.index(
         [
-            {"@timestamp": _at(1), "process": {"args": ["a", "b", "c"]}},
-            {"@timestamp": _at(2), "process": {"args": ["d", "e", "f"]}},
+            {"@timestamp": _at(2), "process": {"args": ["a", "b", "c"]}},
+            {"@timestamp": _at(1), "process": {"args": ["d", "e", "f"]}},
         ]
     )
-    query = f"FROM {index} METADATA _id | MV_EXPAND process.args | SORT @timestamp, process.args"
-    existing: set[str] = set()
-    first = run_rule(esql, query, _window(0, 10), max_signals=5, existing=existing)
-    assert [a.source["process.args"] for a in first.alerts] == ["a", "b", "c", "d", "e"]
-    assert first.state["lastQuery"] == query
+    query = "FROM {events} METADATA _id | MV_EXPAND process.args | SORT @timestamp, process.args"
+    rule_id = esql_job.rule(query, max_signals=5)
+    _run(esql_job)
+    first = esql_job.last(rule_id)
+    assert first["metrics"]["alerts_created"] == 5
+    assert first["state"]["lastQuery"] == query.format(events=esql_job.events_pattern)
     # e0 is excluded, e1 (behind the last row) is not: its row "f" comes on the next run
-    assert [entry["id"] for entry in first.state["excludedDocuments"][index]] == ["e0"]
-    second = run_rule(esql, query, _window(0, 10), max_signals=5, state=first.state, existing=existing)
-    assert [a.source["process.args"] for a in second.alerts] == ["f"]
-    assert len({a.id for a in first.alerts + second.alerts}) == 6
-    # a changed MV_EXPAND query drops the state
-    changed = run_rule(esql, query + " | LIMIT 100", _window(0, 10), max_signals=10, state=second.state)
-    assert len(changed.alerts) == 6
+    assert [entry["id"] for entry in first["state"]["excludedDocuments"][esql_job.events_index()]] == ["e0"]
+    _run(esql_job, T0 + timedelta(minutes=1))
+    values = sorted(alert["process.args"] for alert in esql_job.alerts(rule_id))
+    assert values == ["a", "b", "c", "d", "e", "f"]  # one alert per row, each once
 
 
-def test_aggregating_rule_one_alert_per_row_re_alerting_each_run(
-    esql: Elasticsearch, events: Callable[..., str]
-) -> None:
-    index = events(_logins(5) + [{"@timestamp": _at(1), "event": {"action": "login"}, "user": {"name": "u0"}}])
-    query = f"FROM {index} | STATS logins = COUNT(*) BY user.name | WHERE logins > 1"
-    first = run_rule(esql, query, _window(0, 10), max_signals=10)
-    assert [(a.source, a.event_id, a.index) for a in first.alerts] == [({"logins": 2, "user.name": "u0"}, "", "")]
-    assert first.state["excludedDocuments"] == {}
-    later = run_rule(esql, query, _window(0, 11), max_signals=10, state=first.state)
-    assert later.alerts[0].source == first.alerts[0].source and later.alerts[0].id != first.alerts[0].id
+def test_an_aggregating_rule_alerts_once_per_row_each_run(esql_job: EsqlJob) -> None:
+    esql_job.index([*_logins(5), {"@timestamp": _at(1), "event": {"action": "login"}, "user": {"name": "u0"}}])
+    rule_id = esql_job.rule("FROM {events} | STATS logins = COUNT(*) BY user.name | WHERE logins > 1")
+    _run(esql_job)
+    _run(esql_job, T0 + timedelta(minutes=1))
+    alerts = esql_job.alerts(rule_id)
+    assert [(alert["user.name"], alert["logins"]) for alert in alerts] == [("u0", 2), ("u0", 2)]
+    assert len({alert["_id"] for alert in alerts}) == 2  # a new id each window: Kibana never dedupes them
+    assert esql_job.last(rule_id)["state"] == {"excludedDocuments": {}, "lastQuery": None}
 
 
-def test_the_timestamp_override_falls_back_to_timestamp(esql: Elasticsearch, events: Callable[..., str]) -> None:
-    index = events(
+def test_the_timestamp_override_falls_back_to_timestamp(esql_job: EsqlJob) -> None:
+    esql_job.index(
         [
-            {"@timestamp": _at(50), "event": {"ingested": _at(5)}},  # override inside
-            {"@timestamp": _at(5), "event": {"ingested": _at(50)}},  # override outside
+            {"@timestamp": _at(-50), "event": {"ingested": _at(5)}},  # override inside the window
+            {"@timestamp": _at(5), "event": {"ingested": _at(-50)}},  # override outside
             {"@timestamp": _at(6)},  # no override: its @timestamp counts
-            {"@timestamp": _at(60)},
+            {"@timestamp": _at(-60)},
         ]
     )
-    query = f"FROM {index} METADATA _id"
-    both = run_rule(
-        esql, query, _window(0, 10), max_signals=10, timestamps=TimestampFields("event.ingested", "@timestamp")
+    both = esql_job.rule("FROM {events} METADATA _id", extra='timestamp_override = "event.ingested"')
+    only = esql_job.rule(
+        "FROM {events} METADATA _id",
+        extra='timestamp_override = "event.ingested"\ntimestamp_override_fallback_disabled = true',
     )
-    assert sorted(a.event_id for a in both.alerts) == ["e0", "e2"]
-    only = run_rule(esql, query, _window(0, 10), max_signals=10, timestamps=TimestampFields("event.ingested", None))
-    assert [a.event_id for a in only.alerts] == ["e0"]
-    # the excluded events' timestamps are the override's; an event without it has none, and is not kept past
-    # this run (Kibana keeps only entries with a timestamp): the next run finds it again, with the same id
-    kept = {entry["id"]: entry["timestamp"] for entry in both.state["excludedDocuments"][index]}
-    assert kept == {"e0": "2025-01-01T00:05:00.000Z", "e2": None}
+    _run(esql_job)
+    assert _events_alerted(esql_job, both) == ["e0", "e2"]
+    assert _events_alerted(esql_job, only) == ["e0"]
+    # the excluded events' timestamps are the override's; an event without it has none and is not kept past
+    # this run (Kibana keeps only entries with a timestamp): the next run finds it again, under the same id
+    entries = esql_job.last(both)["state"]["excludedDocuments"][esql_job.events_index()]
+    kept = {entry["id"]: entry["timestamp"] for entry in entries}
+    assert kept == {"e0": _at(5), "e2": None}
 
 
-def test_exceptions_filter_source_events_not_computed_columns(esql: Elasticsearch, events: Callable[..., str]) -> None:
-    index = events(_logins(3))
-    exception = {"bool": {"should": [{"term": {"user.name": "u1"}}], "minimum_should_match": 1}}
-    query = f"FROM {index} METADATA _id"
-    filtered = run_rule(esql, query, _window(0, 10), max_signals=10, exception_clause=exception)
-    assert sorted(a.event_id for a in filtered.alerts) == ["e0", "e2"]
-    computed = {"bool": {"should": [{"term": {"who": "u1"}}], "minimum_should_match": 1}}
-    renamed = run_rule(
-        esql, f"{query} | RENAME user.name AS who", _window(0, 10), max_signals=10, exception_clause=computed
-    )
-    assert len(renamed.alerts) == 3  # "who" is no field of the events: the exception matches nothing
+EXCEPTION = """
+[[rule.exceptions]]
+item_id = "u1"
+name = "User u1"
+
+[[rule.exceptions.entries]]
+field = "{field}"
+type = "match"
+value = "u1"
+"""
 
 
-def test_a_row_is_merged_into_its_whole_event(esql: Elasticsearch, events: Callable[..., str]) -> None:
-    index = events([{"@timestamp": _at(1), "agent": {"name": "test-1", "version": "8"}, "message": "m"}])
-    kept = f"FROM {index} METADATA _id | EVAL agent.name = TO_UPPER(agent.name) | KEEP _id, agent.name"
-    [alert] = run_rule(esql, kept, _window(0, 10), max_signals=10).alerts
-    # Kibana's FTR shape: the column as a flat key, the rest of the event as it was
-    assert alert.source == {"@timestamp": _at(1), "agent": {"version": "8"}, "message": "m", "agent.name": "TEST-1"}
-    assert alert.index == index and alert.event_id == "e0"
-    assert alert.fields is not None and alert.fields["agent.name"] == ["test-1"]  # the event's own fields
-    # without KEEP every column is set flat (a date in ES|QL's form); a DROPped field stays from the event
-    everything = f"FROM {index} METADATA _id | EVAL agent.name = TO_UPPER(agent.name) | DROP message"
-    [alert] = run_rule(esql, everything, _window(0, 10), max_signals=10).alerts
-    assert alert.source == {
-        "message": "m",
-        "@timestamp": "2025-01-01T00:01:00.000Z",
-        "agent.version": "8",
-        "agent.name": "TEST-1",
-    }
+def test_exceptions_filter_the_source_events_not_computed_columns(esql_job: EsqlJob) -> None:
+    esql_job.index(_logins(3))
+    on_events = esql_job.rule("FROM {events} METADATA _id", extra=EXCEPTION.format(field="user.name"))
+    renamed = esql_job.rule("FROM {events} METADATA _id | RENAME user.name AS who", extra=EXCEPTION.format(field="who"))
+    _run(esql_job)
+    assert _events_alerted(esql_job, on_events) == ["e0", "e2"]
+    assert _events_alerted(esql_job, renamed) == ["e0", "e1", "e2"]  # "who" is no field of the events
+    [alert] = [alert for alert in esql_job.alerts(on_events) if alert["kibana.alert.ancestors"][0]["id"] == "e0"]
+    assert alert["kibana.alert.rule.exception_item_ids"] == ["u1"]

@@ -1,0 +1,78 @@
+"""Chaos, ES|QL: the job as a process on the 8.19 ES|QL node, SIGKILLed at seeded requests of a schedule of
+runs (the ``_query`` call and the source fetch among them), with events whose alerts Elasticsearch refuses.
+After every run that completes, the alerts equal a clean reference run's exactly (none missing, none twice),
+the refused events are dead-lettered, and every killed run that had started is recorded ``failed``: the ids,
+and the excluded events kept by the runs that completed, make overlapping and repeated runs converge."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from job.alerts.objecthash import UNDEFINED, object_hash
+from tests.chaos import ChaosHarness, KillKind, Phase, Step, schedule_events
+from tests.integration.esql.conftest import EsqlJob
+from tests.integration.run.conftest import JobEnv
+
+SEED = 20260502
+T0 = datetime(2026, 5, 2, 12, 0, tzinfo=UTC)
+SCHEDULE = [T0 + timedelta(minutes=10 * k) for k in range(3)]  # the rule runs every 10 minutes
+MATCHING = 300
+POISON = [f"poison-{k}" for k in range(len(SCHEDULE))]  # one new in each window; Elasticsearch refuses their alerts
+QUERY = 'FROM {events} METADATA _id | WHERE event.kind == "alert" AND event.action == "cred_theft_event"'
+
+
+def _kinds(env: JobEnv) -> tuple[KillKind, list[KillKind]]:
+    """(the kill that lands while alerts are written, kills that land in every run)."""
+    executions, alerts, dead = env.executions, env.alerts, env.dead_letters
+    every_run = [
+        KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
+        KillKind(
+            "write-ahead",
+            rf"^/{executions}/_bulk\?filter_path=items\.create",
+            Phase.BEFORE_RECORD,
+            forwarded_phase=Phase.DURING,
+        ),
+        KillKind("esql-query", r"^/_query/async", Phase.DURING, forwarded_phase=Phase.DURING),
+        KillKind("source-fetch", rf"^/{env.prefix}-events", Phase.DURING),
+        KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING),
+        KillKind(
+            "final-record",
+            rf"^/{executions}/_bulk\?filter_path=items\.index",
+            Phase.DURING,
+            forwarded_phase=Phase.AFTER_RECORD,
+        ),
+    ]
+    return KillKind("bulk", r"^/_bulk", Phase.DURING, forwarded_phase=Phase.DURING), every_run
+
+
+def test_kills_of_esql_runs_leave_the_exact_alert_set_and_every_interrupted_run_recorded(
+    esql_job: EsqlJob, esql_url: str
+) -> None:
+    env = esql_job.env
+    rule_id = esql_job.rule(QUERY, from_="now-15m", interval="10m", max_signals=1000)
+    env.index_events(schedule_events(SCHEDULE, matching=MATCHING, ties=50, others=100, poison=POISON, seed=SEED))
+    index = env.events_index()
+
+    def alert_of(index: str, event_id: str) -> str:  # Kibana's ES|QL id of a non-aggregating row
+        return object_hash([event_id, UNDEFINED, index, f"default:{rule_id}"])
+
+    harness = ChaosHarness(env, esql_url, rule_id, frozenset(POISON), SCHEDULE, alert_of=alert_of)
+    reference = harness.reference()
+    last_alerted, last_dead = reference[-1]
+    assert len(last_alerted) == MATCHING + 50 and last_dead == set(POISON)
+    assert not last_alerted & last_dead
+
+    rng = random.Random(SEED)
+    writing, every_run = _kinds(env)
+    steps: list[Step] = []
+    for time_index in range(len(SCHEDULE)):  # per run: a kill while writing, two more, then the run to completion
+        kinds = [writing, *rng.sample(every_run, 2)]
+        steps += [Step(time_index, kind.point(rng)) for kind in kinds]
+        steps.append(Step(time_index))
+    played = harness.play(steps, reference)
+    assert played.fired == 3 * len(SCHEDULE), played.log
+    assert played.interrupted >= 1, played.log
+    assert set(harness.alerted()) == last_alerted
+    [last] = played.records[-1]  # the last run kept the events it excluded for the next one
+    assert index in last["state"]["excludedDocuments"]
