@@ -75,3 +75,35 @@ def test_invalid_fields_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert result.returncode == 2
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"detection-job: {bad}: ") and reason in lines[0]
+
+
+def _esql_rule(path: Path, rule_id: str, query: str) -> None:
+    path.write_text(
+        '[metadata]\ncreation_date = "2026/01/01"\nupdated_date = "2026/01/01"\n\n[rule]\n'
+        f'author = ["T"]\ndescription = "d"\nname = "n"\nrisk_score = 1\nrule_id = "{rule_id}"\n'
+        'severity = "low"\ntype = "esql"\nlanguage = "esql"\nmax_signals = 5\n'
+        f"query = '''\n{query}\n'''\n",
+        encoding="utf-8",
+    )
+
+
+def test_a_rule_file_prints_the_request_its_type_sends(tmp_path: Path) -> None:
+    _esql_rule(tmp_path / "a.toml", "agg", "FROM logs-* | STATS c = COUNT(*) BY host.name")
+    result = _translate("--rule", str(tmp_path / "a.toml"))
+    assert result.returncode == 0, result.stderr
+    heading, request_line, body = result.stdout.split("\n", 2)
+    assert heading == f"# {tmp_path / 'a.toml'}: agg (esql)"
+    assert request_line == "POST /_query/async?drop_null_columns=true&allow_partial_results=false"
+    assert json.loads(body)["query"] == "FROM logs-* | STATS c = COUNT(*) BY host.name | limit 6"
+
+
+def test_a_rule_that_does_not_compile_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    _esql_rule(tmp_path / "a.toml", "bad", "FROM logs-*\n| WHERE a == 1")  # no METADATA _id (Kibana's check)
+    result = _translate("--rule", str(tmp_path))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "bad: Queries that don" in result.stderr
+
+
+def test_a_query_or_a_rule_not_both() -> None:
+    assert _translate().returncode == 2
+    assert _translate("a:b", "--rule", "x.toml").returncode == 2
