@@ -12,7 +12,9 @@ a delay), and says how many execution records the run left ``running``:
 * :class:`PauseNode`: SIGSTOP a node for longer than the job's request timeout, then SIGCONT it, when
   the job retries or after it gave up (what the job sent meanwhile is still handled, late);
 * :class:`RestartNode`: restart a node gracefully in the background while the runs go on (the steps of
-  a rolling restart).
+  a rolling restart);
+* :class:`LateAnswer`: let Elasticsearch apply a request and hold its answer past the job's request
+  timeout, so the job retries a request that was applied.
 
 :meth:`ChaosHarness.play` runs the steps and checks after each: no alert twice, none beyond the clean
 reference, and a run whose records say it completed left exactly the reference's alerts and dead
@@ -256,6 +258,37 @@ class RestartNode:
             self.restart.join()
 
 
+# Settings of a run whose request is answered late: the job gives up on it after this many seconds.
+LATE_TIMEOUT = {"es_request_timeout": "2"}
+
+
+@dataclass(frozen=True)
+class LateAnswer:
+    """Forward the job's request ``point`` to Elasticsearch at once, so it is applied, and hold the answer
+    ``hold`` seconds, past the job's request timeout (``LATE_TIMEOUT``): the job sees a timeout and retries a
+    request that was applied already (a bulk ``create`` then gets 409 for what it wrote itself). The run
+    goes on: it must complete."""
+
+    point: KillPoint
+    hold: float = 4.0
+
+    @property
+    def name(self) -> str:
+        return f"answer {self.point} after the job's request timeout"
+
+    def apply(self, harness: ChaosHarness, now: datetime) -> Applied:
+        fired: list[bool] = []
+
+        def arm(proxy: FaultProxy) -> None:
+            proxy.answer_late(self.point.path, seconds=self.hold, after=self.point.nth - 1, method=self.point.method)
+
+        def finish(proxy: FaultProxy) -> None:
+            fired.append(proxy.state.injected > 0)
+
+        result = harness.run_job(now, arm=arm, finish=finish, settings=LATE_TIMEOUT)
+        return Applied(result, 0, fired=any(fired))
+
+
 @dataclass(frozen=True)
 class Step:
     time: int  # index into the schedule
@@ -400,6 +433,12 @@ class ChaosHarness:
         with FaultProxy(self.es_url) as proxy:
             self._refusing(proxy)
             yield proxy.url
+
+    def created_by(self, execution_uuid: str) -> int:
+        """How many of the rule's alerts the run ``execution_uuid`` wrote (each alert names its run)."""
+        self.env.es.indices.refresh(index=self.env.alerts)
+        query = {"term": {"kibana.alert.rule.execution.uuid": execution_uuid}}
+        return int(self.env.es.count(index=self.env.alerts, query=query)["count"])
 
     def interrupted_records(self) -> int:
         return sum(1 for record in self.records() if record["execution"]["message"] == INTERRUPTED_MESSAGE)

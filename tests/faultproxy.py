@@ -3,8 +3,11 @@
 Requests are forwarded unchanged unless a fault is armed: answer the next N matching requests
 with a status (429, 503, ...) or close their connection without answering. It also counts the
 requests it sees, so tests can assert on retries, and records every ``Warning`` header the node
-answers with (deprecations), so the test session can fail on them. When the node cannot be reached
-(killed, restarting) the proxy closes the client's connection without an answer, as a dead node would.
+answers with (deprecations), so the test session can fail on them. It can make requests slow: hold them
+before forwarding (a busy node), or forward them at once and hold the node's answer (Elasticsearch applies
+the request while its client, whose request timeout is shorter, gives up and may retry it). When the node
+cannot be reached (killed, restarting) the proxy closes the client's connection without an answer, as a
+dead node would.
 Several proxies may share one :class:`ProxyState` (one per node of a cluster): their faults and counts are
 then common, so "the 3rd bulk request" means the 3rd whichever node it goes to.
 """
@@ -15,6 +18,7 @@ import http.client
 import json
 import re
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
@@ -38,6 +42,8 @@ class Fault:
     action: Callable[[], None] | None = None  # run when the fault fires, before answering
     forward_first: bool = False  # with an action: forward the request, then run the action, never answer
     answer: bool = False  # with an action: run it, then forward the request and answer as usual
+    delay: float = 0.0  # seconds: hold the request before forwarding it, then answer as usual
+    hold_answer: float = 0.0  # seconds: forward the request at once, hold its answer this long, then send it
 
 
 def _error_body(status: int, kind: str = "injected_fault") -> bytes:
@@ -172,6 +178,24 @@ class FaultProxy:
                 Fault(re.compile(path_regex), 1, None, method, after, None, action, forward_first, answer)
             )
 
+    def delay(
+        self, path_regex: str, *, seconds: float, times: int = 1, after: int = 0, method: str | None = None
+    ) -> None:
+        """Hold ``times`` matching requests (after letting ``after`` through) ``seconds`` each before forwarding
+        them, then answer as usual: a node slow to take them. Requests on other connections go on meanwhile."""
+        with self.state.lock:
+            self.state.faults.append(Fault(re.compile(path_regex), times, None, method, after, delay=seconds))
+
+    def answer_late(
+        self, path_regex: str, *, seconds: float, times: int = 1, after: int = 0, method: str | None = None
+    ) -> None:
+        """Forward ``times`` matching requests (after letting ``after`` through) at once, so Elasticsearch applies
+        them, and hold each answer ``seconds`` before sending it. A client whose request timeout is shorter has
+        given up by then (it sees a timeout, and may retry a request that was applied); the late answer goes
+        to a closed connection."""
+        with self.state.lock:
+            self.state.faults.append(Fault(re.compile(path_regex), times, None, method, after, hold_answer=seconds))
+
     def reject_bulk_items(
         self, *, times: int, status: int = 429, kind: str = "es_rejected_execution_exception"
     ) -> None:
@@ -240,6 +264,10 @@ class FaultProxy:
                     if any(pattern.search(self.path) for pattern in state.body_paths):
                         state.bodies.append((self.command, self.path, body or b""))
                 fault = state.take_fault(self.command, self.path)
+                hold = 0.0
+                if fault is not None and (fault.delay or fault.hold_answer):
+                    time.sleep(fault.delay)
+                    hold, fault = fault.hold_answer, None  # then forwarded and answered as usual
                 if fault is not None and fault.forward_first:
                     self._upstream_response(body)
                 if fault is not None and fault.action is not None:
@@ -267,6 +295,7 @@ class FaultProxy:
                     self.close_connection = True
                     return
                 status, response_headers, data = answer
+                time.sleep(hold)  # the client may have given up meanwhile: then nobody reads the answer
                 self.send_response(status)
                 for key, value in response_headers:
                     if key.lower() not in _HOP_HEADERS:

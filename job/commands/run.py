@@ -242,6 +242,7 @@ def run_pass(
     try:
         with make_client(settings) as es:
             preflight.prepare(es, policy, settings)
+            # Due-ness and planning read the execution log together: one read per pass.
             histories = (
                 last_runs(
                     es,
@@ -249,6 +250,7 @@ def run_pass(
                     settings.executions_index,
                     sorted({rule.rule_id for rule in loaded.rules if in_shard(rule.rule_id, shard)}),
                     settings.space_id,
+                    with_history=True,
                 )
                 if mode == "due"
                 else {}
@@ -268,7 +270,12 @@ def run_pass(
                 print(f"not run, does not validate: {problem}", file=sys.stderr)
             for line in selection.skipped:
                 print(f"skipped: {line}", file=sys.stderr)
-            executions = run_rules(context, selection.runnable, refused=selection.refused)
+            planned = (
+                {rule_id: runs.history for rule_id, runs in histories.items() if runs.history is not None}
+                if mode == "due"
+                else None
+            )
+            executions = run_rules(context, selection.runnable, refused=selection.refused, histories=planned)
     except (ApiError, TransportError) as exc:
         raise unavailable(settings, exc) from None
     intervals = {rule.rule_id: cadence(rule, settings.schedule_interval) for rule in selection.choice.run}

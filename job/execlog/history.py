@@ -74,51 +74,51 @@ class RuleHistory:
         return self.unfinished_from
 
 
-def _aggregations(rule_count: int) -> dict[str, Any]:
+def plan_aggregations() -> dict[str, Any]:
+    """Per rule, what planning reads (under a bucket of the rule's records): see :func:`plan_history`."""
     no_searched_to = {"bool": {"must_not": [{"exists": {"field": "window.searched_to"}}]}}
     return {
-        "rules": {
-            "terms": {"field": "rule.rule_id", "size": rule_count},
+        "searched_to": {"max": {"field": "window.searched_to"}},
+        "completed": {
+            "filter": {"exists": {"field": "window.searched_to"}},
             "aggs": {
-                "searched_to": {"max": {"field": "window.searched_to"}},
-                "completed": {
-                    "filter": {"exists": {"field": "window.searched_to"}},
-                    "aggs": {
-                        "covered_from": {"min": {"field": "window.covered_from"}},
-                        "from": {"min": {"field": "window.from"}},  # records written before covered_from
-                        "latest": {
-                            "top_hits": {
-                                "size": 1,
-                                "sort": [{"execution.end": {"order": "desc"}}],
-                                "_source": {"includes": ["state"]},
-                            }
-                        },
-                    },
-                },
-                "unfinished": {"filter": no_searched_to, "aggs": {"from": {"min": {"field": "window.from"}}}},
-                "running": {
-                    "filter": {"term": {"execution.status": "running"}},
-                    "aggs": {
-                        "records": {
-                            "top_hits": {
-                                "size": RUNNING_PER_RULE,
-                                "sort": [{"execution.start": {"order": "asc"}}],
-                                "seq_no_primary_term": True,
-                                "_source": {
-                                    "includes": [
-                                        "execution.uuid",
-                                        "execution.lease_expires",
-                                        "execution.host",
-                                        "execution.pid",
-                                    ]
-                                },
-                            }
-                        }
-                    },
+                "covered_from": {"min": {"field": "window.covered_from"}},
+                "from": {"min": {"field": "window.from"}},  # records written before covered_from
+                "latest": {
+                    "top_hits": {
+                        "size": 1,
+                        "sort": [{"execution.end": {"order": "desc"}}],
+                        "_source": {"includes": ["state"]},
+                    }
                 },
             },
-        }
+        },
+        "unfinished": {"filter": no_searched_to, "aggs": {"from": {"min": {"field": "window.from"}}}},
+        "running": {
+            "filter": {"term": {"execution.status": "running"}},
+            "aggs": {
+                "records": {
+                    "top_hits": {
+                        "size": RUNNING_PER_RULE,
+                        "sort": [{"execution.start": {"order": "asc"}}],
+                        "seq_no_primary_term": True,
+                        "_source": {
+                            "includes": [
+                                "execution.uuid",
+                                "execution.lease_expires",
+                                "execution.host",
+                                "execution.pid",
+                            ]
+                        },
+                    }
+                }
+            },
+        },
     }
+
+
+def _aggregations(rule_count: int) -> dict[str, Any]:
+    return {"rules": {"terms": {"field": "rule.rule_id", "size": rule_count}, "aggs": plan_aggregations()}}
 
 
 def _time(aggregation: Mapping[str, Any] | None) -> datetime | None:
@@ -155,7 +155,8 @@ def _running_record(hit: Mapping[str, Any]) -> RunningRecord | None:
     )
 
 
-def _history(bucket: Mapping[str, Any]) -> RuleHistory:
+def plan_history(bucket: Mapping[str, Any]) -> RuleHistory:
+    """A rule's history from its bucket of :func:`plan_aggregations`."""
     completed = bucket.get("completed", {})
     running_hits = bucket.get("running", {}).get("records", {}).get("hits", {}).get("hits", [])
     running = tuple(record for record in map(_running_record, running_hits) if record is not None)
@@ -216,5 +217,5 @@ def read_histories(
         )
         buckets = (response.body.get("aggregations") or {}).get("rules", {}).get("buckets", [])
         for bucket in buckets:
-            histories[str(bucket["key"])] = _history(bucket)
+            histories[str(bucket["key"])] = plan_history(bucket)
     return histories

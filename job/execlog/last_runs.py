@@ -1,7 +1,7 @@
-"""Reads the execution log back for operators: per rule, its newest record, newest completed record and
-last success (the run itself plans from :mod:`job.execlog.history`). Only scheduled runs count for these (a
-backfill never makes a rule look run or due); the newest backfill window is read beside them, for
-``status`` to show."""
+"""Reads the execution log back for operators and for due-ness: per rule, its newest record, newest completed
+record and last success. Only scheduled runs count for these (a backfill never makes a rule look run or due);
+the newest backfill window is read beside them, for ``status`` to show. A pass that chooses the rules that are
+due reads in the same request what planning needs (:mod:`job.execlog.history`), so it reads the log once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from job.execlog.history import kind_filter
+from job.execlog.history import RuleHistory, kind_filter, plan_aggregations, plan_history
 from job.retry import RetryPolicy
 
 COMPLETED = ("succeeded", "partial failure", "failed")
@@ -30,6 +30,7 @@ class LastRuns:
     # marked failed did not finish its work, so the rule's cadence does not count from it.
     finished: dict[str, Any] | None = None
     last_backfill: dict[str, Any] | None = None  # the newest backfill window's record (shown, never planned from)
+    history: RuleHistory | None = None  # what planning reads, when asked for
 
 
 NEVER_RAN = LastRuns(None, None, None)
@@ -63,9 +64,19 @@ def _scheduled_aggregations() -> dict[str, Any]:
 
 
 def last_runs(
-    es: Elasticsearch, policy: RetryPolicy, index: str, rule_ids: Sequence[str], space_id: str
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    index: str,
+    rule_ids: Sequence[str],
+    space_id: str,
+    *,
+    with_history: bool = False,
 ) -> dict[str, LastRuns]:
-    """The last runs of each rule in ``rule_ids`` that has one (one search per thousand rules)."""
+    """The last runs of each rule in ``rule_ids`` that has one (one search per thousand rules); with
+    ``with_history``, also what planning reads of each (``LastRuns.history``)."""
+    aggregations = _scheduled_aggregations()
+    if with_history:
+        aggregations["history"] = {"filter": {"match_all": {}}, "aggs": plan_aggregations()}
     found: dict[str, LastRuns] = {}
     for start in range(0, len(rule_ids), CHUNK):
         chunk = list(rule_ids[start : start + CHUNK])
@@ -78,7 +89,7 @@ def last_runs(
                     "rules": {
                         "terms": {"field": "rule.rule_id", "size": len(chunk)},
                         "aggs": {
-                            "scheduled": {"filter": kind_filter(False), "aggs": _scheduled_aggregations()},
+                            "scheduled": {"filter": kind_filter(False), "aggs": aggregations},
                             "backfill": {
                                 "filter": kind_filter(True),
                                 "aggs": {"latest": {"top_hits": _newest_first()}},
@@ -101,5 +112,6 @@ def last_runs(
                 last_success=datetime.fromtimestamp(success / 1000, tz=UTC) if success is not None else None,
                 finished=_top(scheduled["finished"]["latest"]),
                 last_backfill=_top(bucket["backfill"]["latest"]),
+                history=plan_history(scheduled["history"]) if with_history else None,
             )
     return found

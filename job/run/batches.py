@@ -122,6 +122,7 @@ def _run_started(ctx: RunContext, item: _Started) -> None:
                 execute_run(ctx, item.rule, item.execution, item.plan, item.search, refresh=False)
         except Exception as exc:  # noqa: BLE001 - the runner turns any error of one rule into its status
             failed(item.rule, item.execution, exc)
+        end(ctx, item.execution)  # its own end, not its batch's
 
 
 def _small_run(ctx: RunContext, item: _Started, page: FirstPage) -> SmallRun | None:
@@ -169,6 +170,7 @@ def _write_small(ctx: RunContext, items: Sequence[_Started]) -> list[_Started]:
             elif small.outcome is not None:
                 item.execution.warnings.extend(small.outcome.warnings)
                 item.execution.searched_to = small.outcome.searched_to
+            end(ctx, item.execution)
     return [runs[uuid][0] for uuid in paged]
 
 
@@ -183,26 +185,43 @@ def run_batches(
         for start in range(0, len(rules), RULES_PER_BATCH):
             if stop.requested():  # SIGTERM or SIGINT: no further batch starts
                 break
-            batch, started = _start_batch(ctx, rules[start : start + RULES_PER_BATCH], history)
-            running = [item for item in started if not item.execution.errors and item.search is not None]
-            read_whole = [item for item in running if item.first_page is not None]
-            paged = [item for item in running if item.first_page is None]
-
-            def submit(items: Sequence[_Started]) -> list[Future[None]]:
-                # Each run gets its own copy of this thread's context (job.logs keeps the rule context there).
-                return [pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in items]
-
-            futures = submit(paged)
-            futures += submit(_write_small(ctx, read_whole))
-            for future in futures:
-                future.result()
-            for execution in batch:
-                end(ctx, execution)
-            try:
-                with _shared(batch):
-                    record.write_final_many(ctx.es, ctx.policy, ctx.settings.executions_index, batch)
-            finally:
-                for item in started:
-                    lease.finished(item.execution.uuid)
-            executions += batch
+            executions += _run_batch(ctx, pool, rules[start : start + RULES_PER_BATCH], history)
     return executions
+
+
+def _run_batch(
+    ctx: RunContext, pool: ThreadPoolExecutor, rules: Sequence[Rule], history: Callable[[Rule], RuleHistory | None]
+) -> list[Execution]:
+    """One batch: start its runs, execute them, and write their final records, whatever happened on the way
+    (an unexpected error fails the runs it left unfinished, each with its record)."""
+    batch, started = _start_batch(ctx, rules, history)
+    futures: list[Future[None]] = []
+
+    def submit(items: Sequence[_Started]) -> None:
+        # Each run gets its own copy of this thread's context (job.logs keeps the rule context there).
+        futures.extend(pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in items)
+
+    error: Exception | None = None
+    try:
+        running = [item for item in started if not item.execution.errors and item.search is not None]
+        submit([item for item in running if item.first_page is None])
+        submit(_write_small(ctx, [item for item in running if item.first_page is not None]))
+    except Exception as exc:  # noqa: BLE001 - a bug of the batch: the runs it left unfinished fail, with records
+        error = exc
+    finally:
+        for future in futures:
+            future.result()  # a run in a thread never raises: its errors are its status
+        for item in started:
+            if error is not None and item.execution.end is None and not item.execution.errors:
+                with rule_context(item.rule.rule_id, item.rule.name, item.execution.uuid):
+                    failed(item.rule, item.execution, error)
+        for execution in batch:
+            if execution.end is None:
+                end(ctx, execution)
+        try:
+            with _shared(batch):
+                record.write_final_many(ctx.es, ctx.policy, ctx.settings.executions_index, batch)
+        finally:
+            for item in started:
+                lease.finished(item.execution.uuid)
+    return batch

@@ -8,7 +8,7 @@ status and the other rules run. Once a stop is requested (SIGTERM, SIGINT), no f
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from elasticsearch import ApiError, TransportError
 
@@ -41,12 +41,17 @@ def _refresh_alerts(ctx: RunContext, executions: Sequence[Execution]) -> None:
 
 
 def run_rules(
-    ctx: RunContext, rules: Sequence[Rule], refused: Sequence[tuple[Rule, Sequence[str]]] = ()
+    ctx: RunContext,
+    rules: Sequence[Rule],
+    refused: Sequence[tuple[Rule, Sequence[str]]] = (),
+    histories: Mapping[str, RuleHistory] | None = None,
 ) -> list[Execution]:
     """Record the ``refused`` rules (they load but do not validate), then run every rule; one rule's failure
-    never stops the others. The pass's alerts and records are made searchable at its end, so a pass
-    started right after this one plans from them."""
-    histories = ctx.histories([*rules, *(rule for rule, _ in refused)])
+    never stops the others. ``histories``: what the execution log says of the rules, when the pass read it
+    already (a rule absent from it never ran); None reads it here. The pass's alerts and records are made
+    searchable at its end, so a pass started right after this one plans from them."""
+    if histories is None:
+        histories = ctx.histories([*rules, *(rule for rule, _ in refused)])
 
     def history(rule: Rule) -> RuleHistory | None:
         return None if histories is None else histories.get(rule.rule_id, RuleHistory())

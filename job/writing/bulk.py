@@ -15,10 +15,11 @@ or its connection broke after it was sent (anything retried but a 429, which Ela
 applying anything). A 409 on an ambiguous ``create`` may be that very write.
 
 Alerts are created, never overwritten: 201 is created; 409 is a duplicate (another run got there first),
-unless ambiguous, when it is this run's own write answered late and counts as created by this run, so the
-cap and the counts stay exact. Items still rejected with 429 end the run (:class:`BulkRejected`: the cluster
-is overloaded, the next run tries again); every other item error comes back as :class:`Refused`, with the
-source event's index and id, so the event is dead-lettered, never dropped silently.
+unless ambiguous: then it may be this run's own write answered late, and :func:`bulk_create` hands it back
+for the caller to tell (the shared writer reads the alert's execution id), so the cap and the counts stay
+exact. Items still rejected with 429 end the run (:class:`BulkRejected`: the cluster is overloaded, the next
+run tries again); every other item error comes back as :class:`Refused`, with the source event's index and
+id, so the event is dead-lettered, never dropped silently.
 """
 
 from __future__ import annotations
@@ -224,11 +225,13 @@ class Refused:
 
 @dataclass
 class Created:
-    """What :func:`bulk_create` did: the alerts created by this request (a late-answered retry's 409 among
-    them) and the ones Elasticsearch refused."""
+    """What :func:`bulk_create` did: the alerts created by this request, the ones Elasticsearch refused, and
+    the ones answered 409 after a retry of a request whose first answer was lost (created by this request or
+    by another run: not counted yet)."""
 
     created: list[AlertWrite] = field(default_factory=list)
     refused: list[Refused] = field(default_factory=list)
+    ambiguous: list[AlertWrite] = field(default_factory=list)
 
 
 @dataclass
@@ -297,9 +300,11 @@ def bulk_create(
         stats.indexing_ms += (time.monotonic() - started) * 1000
     rejected = 0
     for write, answer in zip(writes, answers, strict=True):
-        if answer.status == 201 or (answer.status == 409 and answer.ambiguous):
-            counts(write).created += 1  # a 409 on a retried create that was applied: this run's own alert
+        if answer.status == 201:
+            counts(write).created += 1
             result.created.append(write)
+        elif answer.status == 409 and answer.ambiguous:
+            result.ambiguous.append(write)
         elif answer.status == 409:
             counts(write).duplicates += 1
         elif answer.status == 429:

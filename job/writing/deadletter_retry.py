@@ -65,9 +65,10 @@ def _attempt(
         by_id.update((write.doc_id, letter) for write in built)
         failing += [replace(letter, stage="build", reason=reason, time=now) for _, reason in failed]
     stats = WriteStats()
-    refused = bulk_create(es, policy, alias, writes, stats).refused
+    result = bulk_create(es, policy, alias, writes, stats)
+    refused = result.refused
     report.created += stats.created
-    report.existed += stats.duplicates
+    report.existed += stats.duplicates + len(result.ambiguous)  # there now, whoever wrote it
     refused_ids = {item.write.doc_id for item in refused}
     failing += [replace(by_id[item.write.doc_id], stage="index", reason=item.reason, time=now) for item in refused]
     done = [doc_id for doc_id in by_id if doc_id not in refused_ids]

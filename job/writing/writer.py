@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
 DEAD_LETTER_SAMPLES = 3
+EXECUTION_UUID = "kibana.alert.rule.execution.uuid"
 # Alerts per bulk request: about this many bytes (a page of 1,000 Endgame alerts is 17 MB), so requests in
 # flight hold little memory and writing overlaps building at a finer grain; the first request of a run
 # holds FIRST_SLICE candidates, which tells the size of its alerts.
@@ -224,6 +225,8 @@ def send(
         owner = {id(write): part for part in parts for write in part.writes}
         shared = WriteStats()
         result = bulk_create(es, policy, settings.alerts_index, writes, shared, lambda w: owner[id(w)].stats)
+        for write in _settle_ambiguous(es, policy, settings.alerts_index, result.ambiguous, owner):
+            result.created.append(write)
         for write in result.created:
             part = owner[id(write)]
             if id(write) in part.firsts:
@@ -245,6 +248,36 @@ def send(
                 len(part.letters),
                 settings.dead_letter_index,
             )
+
+
+def _settle_ambiguous(
+    es: Elasticsearch, policy: RetryPolicy, alias: str, writes: Sequence[AlertWrite], owner: Mapping[int, Built]
+) -> list[AlertWrite]:
+    """The alerts answered 409 after a lost answer that this run created (each alert names the execution
+    that wrote it); the others are counted as duplicates."""
+    if not writes:
+        return []
+    ids = [write.doc_id for write in writes]
+    response = policy.call(
+        lambda: es.search(
+            index=alias,
+            query={"ids": {"values": ids}},
+            size=len(ids),
+            source_includes=[EXECUTION_UUID],
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+    )
+    writers = {hit["_id"]: (hit.get("_source") or {}).get(EXECUTION_UUID) for hit in response["hits"]["hits"]}
+    ours = []
+    for write in writes:
+        part = owner[id(write)]
+        if writers.get(write.doc_id) == part.run.execution_uuid:
+            part.stats.created += 1
+            ours.append(write)
+        else:
+            part.stats.duplicates += 1
+    return ours
 
 
 def build_writes(

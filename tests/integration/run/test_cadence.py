@@ -1,4 +1,5 @@
-"""Each rule on its own cadence: a ``run`` pass runs only the rules that are due; ``schedule`` one job per rule."""
+"""Each rule on its own cadence: a ``run`` pass runs only the rules that are due (read from the execution log
+once), each once; ``schedule`` one job per rule."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from job.cli import main as cli_main
 from job.window import parse_timestamp
+from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,35 @@ def test_schedule_runs_each_rule_on_its_own_interval(job_env: JobEnv) -> None:
     for records in final.values():
         assert {r["execution"]["status"] for r in records} == {"succeeded"}
     assert {doc["kibana.alert.rule.rule_id"] for doc in job_env.alert_docs()} == {fast, slow}
+
+
+@pytest.mark.parametrize("second", ["rule_id", "file"], ids=["the same rule_id twice", "its rule_id and its file"])
+def test_a_rule_named_twice_runs_once(job_env: JobEnv, second: str) -> None:
+    rule_id = job_env.write_rule()
+    job_env.index_events([cred_event(T0 - timedelta(minutes=1, seconds=n), _id=f"e{n}") for n in range(5)])
+    again = rule_id if second == "rule_id" else str(job_env.rules_dir / f"{rule_id}.toml")
+    assert job_env.run("--rule", rule_id, "--rule", again, "--now", iso(T0)) == 0
+    counts = [
+        (doc["metrics"]["alerts_created"], doc["metrics"]["duplicates_skipped"])
+        for doc in job_env.executions_docs(rule_id)
+    ]
+    assert counts == [(5, 0)]  # one run, which created every alert
+    assert len(job_env.alert_docs(rule_id)) == 5
+
+
+def test_a_pass_reads_the_execution_log_once(job_env: JobEnv, es_url: str) -> None:
+    """``run`` without ``--all`` needs the log for two things: which rules are due, and where each rule's window
+    starts. One search of the log serves both, in a pass that finds the log empty and in one that does not."""
+    for n in range(3):
+        job_env.write_rule(name=f"Rule {n}")
+    job_env.index_events([cred_event(T0 - timedelta(minutes=1))])
+    searches = rf"^/{job_env.executions}[^/]*/_search"
+    with FaultProxy(es_url) as proxy:
+        job_env.set(es_hosts=proxy.url)
+        per_pass = []
+        for now in (T0, T0 + timedelta(minutes=10)):  # every rule is due at both
+            before = proxy.count(searches)
+            assert job_env.run_due("--now", iso(now)) == 0
+            per_pass.append(proxy.count(searches) - before)
+    assert len(job_env.executions_docs()) == 6
+    assert per_pass == [1, 1]

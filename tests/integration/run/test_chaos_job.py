@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.chaos import ChaosHarness, KillJob, Phase, Step, kill_kinds, schedule_events
+from tests.chaos import COMPLETED, ChaosHarness, KillJob, LateAnswer, Phase, Step, kill_kinds, schedule_events
 from tests.integration.run.conftest import JobEnv
+from tests.jobprocess import KillPoint
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +91,49 @@ def test_thirty_kills_leave_the_exact_alert_set_and_every_interrupted_run_record
     assert {0, 3}.isdisjoint(completed_at), f"a kill meant for a first run did not fire: {log}"
     assert fired_phases == set(Phase), log  # kills before the record, during the run, and after its end
     print(f"{kills} kills, {interrupted} interrupted runs, {time.monotonic() - started:.0f}s")
+
+
+LATE_T0 = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
+LATE_SCHEDULE = [LATE_T0 + timedelta(minutes=10 * k) for k in range(5)]
+LATE_CAP = 200  # the first two runs reach it (a burst before the first run); the third catches up
+
+
+def test_requests_applied_but_answered_after_the_client_gave_up_converge_on_the_exact_alert_set(
+    job_env: JobEnv, es_url: str
+) -> None:
+    """At each scheduled run one request the job sends is applied by Elasticsearch and answered after the job's
+    request timeout, so the job retries it: an alerts bulk request (in runs that reach the cap, and one that
+    does not), the dead letters, the running records. Every run completes with exactly the clean reference's
+    alerts and dead letters (the cap holds), and its record counts as created exactly the alerts that name
+    it as their run."""
+    job_env.set(page_size="100")
+    rule_id = job_env.write_rule(max_signals=LATE_CAP)
+    poison = [f"poison-{k}" for k in range(len(LATE_SCHEDULE))]
+    job_env.index_events(
+        schedule_events(LATE_SCHEDULE, matching=400, ties=300, others=100, poison=poison, seed=SEED + 1)
+    )
+    harness = ChaosHarness(job_env, es_url, rule_id, frozenset(poison), LATE_SCHEDULE)
+    reference = harness.reference()
+    assert len(reference[0][0]) == LATE_CAP == len(reference[1][0]) - LATE_CAP  # the first two runs are capped
+    assert reference[-1][1] == set(poison)  # every poison event reached: the runs caught up
+
+    dead, executions = job_env.dead_letters, job_env.executions
+    late = [
+        KillPoint("bulk", r"^/_bulk", 1),  # the first 100 alerts of a capped run
+        KillPoint("bulk", r"^/_bulk", 2),  # the last alerts below the cap
+        KillPoint("dead-letter", rf"^/{dead}/_bulk", 1),
+        KillPoint("write-ahead", rf"^/{executions}/_bulk\?filter_path=items\.create", 1),
+        KillPoint("bulk", r"^/_bulk", 1),  # a run far below the cap
+    ]
+    steps = [Step(time, LateAnswer(point), must_complete=True) for time, point in enumerate(late)]
+    played = harness.play(steps, reference)
+
+    assert played.fired == len(steps), played.log
+    for records in played.records:
+        for record in records:
+            assert record["execution"]["status"] in COMPLETED, played.log
+            created = harness.created_by(record["execution"]["uuid"])
+            assert record["metrics"]["alerts_created"] == created, (
+                f"{record['metrics']}, {created} alerts: {played.log}"
+            )
+    assert set(harness.alerted()) == reference[-1][0]

@@ -5,7 +5,8 @@ is read (``DETECTION_BULK_CONCURRENCY``), first pages read together in one ``_ms
 rules and several thousand seeded events, with overlapping windows, the cap reached in the middle of a
 page and bulk items rejected with 429 by the fault proxy, the alert sets and the counts equal those of
 one rule and one bulk request at a time; the cap is never exceeded, a duplicate is never counted as
-created, and a run holds at most the alerts of the pages in flight.
+created, and a run holds at most the alerts of the pages in flight. In a batch each run has its own lease,
+and fails alone.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from typing import Any
 
 import pytest
 
+from job.alerts.build import RunAlerts
 from job.rules import load_rules, rule_to_toml
 from job.settings import SHIPPED_RULES_DIR
 from job.writing import writer as writer_module
 from job.writing.bulk import AlertWrite
 from tests.faultproxy import FaultProxy
-from tests.integration.run.conftest import JobEnv, iso
+from tests.integration.run.conftest import JobEnv, cred_event, iso
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +209,66 @@ def test_log_lines_of_rules_running_at_once_carry_their_own_rule(
     assert {"rule", "bulk"} <= threads, threads
     assert len([line for line in ruled if "rejected with 429" in line["message"]]) == 4
     assert len([line for line in ruled if line["message"].startswith("transient Elasticsearch error")]) == 4
+
+
+def test_each_run_of_a_batch_has_its_own_lease_counted_from_its_own_start(job_env: JobEnv, es_url: str) -> None:
+    """Ten rules in one batch, two at a time, each paging 120 events in pages of 50 that the proxy makes take
+    a second each: one run takes about 5 seconds, well within its stop time (0.9 of a 12-second lease), while
+    the batch takes about 25. Every run gets its whole lease from when it starts paging: none stops early,
+    none outlives its lease."""
+    rule_ids = [job_env.write_rule(rule_id=f"r{n}", name=f"Rule {n}") for n in range(10)]
+    start = NOW - timedelta(minutes=10)
+    job_env.index_events([cred_event(start + timedelta(seconds=n), _id=f"e{n:03}") for n in range(120)])
+    with FaultProxy(es_url) as proxy:
+        proxy.delay(r"^/_search", method="POST", seconds=1, times=10**6)  # every page of a point in time
+        job_env.set(es_hosts=proxy.url, page_size="50", concurrency="2", run_timeout="12s")
+        assert job_env.run("--now", iso(NOW)) == 0
+    records = {record["rule"]["rule_id"]: record for record in job_env.executions_docs()}
+    assert sorted(records) == sorted(rule_ids)
+    troubled = {
+        rule_id: (record["execution"]["status"], record["execution"]["warnings"])
+        for rule_id, record in records.items()
+        if record["execution"]["status"] != "succeeded"
+    }
+    assert troubled == {}
+    assert {rule_id: record["metrics"]["alerts_created"] for rule_id, record in records.items()} == dict.fromkeys(
+        rule_ids, 120
+    )
+
+
+def test_a_run_whose_shared_alert_part_cannot_be_built_fails_alone_in_a_batched_pass(
+    job_env: JobEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Sixty rules (two batches), each matching three events, so their runs are written together. Building the
+    part of the alerts one rule shares (``RunAlerts.for_run``) fails for one rule of the first batch: that
+    rule's run fails with its record, as on the sequential path; every other rule, in both batches, alerts.
+
+    No rule file makes it fail today: the loader bounds a file's size and nesting, and every value TOML can
+    hold (non-finite numbers, integers beyond 64 bits, dates and times, odd keys) is built, then serialized
+    or left to fail alert by alert. So the failure is injected where the shared part is built."""
+    rule_ids = [job_env.write_rule(rule_id=f"r{n:02}", name=f"Rule {n}") for n in range(60)]
+    job_env.index_events([cred_event(NOW - timedelta(minutes=2, seconds=n), _id=f"e{n}") for n in range(3)])
+    broken = "r10"
+    real = RunAlerts.for_run.__func__  # type: ignore[attr-defined]
+
+    def for_run(cls: type[RunAlerts], /, rule: Any, **kwargs: Any) -> RunAlerts:
+        if rule.rule_id == broken:
+            raise RuntimeError("the rule's shared alert fields cannot be built")
+        return real(cls, rule, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(RunAlerts, "for_run", classmethod(for_run))
+    job_env.set(concurrency="2")
+    capsys.readouterr()
+    code = job_env.run("--now", iso(NOW))
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("detection-job: unexpected error")] == []  # the pass went on
+    assert code == 1  # one rule failed
+    records = {record["rule"]["rule_id"]: record for record in job_env.executions_docs()}
+    assert sorted(records) == rule_ids
+    failed = records.pop(broken)
+    assert failed["execution"]["status"] == "failed"
+    assert "RuntimeError: the rule's shared alert fields cannot be built" in failed["execution"]["message"]
+    assert failed["window"]["searched_to"] is None
+    assert {record["execution"]["status"] for record in records.values()} == {"succeeded"}
+    alerted = {doc["kibana.alert.rule.rule_id"] for doc in job_env.alert_docs()}
+    assert alerted == set(rule_ids) - {broken}

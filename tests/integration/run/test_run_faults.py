@@ -1,4 +1,5 @@
-"""Elasticsearch hiccups, through a real proxy in front of the real node: retries, rejections, a kill."""
+"""Elasticsearch hiccups, through a real proxy in front of the real node: retries, rejections, a kill, and
+writes that Elasticsearch applies while the job has given up waiting for the answer."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,6 +15,7 @@ import pytest
 from job.cli import main as cli_main
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
+from tests.integration.run.test_run_suppression import ONE_HOUR, PER_EXECUTION
 
 pytestmark = pytest.mark.integration
 
@@ -142,3 +145,65 @@ def test_killed_between_two_bulk_pages_then_rerun_gives_the_exact_set(job_env: J
     assert interrupted["execution"]["message"] == "Run interrupted: no completion was recorded"
     assert interrupted["execution"]["interrupted_by"] == rerun["execution"]["uuid"]
     assert rerun["execution"]["status"] == "succeeded"
+
+
+@dataclass(frozen=True)
+class LateBulk:
+    """A run whose first alerts bulk request Elasticsearch applies while the job times out and retries it."""
+
+    extra: str  # of the rule file
+    max_signals: int
+    before: int  # events alerted by a clean run before (the alert a suppressed run then updates)
+    events: int  # new events of the faulted run
+    metrics: dict[str, int]  # of the faulted run's record
+
+
+LATE_BULKS = {
+    # 250 events paged: the first request holds the first 100 alerts, which is the cap.
+    "capped run": LateBulk("", 100, 0, 250, {"alerts_created": 100, "duplicates_skipped": 0}),
+    # 20 events read whole by the first page, written with the pass's other small runs.
+    "small run": LateBulk("", 10000, 0, 20, {"alerts_created": 20, "duplicates_skipped": 0}),
+    "suppressed, new alert": LateBulk(
+        PER_EXECUTION,
+        100,
+        0,
+        3,
+        {"alerts_created": 1, "duplicates_skipped": 0, "suppression_groups": 1, "suppressed_docs": 2},
+    ),
+    "suppressed, updated alert": LateBulk(
+        ONE_HOUR,
+        100,
+        1,
+        2,
+        {"alerts_created": 0, "alerts_updated": 1, "suppression_groups": 1, "suppressed_docs": 2},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LATE_BULKS.values(), ids=LATE_BULKS.keys())
+def test_a_bulk_applied_after_the_client_gave_up_counts_as_created_by_the_run(
+    job_env: JobEnv, proxy: FaultProxy, case: LateBulk
+) -> None:
+    """Elasticsearch applies the alerts' bulk request; its answer comes after the job's request timeout, so the
+    job retries and gets 409 for every alert it wrote itself. Those alerts are this run's: the cap stays
+    exact and the record counts them as created (or updated), not as duplicates."""
+    rule_id = job_env.write_rule(extra=case.extra, max_signals=case.max_signals)
+    earlier = NOW - timedelta(minutes=10)
+    if case.before:
+        job_env.index_events([cred_event(earlier - timedelta(minutes=4, seconds=i)) for i in range(case.before)])
+        assert job_env.run("--now", iso(earlier)) == 0
+    start = NOW - timedelta(minutes=8)
+    events = [cred_event(start + timedelta(seconds=i), _id=f"e{i:03}") for i in range(case.events)]
+    job_env.index_events(events)
+    job_env.set(es_request_timeout="3")
+    proxy.answer_late(r"^/_bulk", seconds=6)  # the alerts' bulk requests (execution records go to their index)
+    code = job_env.run("--now", iso(NOW))
+    assert proxy.state.injected == 1 and proxy.count(r"^/_bulk") >= 2  # applied, timed out, retried
+    record = job_env.executions_docs(rule_id)[-1]
+    assert code == 0, record["execution"]
+    if case.events > case.max_signals:  # exactly the cap: the earliest events, and the next run starts after them
+        alerted = sorted(doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id))
+        assert len(alerted) == case.max_signals, f"{len(alerted)} alerts for a cap of {case.max_signals}"
+        assert alerted == [f"e{i:03}" for i in range(case.max_signals)]
+        assert record["window"]["searched_to"] == iso(start + timedelta(seconds=case.max_signals))
+    assert {name: record["metrics"].get(name, 0) for name in case.metrics} == case.metrics

@@ -1,10 +1,12 @@
-"""The write-ahead execution record: killed and interrupted runs are visible, and lose no window."""
+"""The write-ahead execution record: killed and interrupted runs are visible, and lose no window; a run
+stopped early (its lease, its cap) is continued where it stopped."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,8 +18,9 @@ from job.retry import RetryPolicy
 from job.rules import load_rule
 from job.run.runner import RunContext, run_rule
 from job.settings import load_settings
+from job.writing.writer import MAX_ALERTS_WARNING
 from tests.faultproxy import FaultProxy
-from tests.integration.run.conftest import JobEnv, cred_event, iso
+from tests.integration.run.conftest import EVENT_MAPPING, JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint, run_job
 
 pytestmark = pytest.mark.integration
@@ -207,3 +210,94 @@ def test_a_rule_whose_run_was_interrupted_is_due_at_the_next_pass(job_env: JobEn
     # That run ended by itself: the rule's cadence counts from it.
     assert job_env.run_due("--now", iso(NOW + timedelta(minutes=10))) == 0
     assert len(job_env.executions_docs(rule_id)) == 2
+
+
+OVERRIDE = 'timestamp_override = "event.ingested"'  # with the @timestamp fallback (not disabled)
+INGESTED_MAPPING = {
+    "dynamic_templates": EVENT_MAPPING["dynamic_templates"],
+    "properties": {"@timestamp": {"type": "date"}, "event": {"properties": {"ingested": {"type": "date"}}}},
+}
+
+
+def _ingested_events(job_env: JobEnv) -> dict[str, datetime]:
+    """300 events ingested in order over the 100 minutes before ``NOW - 10m`` (each some seconds after it
+    happened), and 3 without ``event.ingested`` an hour before ``NOW`` (their ``@timestamp`` decides, and
+    they sort after every event that has the field); indexed, then one run at ``NOW - 2h`` (before them all),
+    so the next run at ``NOW`` catches up two hours. Where each event lies in the window, by id."""
+    start = NOW - timedelta(minutes=110)
+    ingested = {f"e{i:03}": start + timedelta(seconds=20 * i) for i in range(300)}
+    events = [
+        cred_event(
+            moment - timedelta(seconds=7),
+            _id=doc_id,
+            event={"kind": "alert", "action": "cred_theft_event", "ingested": iso(moment)},
+        )
+        for doc_id, moment in ingested.items()
+    ]
+    lacking = {f"n{i}": NOW - timedelta(minutes=60, seconds=i) for i in range(3)}
+    events += [cred_event(moment, _id=doc_id) for doc_id, moment in lacking.items()]
+    job_env.index_events(events, mapping=INGESTED_MAPPING)
+    assert job_env.run("--now", iso(NOW - timedelta(hours=2))) == 0
+    return ingested | lacking
+
+
+def _continues_where_it_stopped(
+    job_env: JobEnv, rule_id: str, record: dict[str, Any], key: dict[str, datetime], before: set[str]
+) -> set[str]:
+    """The events alerted now, after checking that the run of ``record`` alerted some more than ``before`` and
+    that the next run starts after its start and before every event not alerted yet."""
+    alerted = set(_alerted(job_env, rule_id))
+    assert before < alerted < set(key), "the run alerted nothing new, or everything"
+    searched_to = record["window"]["searched_to"]
+    assert searched_to > record["window"]["from"], "the run did not advance: the next run starts over"
+    waiting = min(iso(key[doc_id]) for doc_id in set(key) - alerted)
+    assert waiting >= searched_to, "an event not alerted yet lies before where the next run starts"
+    return alerted
+
+
+def test_a_stopped_run_of_a_rule_with_a_timestamp_override_is_continued_mid_window(
+    job_env: JobEnv, es_url: str
+) -> None:
+    """A rule with ``timestamp_override`` (and the ``@timestamp`` fallback) catching up two hours: each run
+    stops on its lease after a page or two (the proxy holds its second page past the stop time). The next
+    run continues where it stopped, never later than an event not alerted yet (those lacking the override
+    field included), so the runs make progress and the window is closed."""
+    job_env.set(page_size="50", run_timeout="8s")
+    rule_id = job_env.write_rule(extra=OVERRIDE)
+    key = _ingested_events(job_env)
+
+    def stopped_run(now: datetime, proxy: FaultProxy) -> dict[str, Any]:
+        # The second page of the point in time comes back once the run's stop time (0.9 of its lease) has passed.
+        proxy.delay(r"^/_search", method="POST", after=1, seconds=7.2)
+        job_env.run("--now", iso(now))
+        record = job_env.executions_docs(rule_id)[-1]
+        assert record["execution"]["status"] == "partial failure", record["execution"]
+        assert any("stopped searching before its lease" in warning for warning in record["execution"]["warnings"])
+        return record
+
+    with FaultProxy(es_url) as proxy:
+        job_env.set(es_hosts=proxy.url)
+        alerted = _continues_where_it_stopped(job_env, rule_id, stopped_run(NOW, proxy), key, set())
+        later = stopped_run(NOW + timedelta(minutes=10), proxy)
+        _continues_where_it_stopped(job_env, rule_id, later, key, alerted)
+
+    job_env.set(es_hosts=es_url)
+    assert job_env.run("--now", iso(NOW + timedelta(minutes=20))) == 0
+    assert _alerted(job_env, rule_id) == sorted(key)
+
+
+def test_a_capped_run_of_a_rule_with_a_timestamp_override_is_continued_where_the_cap_stopped_it(
+    job_env: JobEnv,
+) -> None:
+    """The same rule reaching its cap (100) while catching up: the next run starts at the first event not
+    alerted (or earlier, at the first event lacking the override field), not at the window start, which
+    would read everything again and move the window back by the look-back at every run."""
+    rule_id = job_env.write_rule(extra=OVERRIDE, max_signals=100)
+    key = _ingested_events(job_env)
+    alerted: set[str] = set()
+    for minutes in (0, 10):
+        job_env.run("--now", iso(NOW + timedelta(minutes=minutes)))
+        record = job_env.executions_docs(rule_id)[-1]
+        assert MAX_ALERTS_WARNING in record["execution"]["warnings"]
+        alerted = _continues_where_it_stopped(job_env, rule_id, record, key, alerted)
+        assert len(alerted) == 100 * (minutes // 10 + 1)

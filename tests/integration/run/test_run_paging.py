@@ -1,4 +1,4 @@
-"""Paging: equal timestamps across page boundaries, and an expired point in time."""
+"""Paging: equal timestamps across page boundaries, an expired point in time, and the largest pages."""
 
 from __future__ import annotations
 
@@ -65,3 +65,20 @@ def test_an_expired_point_in_time_is_reopened_and_nothing_is_skipped(job_env: Jo
     assert alerted == {f"e{i}" for i in range(450)}
     [execution] = job_env.executions_docs(rule_id)
     assert execution["metrics"]["pit_reopened"] == 1
+
+
+def test_a_page_size_above_five_thousand_alerts_every_event(job_env: JobEnv) -> None:
+    """Settings accept pages of up to 10,000 events; the duplicate check of a page looks in two indices (the
+    alerts alias and the dead letters), and must stay within Elasticsearch's result window whatever the page."""
+    job_env.set(page_size="8000")
+    rule_id = job_env.write_rule()
+    start = NOW - timedelta(minutes=14)
+    job_env.index_events([cred_event(start + timedelta(milliseconds=50 * i), _id=f"e{i}") for i in range(9000)])
+    code = job_env.run("--now", iso(NOW))
+    [execution] = job_env.executions_docs(rule_id)
+    assert execution["execution"]["status"] == "succeeded", execution["execution"]["message"]
+    assert code == 0
+    assert execution["metrics"]["pages"] == 2
+    assert execution["metrics"]["alerts_created"] == 9000
+    alerted = {doc["kibana.alert.ancestors"][0]["id"] for doc in job_env.alert_docs(rule_id)}
+    assert alerted == {f"e{i}" for i in range(9000)}

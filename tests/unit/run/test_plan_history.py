@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from job.execlog.execution import STATUS_ORDER, Execution
-from job.execlog.history import RuleHistory, _history
+from job.execlog.history import RuleHistory, plan_history
 from job.execlog.lease import Runner, abandoned, finished, pid_alive, started
 from job.run.plan import plan_run
 from job.window import Gap, Window
@@ -177,7 +177,7 @@ def _bucket(hits: list[object]) -> dict[str, object]:
     ],
 )
 def test_the_history_hands_back_the_newest_completed_runs_state(hits: list[object], state: object) -> None:
-    assert _history(_bucket(hits)).state == state
+    assert plan_history(_bucket(hits)).state == state
 
 
 def test_planning_hands_the_state_to_the_run() -> None:
