@@ -117,9 +117,12 @@ unit: $(STAMP)
 demo: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m job.demo
 
-# Not part of make test: it prints PASS/FAIL per target and never fails (bench/suite.py).
+# Not part of make test: it prints PASS/FAIL per target and never fails (bench/suite.py). The ES|QL figure
+# runs on the ES|QL node, which it starts beside the plain one.
 bench: $(STAMP) es-up
-	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench
+	@ESQL=1 ES_VERSION=8 $(PYTHON) esnode/esnode.py up
+	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) \
+		BENCH_ESQL_HOSTS=$$(ESQL=1 ES_VERSION=8 $(PYTHON) esnode/esnode.py url) $(PY) -m bench
 
 # ElastAlert 2 on the same events, in .venv-peers (Python 3.12+; skipped without one). Never fails.
 bench-peers: $(STAMP) es-up

@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from bench import data
+from bench import data, esql
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
@@ -351,6 +351,15 @@ class Bench:
             )
         )
 
+    # -- ES|QL --------------------------------------------------------------------------------------
+
+    def esql_vs_query(self) -> None:
+        url = esql.esql_url()
+        if url is None:
+            self.rows.append(Row("ES|QL rule / query rule", "not measured: no ES|QL node (BENCH_ESQL_HOSTS)"))
+            return
+        self.rows += esql.esql_vs_query(Bench(url, self.work), Row)
+
     # -- start and translation ---------------------------------------------------------------------
 
     def start_and_kql(self) -> None:
@@ -409,6 +418,7 @@ def main(argv: list[str]) -> int:
             bench.no_matches,
             bench.shipped_rules,
             bench.generated_rules,
+            bench.esql_vs_query,
         ]
         wanted = set(argv)
         for part in parts:
