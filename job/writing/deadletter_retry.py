@@ -1,5 +1,6 @@
 """Re-attempt dead-lettered events: fetch each event again, build its alert with the current rule file,
-create it, and delete the entry once the alert exists (also when it already existed).
+create it, and delete the entry once the alert exists (also when it already existed). An ES|QL rule's
+entries are kept, with the reason: its alert needs the query's row, not only the event.
 
 An entry that still fails keeps its place, with the new reason and time, and is reported.
 """
@@ -21,6 +22,11 @@ from job.writing.deadletter import DeadLetter
 from job.writing.writer import build_writes
 
 CHUNK = 200
+# An ES|QL alert is built from its query's row, which is not kept: the event alone does not rebuild it.
+ESQL_NOT_RETRIED = (
+    "an ES|QL rule's alert is built from its query's row, which retry cannot read back; a run whose window "
+    "holds the row writes it"
+)
 
 
 @dataclass
@@ -50,11 +56,17 @@ def _attempt(
     writes: list[AlertWrite] = []
     by_id: dict[str, DeadLetter] = {}
     failing: list[DeadLetter] = []
-    for letter, hit in zip(letters, _fetch(es, policy, letters), strict=True):
+    retried: list[DeadLetter] = []
+    for letter in letters:
         rule = rules.get(letter.rule_id)
         if rule is None:
             failing.append(replace(letter, reason="the rule is not in DETECTION_RULES_DIR", time=now))
-            continue
+        elif rule.type == "esql":
+            failing.append(replace(letter, reason=ESQL_NOT_RETRIED, time=now))
+        else:
+            retried.append(letter)
+    for letter, hit in zip(retried, _fetch(es, policy, retried) if retried else [], strict=True):
+        rule = rules[letter.rule_id]
         if hit is None:
             failing.append(replace(letter, reason="the event no longer exists", time=now))
             continue

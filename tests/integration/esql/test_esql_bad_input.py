@@ -12,7 +12,11 @@ import pytest
 
 from job.cli import main as cli_main
 from job.esql.inject import METADATA_ID_REQUIRED
+from job.retry import RetryPolicy
 from job.ruletypes.esql import errors
+from job.writing import deadletter
+from job.writing.deadletter import DeadLetter
+from job.writing.deadletter_retry import ESQL_NOT_RETRIED
 from tests.integration.esql.conftest import EsqlJob
 from tests.integration.run.conftest import iso
 
@@ -151,3 +155,18 @@ def test_validate_gives_up_on_a_query_the_engine_never_answers(
     assert cli_main(["validate"]) == 0
     [warning] = [line for line in capsys.readouterr().out.splitlines() if f"{hung}.toml:" in line]
     assert "query: not checked, Elasticsearch did not answer within 3s (DETECTION_ES_REQUEST_TIMEOUT)" in warning
+
+
+def test_deadletter_retry_keeps_an_esql_rows_entry_and_says_why(
+    esql_job: EsqlJob, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ES|QL alert is built from its row, which retry cannot read back (an aggregating row has no event)."""
+    rule_id = esql_job.rule("FROM {events} | STATS n = COUNT(*) BY user.name", name="counts")
+    assert cli_main(["setup"]) == 0
+    letter = DeadLetter("", "row-alert-id", rule_id, "counts", "default", "x", "index", "refused", NOW)
+    deadletter.write(esql_job.es, RetryPolicy(), esql_job.dead_letters, [letter])
+    esql_job.es.indices.refresh(index=esql_job.dead_letters)
+    assert cli_main(["deadletter", "retry"]) == 1
+    out = capsys.readouterr().out
+    assert f"still failing: rule {rule_id}, event /row-alert-id: {ESQL_NOT_RETRIED}" in out
+    assert "0 alerts created, 0 already existed, 1 entries still failing" in out
