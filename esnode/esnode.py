@@ -30,7 +30,7 @@ even if pytest is killed)::
     node.restart()    # start again (stopping it first if alive): same data, same ports; waits until it serves
     node.pause()      # SIGSTOP: the process hangs, connections stay open, nothing answers
     node.resume()     # SIGCONT
-    node.stop()       # graceful shutdown
+    node.stop()       # graceful shutdown; False when it had to be SIGKILLed after 30 s
 
     cluster = esnode.start_cluster(workdir, nodes=3, watch_stdin=True)   # Cluster, green
     cluster.hosts                          # "http://127.0.0.1:p0,http://...": DETECTION_ES_HOSTS

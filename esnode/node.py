@@ -234,10 +234,11 @@ class RunningNode:
             self.process.send_signal(signal.SIGCONT)
         self.paused = False
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Graceful shutdown (closing standard input, or SIGTERM); SIGKILL after ``timeout``."""
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Graceful shutdown (closing standard input, or SIGTERM); SIGKILL after ``timeout``. False when it had
+        to be killed."""
         if self.process is None:
-            return
+            return True
         if self.alive:
             self.resume()
             if self.process.stdin is not None:
@@ -249,8 +250,10 @@ class RunningNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                return False
         elif self.process.stdin is not None:
             self.process.stdin.close()
+        return True
 
     def restart(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Start again with the same data and ports (stopping gracefully first if alive); wait until it serves."""
