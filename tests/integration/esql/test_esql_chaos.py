@@ -1,5 +1,6 @@
 """Chaos, ES|QL: the job as a process on the 8.19 ES|QL node, SIGKILLed at seeded requests of a schedule of
-runs (the ``_query`` call and the source fetch among them), with events whose alerts Elasticsearch refuses.
+runs (while alerts are written, at the ``_query`` call, at the source fetch, at one of the pass's
+requests), with events whose alerts Elasticsearch refuses.
 After every run that completes, the alerts equal a clean reference run's exactly (none missing, none twice),
 the refused events are dead-lettered, and every killed run that had started is recorded ``failed``: the ids,
 and the excluded events kept by the runs that completed, make overlapping and repeated runs converge."""
@@ -22,9 +23,14 @@ POISON = [f"poison-{k}" for k in range(len(SCHEDULE))]  # one new in each window
 QUERY = 'FROM {events} METADATA _id | WHERE event.kind == "alert" AND event.action == "cred_theft_event"'
 
 
-def _kinds(env: JobEnv) -> tuple[KillKind, list[KillKind]]:
-    """(the kill that lands while alerts are written, kills that land in every run)."""
+def _kinds(env: JobEnv) -> tuple[KillKind, list[KillKind], list[KillKind]]:
+    """(the kill that lands while alerts are written, kills at the ES|QL type's own requests, kills at the
+    pass's requests every run makes)."""
     executions, alerts, dead = env.executions, env.alerts, env.dead_letters
+    esql = [
+        KillKind("esql-query", r"^/_query/async", Phase.DURING, forwarded_phase=Phase.DURING),
+        KillKind("source-fetch", rf"^/{env.prefix}-events", Phase.DURING),
+    ]
     every_run = [
         KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
         KillKind(
@@ -33,8 +39,6 @@ def _kinds(env: JobEnv) -> tuple[KillKind, list[KillKind]]:
             Phase.BEFORE_RECORD,
             forwarded_phase=Phase.DURING,
         ),
-        KillKind("esql-query", r"^/_query/async", Phase.DURING, forwarded_phase=Phase.DURING),
-        KillKind("source-fetch", rf"^/{env.prefix}-events", Phase.DURING),
         KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING),
         KillKind(
             "final-record",
@@ -43,7 +47,7 @@ def _kinds(env: JobEnv) -> tuple[KillKind, list[KillKind]]:
             forwarded_phase=Phase.AFTER_RECORD,
         ),
     ]
-    return KillKind("bulk", r"^/_bulk", Phase.DURING, forwarded_phase=Phase.DURING), every_run
+    return KillKind("bulk", r"^/_bulk", Phase.DURING, forwarded_phase=Phase.DURING), esql, every_run
 
 
 def test_kills_of_esql_runs_leave_the_exact_alert_set_and_every_interrupted_run_recorded(
@@ -64,14 +68,16 @@ def test_kills_of_esql_runs_leave_the_exact_alert_set_and_every_interrupted_run_
     assert not last_alerted & last_dead
 
     rng = random.Random(SEED)
-    writing, every_run = _kinds(env)
+    writing, esql, every_run = _kinds(env)
+    # per scheduled run: a kill while alerts are written, one more (the _query call, the source fetch, then
+    # one of the pass's own requests), then the run to completion
+    others = [*esql, rng.choice(every_run)]
     steps: list[Step] = []
-    for time_index in range(len(SCHEDULE)):  # per run: a kill while writing, two more, then the run to completion
-        kinds = [writing, *rng.sample(every_run, 2)]
-        steps += [Step(time_index, kind.point(rng)) for kind in kinds]
+    for time_index in range(len(SCHEDULE)):
+        steps += [Step(time_index, kind.point(rng)) for kind in (writing, others[time_index])]
         steps.append(Step(time_index))
     played = harness.play(steps, reference)
-    assert played.fired == 3 * len(SCHEDULE), played.log
+    assert played.fired == 2 * len(SCHEDULE), played.log
     assert played.interrupted >= 1, played.log
     assert set(harness.alerted()) == last_alerted
     [last] = played.records[-1]  # the last run kept the events it excluded for the next one
