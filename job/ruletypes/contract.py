@@ -11,11 +11,15 @@ alerts. It provides (:class:`RuleType`):
   ids) handed to the run's writer, and how far the window was searched (:class:`Outcome`);
 * the alert fields it adds, through the :class:`job.writing.writer.AlertMaker` its writer builds with;
 * optionally ``probe`` and ``read_whole``: a first page read with other rules' in one ``_msearch``, and the
-  would-be alerts of a window that page read whole (written with other small runs').
+  would-be alerts of a window that page read whole (written with other small runs');
+* optionally ``check_on_cluster`` (:class:`ClusterChecks`): what ``validate`` finds by asking a reachable
+  cluster about a query only Elasticsearch can judge (ES|QL).
 
 The **pass** (``job/run/``) owns the window, the execution record, the cap and the writing. A rule type gets
 from it (:class:`PlanInputs`, :class:`RunTools`): the client, the retry policy, the settings, the clock, the
-cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the run's metrics.
+cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the deadline, and the
+run's metrics; and what its last completed run of the rule kept (``RunPlan.state``, from ``Outcome.state``
+in the execution record).
 A type imports the shared folders below it, never the pass and never another type.
 """
 
