@@ -8,7 +8,8 @@ the run may write tells whether more are left), leaving out the events already a
 3. a non-aggregating page's events are fetched by id and merged with their rows; every row becomes a
    would-be alert with Kibana's id (``alerts``), and those without an alert yet are written up to the cap;
 4. the page's events join the excluded ones (all but the one behind the last row, whose other rows may be
-   on the next page);
+   on the next page, and, unlike Kibana, those whose rows the cap cut: the next run, which searches the window
+   again, alerts them);
 5. stop at the cap (Kibana's max-signals warning), when the page held fewer rows than asked (nothing
    left), after an aggregating page (the next would hold the same rows), when a page excluded no new event
    (the next would be the same page), or when the run must stop (its lease, SIGTERM).
@@ -39,7 +40,7 @@ from job.ruletypes.esql.compiled import EsqlQuery, EsqlSearch
 from job.ruletypes.esql.engine import Engine
 from job.ruletypes.esql.maker import esql_writes
 from job.ruletypes.esql.request import EsqlRequest, build_request, page_size
-from job.ruletypes.esql.response import EsqlResult, missing_id_warning, partial_results_warning
+from job.ruletypes.esql.response import MAX_ROWS, EsqlResult, missing_id_warning, partial_results_warning
 from job.ruletypes.esql.sources import FetchedEvent, row_ids
 from job.writing.writer import Candidate
 
@@ -86,13 +87,18 @@ class Pages:
             return result, {}
         return result, self.engine.fetch(self.compiled.indices, row_ids(result.rows))
 
-    def exclude(self, result: EsqlResult, events: dict[str, list[FetchedEvent]]) -> bool:
-        """Add the page's events to the excluded ones; whether any was new, i.e. whether a next page can differ."""
+    def exclude(
+        self, result: EsqlResult, events: dict[str, list[FetchedEvent]], cut: Iterable[WouldBeAlert] = ()
+    ) -> bool:
+        """Add the page's events to the excluded ones, but those of rows ``cut`` by the cap (unlike Kibana, which
+        excludes them too: the next run, which searches the window again, alerts them); whether any was new,
+        i.e. whether a next page can differ."""
         before = excluded.count(self.kept)
         assert self.search.timestamps is not None
+        unhandled = {(alert.index, alert.event_id) for alert in cut}
         excluded.update_excluded(
             self.kept,
-            [event for found in events.values() for event in found],
+            [event for found in events.values() for event in found if (event.index, event.id) not in unhandled],
             result.rows,
             aggregating=self.compiled.aggregating,
             exhausted=self.exhausted(result),
@@ -124,7 +130,9 @@ def first_pages(rule_query: EsqlQuery, run: RunPlan, search: EsqlSearch, engine:
         has_mv_expand=bool(rule_query.mv_expand),
         window_start=search.window.start,
     )
-    return Pages(search, rule_query, page_size(run.cap), kept, engine)
+    # An answer holds at most 10,000 rows (esql.query.result_truncation_max_size's default): a fuller page than
+    # that would be cut short without a word, so a page asks for at most that many (a full page: ask again).
+    return Pages(search, rule_query, min(page_size(run.cap), MAX_ROWS), kept, engine)
 
 
 def engine_for(tools: RunTools) -> Engine:
@@ -175,7 +183,7 @@ def execute(rule: Rule, run: RunPlan, search: EsqlSearch, tools: RunTools) -> Ou
                 new = writer.new(candidates)
                 left = writer.offer(new)
                 offered.update(candidate.doc_id for candidate in new[: len(new) - len(left)])
-                grew = pages.exclude(result, events)
+                grew = pages.exclude(result, events, [candidate.item for candidate in left])
                 if left:
                     pages.warn(errors.MAX_SIGNALS_WARNING)
                     outcome.searched_to = early

@@ -169,9 +169,9 @@ class _Groups:
                 groups.append(group)
         return lone, groups
 
-    def write(self, groups: Sequence[RowGroup], room: int) -> bool:
-        """Fold each group into its open alert or give it one, at most ``room`` new alerts; whether groups were
-        left over for want of room."""
+    def write(self, groups: Sequence[RowGroup], room: int) -> list[RowGroup]:
+        """Fold each group into its open alert or give it one, at most ``room`` new alerts; the groups left over
+        for want of room."""
         now = self.tools.clock()
         duration = self.suppression.duration
         since = duration_start(now, duration) if duration is not None else self.window.start
@@ -179,7 +179,7 @@ class _Groups:
         if duration is None:  # per rule execution: only the alerts this run wrote take in more rows
             found = {key: alert for key, alert in found.items() if self.mine.get(key) == alert.doc_id}
         fresh = [group for group in groups if group.instance not in found]
-        left = len(fresh) > room
+        left = fresh[max(room, 0) :]
         self.create(fresh[: max(room, 0)])
         updates = [
             (group, Update(found[group.instance], update_document(found[group.instance], group.group(), now)))
@@ -274,8 +274,10 @@ def execute_suppressed(rule: Rule, run: RunPlan, search: EsqlSearch, tools: RunT
             writer.cap = run.cap - grouped.created  # the groups' alerts count against the cap too
             left = writer.offer([Candidate(alert.id, alert) for alert in lone])
             writer.settle_all()
-            truncated = grouped.write(groups, run.cap - ordinary.units - grouped.created) or bool(left)
-            grew = pages.exclude(result, events)
+            left_groups = grouped.write(groups, run.cap - ordinary.units - grouped.created)
+            truncated = bool(left or left_groups)
+            cut = [candidate.item for candidate in left] + [alert for group in left_groups for _, alert in group.rows]
+            grew = pages.exclude(result, events, cut)
             if truncated or ordinary.units + grouped.created + grouped.suppressed_docs >= run.cap:
                 pages.warn(errors.SUPPRESSION_MAX_SIGNALS_WARNING)
                 outcome.searched_to = early

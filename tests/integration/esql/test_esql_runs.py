@@ -155,3 +155,32 @@ def test_exceptions_filter_the_source_events_not_computed_columns(esql_job: Esql
     assert _events_alerted(esql_job, renamed) == ["e0", "e1", "e2"]  # "who" is no field of the events
     [alert] = [alert for alert in esql_job.alerts(on_events) if alert["kibana.alert.ancestors"][0]["id"] == "e0"]
     assert alert["kibana.alert.rule.exception_item_ids"] == ["u1"]
+
+
+def test_a_row_the_cap_cut_is_not_excluded_so_the_next_run_alerts_it(esql_job: EsqlJob) -> None:
+    """Kibana excludes every fetched event but the last row's (all of them once the search is exhausted), also
+    those whose rows the cap cut: past the look-back they are never alerted. Here only the events whose rows
+    were handled are excluded."""
+    esql_job.index(_logins(6))  # e0 .. e5, one a minute, e5 a minute before T0
+    query = "FROM {events} METADATA _id | SORT @timestamp"
+    rule_id = esql_job.rule(query, from_="now-3m", max_signals=2)
+    _run(esql_job, T0 - timedelta(minutes=3))  # window T0-6m .. T0-3m: e0 .. e3, the cap writes e0 and e1
+    # a run whose state was lost (a new log): page 1 has e0 .. e3, two duplicates, e2 and e3 written; page 2
+    # (the last) has e4 and e5, and the cap leaves room for e4 only
+    esql_job.set(executions_index=f"{esql_job.prefix}-executions-2")
+    esql_job.rule(query, rule_id=rule_id, from_="now-10m", max_signals=3)
+    _run(esql_job)
+    assert _events_alerted(esql_job, rule_id) == ["e0", "e1", "e2", "e3", "e4"]
+    [capped] = _records_in(esql_job, rule_id)
+    assert capped["execution"]["warnings"] == [errors.MAX_SIGNALS_WARNING]
+    kept = {entry["id"] for entry in capped["state"]["excludedDocuments"][esql_job.events_index()]}
+    assert kept == {"e0", "e1", "e2", "e3", "e4"}  # e5's row was cut: the next run must see it
+    _run(esql_job, T0 + timedelta(minutes=1))  # the window again, from the capped run's start
+    assert _events_alerted(esql_job, rule_id) == [f"e{i}" for i in range(6)]
+
+
+def _records_in(job: EsqlJob, rule_id: str) -> list[dict[str, Any]]:
+    index = f"{job.prefix}-executions-2"
+    job.es.indices.refresh(index=index)
+    hits = job.es.search(index=index, query={"term": {"rule.rule_id": rule_id}}, sort=[{"execution.start": "asc"}])
+    return [dict(hit["_source"]) for hit in hits["hits"]["hits"]][:1]
