@@ -40,7 +40,8 @@ from job.rules.validation import Finding
 from job.search.probes import Probe
 from job.settings import Settings
 from job.window import Gap, Window, isoformat
-from job.writing.writer import AlertWriter, Candidate, RunWrites
+from job.writing.run_writer import AlertWriter
+from job.writing.writer import Candidate, RunWrites
 
 FieldTypes = Mapping[str, str]
 Hit = dict[str, Any]

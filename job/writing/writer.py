@@ -15,18 +15,14 @@ writer does one thing in one order:
 5. **count** into the run's :class:`RunWrites`.
 
 A *unit* is what the cap counts: one candidate (a sequence of several documents is one unit, created when
-its first document is). :class:`AlertWriter` is one run's writer: it keeps the cap exact while up to
-``DETECTION_BULK_CONCURRENCY`` requests are in flight (each at most about :data:`REQUEST_BYTES`, so memory is
-bounded by what is in flight). :mod:`job.writing.together` runs the same steps for many runs at once.
+its first document is). :class:`job.writing.run_writer.AlertWriter` is one run's writer: it keeps the cap
+exact while requests are in flight; :mod:`job.run.small_runs` runs the same steps for many runs at once.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -47,11 +43,6 @@ log = logging.getLogger(__name__)
 MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
 DEAD_LETTER_SAMPLES = 3
 EXECUTION_UUID = "kibana.alert.rule.execution.uuid"
-# Alerts per bulk request: about this many bytes (a page of 1,000 Endgame alerts is 17 MB), so requests in
-# flight hold little memory and writing overlaps building at a finer grain; the first request of a run
-# holds FIRST_SLICE candidates, which tells the size of its alerts.
-REQUEST_BYTES = 4 * 1024 * 1024
-FIRST_SLICE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,116 +291,3 @@ def build_writes(
         except Exception as exc:  # noqa: BLE001 - one event's failure is that event's, never the page's
             failures.append((hit, f"{type(exc).__name__}: {exc}"))
     return writes, failures
-
-
-@dataclass
-class AlertWriter:
-    """One run's writer: new candidates in, written up to the cap, with requests in flight.
-
-    Writes overlap with searching: up to ``DETECTION_BULK_CONCURRENCY`` requests are in flight while the next
-    page is read and built. The cap stays exact: units in flight count against it until their answer says how
-    many were created.
-    """
-
-    es: Elasticsearch
-    policy: RetryPolicy
-    settings: Settings
-    run: RunWrites
-    cap: int
-    clock: Callable[[], datetime]
-    reserved: int = 0
-    slice: int = FIRST_SLICE  # candidates per bulk request, adjusted to the size of their documents
-    in_flight: deque[tuple[Future[None], Built]] = field(default_factory=deque)
-    pool: ThreadPoolExecutor | None = None
-
-    def new(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """The candidates that have neither an alert nor a dead-letter entry yet."""
-        if not candidates:
-            return []
-        return dedupe(self.es, self.policy, self.settings, [(self.run, candidates)])[0]
-
-    @property
-    def room(self) -> int:
-        """Units the cap still allows, counting those in flight as created."""
-        return self.cap - self.run.units - self.reserved
-
-    def offer(self, candidates: Sequence[Candidate]) -> list[Candidate]:
-        """Write new candidates as far as the cap allows (waiting for answers in flight when it might be
-        reached); the ones left over, in order."""
-        rest = list(candidates)
-        while rest:
-            if self.room <= 0:
-                if not self.in_flight:
-                    break
-                self.settle_oldest()  # units in flight that were not created give room back
-                continue
-            batch, rest = rest[: self.room], rest[self.room :]
-            self.write(batch)
-        return rest
-
-    def write(self, batch: Sequence[Candidate]) -> None:
-        """Build the batch here and send it, in requests of about :data:`REQUEST_BYTES`; the answers are awaited
-        later (:meth:`settle_oldest`)."""
-        start = 0
-        while start < len(batch):
-            part = batch[start : start + self.slice]
-            start += len(part)
-            self._write_part(part)
-
-    def _write_part(self, candidates: Sequence[Candidate]) -> None:
-        """A part is built only once fewer than ``DETECTION_BULK_CONCURRENCY`` are in flight, so at most that
-        many requests' documents exist at once."""
-        while len(self.in_flight) >= self.settings.bulk_concurrency:
-            self.settle_oldest()
-        built = build(self.run, candidates, self.clock())
-        size = sum(len(write.body) for write in built.writes)
-        if built.units:  # the next parts hold about REQUEST_BYTES of documents of this size
-            self.slice = max(1, min(self.settings.page_size, REQUEST_BYTES * built.units // max(size, 1)))
-        self.reserved += built.units
-        if self.settings.bulk_concurrency <= 1:
-            done: Future[None] = Future()
-            try:
-                send(self.es, self.policy, self.settings, [built], self.clock)
-                done.set_result(None)
-            except BaseException as exc:  # noqa: BLE001 - raised where the answer is taken, as in a thread
-                done.set_exception(exc)
-            self.in_flight.append((done, built))
-            return
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(self.settings.bulk_concurrency, thread_name_prefix="bulk")
-        # The worker logs with this rule's context (job.logs keeps it in a ContextVar).
-        context = contextvars.copy_context()
-        future = self.pool.submit(context.run, send, self.es, self.policy, self.settings, [built], self.clock)
-        self.in_flight.append((future, built))
-
-    def settle_oldest(self) -> None:
-        """Wait for the oldest request in flight and count what it did; raises what writing it raised (its
-        counts then hold only what was answered)."""
-        future, built = self.in_flight.popleft()
-        self.reserved -= built.units
-        try:
-            future.result()
-        finally:
-            built.merge()
-
-    def settle_all(self) -> None:
-        """Wait for every request in flight; the first error is raised once all have ended."""
-        error: BaseException | None = None
-        while self.in_flight:
-            try:
-                self.settle_oldest()
-            except BaseException as exc:  # noqa: BLE001 - the others are still awaited and counted
-                error = error or exc
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-            self.pool = None
-        if error is not None:
-            raise error
-
-    def refresh(self) -> None:
-        """Make this run's alerts and dead letters visible to the next run's duplicate check."""
-        stats = self.run.stats
-        indices = [self.settings.alerts_index] if stats.created or stats.duplicates else []
-        indices += [self.settings.dead_letter_index] if self.run.dead_lettered else []
-        if indices:
-            self.policy.call(lambda: self.es.indices.refresh(index=indices))

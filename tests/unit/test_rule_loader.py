@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from job.errors import RuleError
 from job.rules import RuleFileError, load_rule, load_rules, read_rule
 from job.rules.files import MAX_FILE_BYTES
-from job.rules.loader import rule_from_data
+from job.rules.loader import prescan_rule_id, rule_from_data
 from job.ruletypes.registry import TYPES
 
 BASE = """\
@@ -319,3 +319,29 @@ def test_a_configmap_volume_loads_each_rule_once(tmp_path: Path) -> None:
     result = load_rules([tmp_path])
     assert result.problems == ()
     assert [Path(rule.source).name for rule in result.rules] == ["rule.toml"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[rule]\nrule_id = "abc-1"\nname = "x"\n', "abc-1"),
+        ('[rule]\n  rule_id  =  "abc-1"  # the id\n', "abc-1"),
+        ('[rule]\nrule_id = "a\\u0062c"\n', None),  # an escape: read by the parser only
+        ("[rule]\nrule_id = 'abc-1'\n", None),  # a literal string
+        ('[rule]\nrule_id = "a"\n[other]\nrule_id = "b"\n', None),  # two of them
+        ('[rule]\nrule_id = ""\n', None),
+        ("[rule]\nname = 'no id'\n", None),
+    ],
+)
+def test_the_pre_scan_reads_a_rule_id_only_when_sure(text: str, expected: str | None) -> None:
+    assert prescan_rule_id(text) == expected
+
+
+def test_a_shard_passes_over_the_other_shards_files_unparsed(tmp_path: Path) -> None:
+    line = 'rule_id = "00000000-0000-0000-0000-000000000001"'
+    (tmp_path / "mine.toml").write_text(BASE.replace(line, 'rule_id = "mine-1"'))
+    (tmp_path / "theirs.toml").write_text(BASE.replace(line, 'rule_id = "theirs-1"') + "\n[[broken")
+    (tmp_path / "unsure.toml").write_text(BASE.replace(line, "rule_id = 'unsure-1'"))
+    result = load_rules([tmp_path], keep=lambda rule_id: not rule_id.startswith("theirs-"))
+    assert result.passed_over == 1 and not result.problems  # the broken file of another shard is not read
+    assert sorted(rule.rule_id.split("-")[0] for rule in result.rules) == ["mine", "unsure"]

@@ -22,24 +22,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from job.alerts.build import RunAlerts
 from job.alerts.suppression import (
     Group,
     Terms,
     duration_start,
     instance_id,
     suppressed_alert_id,
-    suppression_fields,
     update_document,
 )
 from job.errors import JobError
 from job.execlog.metrics import RunMetrics
-from job.jsoncodec import document_bytes
 from job.lists.plan import ExceptionPlan
 from job.rules.model import Rule
 from job.rules.parts import AlertSuppression
 from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, stopped_message
 from job.ruletypes.query.execute import execute
+from job.ruletypes.query.group_alerts import group_writes
 from job.ruletypes.query.groups import (
     AGGREGATION,
     bucket_aggregations,
@@ -53,9 +51,8 @@ from job.ruletypes.query.groups import (
 )
 from job.search.clauses import TimestampFields, timestamp_fields
 from job.window import Window
-from job.writing.bulk import AlertWrite
 from job.writing.suppressed import Current, SuppressionStore, Update, settle
-from job.writing.writer import MAX_ALERTS_WARNING, AlertMaker, Candidate, RunWrites, build, dedupe, send
+from job.writing.writer import MAX_ALERTS_WARNING, Candidate, RunWrites, build, dedupe, send
 
 log = logging.getLogger(__name__)
 
@@ -77,28 +74,6 @@ EXECUTE_COUNTS = (
 )
 
 
-class GroupAlerts:
-    """The alert of a group: the alert of its earliest event, plus the suppression fields, under the group's id."""
-
-    def __init__(self, rule: Rule, alerts: RunAlerts, space_id: str) -> None:
-        self.rule = rule
-        self.alerts = alerts
-        self.space_id = space_id
-
-    def documents(self, item: Any, doc_id: str, now: datetime) -> list[AlertWrite]:
-        group: Group = item
-        alert = self.alerts.build(group.event, now=now)
-        alert.update(suppression_fields(group, self.rule.rule_id, self.space_id))
-        alert["kibana.alert.uuid"] = doc_id
-        event = group.event
-        return [AlertWrite(doc_id, document_bytes(alert), str(event["_index"]), str(event["_id"]))]
-
-    def dead_letter(self, item: Any, reason: str) -> tuple[str, str, str]:
-        """A group is dead-lettered under its earliest event."""
-        group: Group = item
-        terms = ", ".join(f"{name}={value!r}" for name, value in group.terms)
-        why = f"the alert of the group {terms} ({group.count} events): {reason}"
-        return str(group.event["_index"]), str(group.event["_id"]), why
 
 
 @dataclass
@@ -323,17 +298,6 @@ class _Run:
         metrics.dead_lettered += writes.dead_lettered
         metrics.suppression_groups = self.groups
         metrics.suppressed_docs = self.suppressed_docs
-
-
-def group_writes(rule: Rule, tools: RunTools) -> RunWrites:
-    """The writing of a suppressed run: one alert per group."""
-    space_id = tools.settings.space_id
-
-    def make(now: datetime) -> AlertMaker:
-        alerts = RunAlerts.for_run(rule, now=now, execution_uuid=tools.execution_uuid, space_id=space_id)
-        return GroupAlerts(rule, alerts, space_id)
-
-    return RunWrites(rule.rule_id, rule.name, space_id, tools.execution_uuid, make)
 
 
 def execute_suppressed(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
