@@ -6,7 +6,7 @@ is refused (:func:`settle`, whatever a rule type's groups are)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -29,8 +29,10 @@ from job.alerts.suppression import (
 from job.errors import JobError
 from job.jsoncodec import document_bytes
 from job.retry import RetryPolicy
+from job.settings import Settings
 from job.window import Window
 from job.writing import bulk
+from job.writing.writer import RunWrites, build, send
 
 # Instance ids per lookup request.
 LOOKUP_CHUNK = 1000
@@ -204,3 +206,22 @@ def settle(
         update = Update(alert, update_document(alert, run.summary(group), now))
         answer = store.update_one(update)
     raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
+
+
+def dead_letter_group(
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    settings: Settings,
+    writes: RunWrites,
+    group: Any,
+    reason: str,
+    clock: Callable[[], datetime],
+) -> None:
+    """Dead-letter a group whose alert update Elasticsearch refused (its run's ``AlertMaker`` says under which
+    event), counted on ``writes``."""
+    built = build(writes, [], clock())
+    built.letters.append(writes.letter(group, "index", reason, clock()))
+    try:
+        send(es, policy, settings, [built], clock)
+    finally:
+        built.merge()

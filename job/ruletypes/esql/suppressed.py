@@ -50,7 +50,7 @@ from job.ruletypes.esql.maker import esql_writes, filed_under, hit_of
 from job.ruletypes.esql.merge import robust_get
 from job.window import Window, parse_timestamp
 from job.writing.bulk import AlertWrite
-from job.writing.suppressed import Current, SuppressionStore, Update, settle
+from job.writing.suppressed import Current, SuppressionStore, Update, dead_letter_group, settle
 from job.writing.writer import AlertMaker, Candidate, RunWrites, build, send
 
 
@@ -223,12 +223,7 @@ class _Groups:
 
     def dead_letter(self, group: RowGroup, reason: str) -> None:
         tools = self.tools
-        built = build(self.writes, [], tools.clock())
-        built.letters.append(self.writes.letter(group, "index", reason, tools.clock()))
-        try:
-            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
-        finally:
-            built.merge()
+        dead_letter_group(tools.es, tools.policy, tools.settings, self.writes, group, reason, tools.clock)
 
 
 def group_writes(rule: Rule, tools: RunTools) -> RunWrites:

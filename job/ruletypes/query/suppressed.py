@@ -51,7 +51,7 @@ from job.ruletypes.query.groups import (
 )
 from job.search.clauses import TimestampFields, timestamp_fields
 from job.window import Window
-from job.writing.suppressed import Current, SuppressionStore, Update, settle
+from job.writing.suppressed import Current, SuppressionStore, Update, dead_letter_group, settle
 from job.writing.writer import MAX_ALERTS_WARNING, Candidate, RunWrites, build, dedupe, send
 
 log = logging.getLogger(__name__)
@@ -219,12 +219,7 @@ class _Run:
 
     def dead_letter(self, group: Group, reason: str) -> None:
         tools = self.tools
-        built = build(self.writes, [], tools.clock())
-        built.letters.append(self.writes.letter(group, "index", reason, tools.clock()))
-        try:
-            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
-        finally:
-            built.merge()
+        dead_letter_group(tools.es, tools.policy, tools.settings, self.writes, group, reason, tools.clock)
 
     def first_left_over(self, after: Any, should_stop: Callable[[], bool]) -> datetime | None:
         """The first timestamp of the groups after the composite key ``after`` and, with ``doNotSuppress``, of
