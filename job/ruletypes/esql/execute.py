@@ -136,14 +136,10 @@ def first_pages(rule_query: EsqlQuery, run: RunPlan, search: EsqlSearch, engine:
 
 
 def engine_for(tools: RunTools) -> Engine:
-    return Engine(
-        tools.es,
-        tools.policy,
-        tools.clock,
-        tools.deadline,
-        tools.should_stop,
-        tools.settings.es_request_timeout,
-    )
+    """The run's engine; without a deadline from the pass (a caller that sets none), the lease's length from now
+    is the deadline, so no query waits for ever."""
+    deadline = tools.deadline or tools.clock() + tools.settings.run_timeout
+    return Engine(tools.es, tools.policy, tools.clock, deadline, tools.should_stop, tools.settings.es_request_timeout)
 
 
 def once_each(alerts: Iterable[WouldBeAlert], offered: set[str]) -> tuple[list[Candidate], int]:
