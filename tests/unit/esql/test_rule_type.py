@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+from elasticsearch import ApiError, ConnectionTimeout
 from orjson import loads
 
 from job.alerts.build import RunAlerts
@@ -19,7 +21,7 @@ from job.rules.model import Rule
 from job.rules.parts import ExceptionItem
 from job.ruletypes.esql.alerts import WouldBeAlert
 from job.ruletypes.esql.compiled import EsqlQueryTextError, compile_query, plan_search
-from job.ruletypes.esql.engine import DELETE_SECONDS, Engine, EsqlCancelled
+from job.ruletypes.esql.engine import DELETE_SECONDS, Engine, EsqlCancelled, EsqlQueryError
 from job.ruletypes.esql.execute import once_each
 from job.ruletypes.esql.maker import EsqlAlerts, filed_under
 from job.ruletypes.esql.rule_type import EsqlType
@@ -214,3 +216,48 @@ def test_every_call_ends_by_the_deadline(left: float | None, wanted: float, budg
     assert engine._budget(wanted) == pytest.approx(budget)
     if left is not None:
         assert budget[1] <= left - DELETE_SECONDS
+
+
+def _api_error(status: int, body: Any) -> ApiError:
+    meta = ApiResponseMeta(
+        status=status, http_version="1.1", headers=HttpHeaders(), duration=0.0, node=NodeConfig("http", "h", 1)
+    )
+    return ApiError("error", meta=meta, body=body)
+
+
+NOT_STORED = {"error": {"type": "index_not_found_exception", "reason": "no such index [.async-search]"}, "status": 404}
+REFUSED = {"error": {"type": "verification_exception", "reason": "Found 1 problem\nline 1:1: Unknown column [x]"}}
+
+
+@pytest.mark.parametrize(
+    ("failures", "polling", "outcome"),
+    [
+        ([ConnectionTimeout("timed out")] * 2, False, "answer"),  # transient: tried again
+        ([_api_error(400, REFUSED)], False, "verification_exception: Found 1 problem; line 1:1: Unknown column [x]"),
+        ([_api_error(404, NOT_STORED)], True, "answer"),  # a poll before the query was stored
+        ([_api_error(404, NOT_STORED)], False, "index_not_found_exception: no such index [.async-search]"),
+        ([ConnectionTimeout("timed out")] * 50, False, EsqlCancelled),  # until the deadline, which ends it
+    ],
+)
+def test_a_call_is_tried_again_only_for_what_passes_and_never_past_the_deadline(
+    failures: list[Exception], polling: bool, outcome: Any
+) -> None:
+    clock = _Clock()
+    engine = Engine(None, RetryPolicy(attempts=100, initial_wait=0.0, max_wait=0.0), clock, NOW + timedelta(seconds=20))  # type: ignore[arg-type]
+    left = list(failures)
+
+    def call() -> str:
+        clock.now += timedelta(seconds=0.5)  # each attempt takes half a second
+        if left:
+            raise left.pop(0)
+        return "answer"
+
+    if isinstance(outcome, type):
+        with pytest.raises(outcome):
+            engine._attempts(call, polling=polling)
+    elif outcome == "answer":
+        assert engine._attempts(call, polling=polling) == "answer"
+    else:
+        with pytest.raises(EsqlQueryError) as refused:
+            engine._attempts(call, polling=polling)
+        assert str(refused.value) == outcome
