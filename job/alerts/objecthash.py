@@ -92,7 +92,8 @@ def js_number(value: int | float) -> str:
 
 
 def _utf16_length(text: str) -> int:
-    return sum(2 if ord(char) > 0xFFFF else 1 for char in text)
+    """JavaScript's ``length``: UTF-16 code units (a lone surrogate is one)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _utf16_key(text: str) -> bytes:
