@@ -26,7 +26,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from bench import data, esql
+from bench import bench_eql, data, esql
+from bench.new_terms import new_terms_figure
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
 from job.fieldcaps import field_types_from_caps
@@ -351,6 +352,16 @@ class Bench:
             )
         )
 
+    def new_terms(self) -> None:
+        new_terms_figure(self)  # bench/new_terms.py
+    # -- EQL ----------------------------------------------------------------------------------------
+
+    def eql_vs_query(self) -> None:
+        bench_eql.eql_vs_query(self)
+
+    def eql_sequences(self) -> None:
+        bench_eql.eql_sequences(self)
+
     # -- ES|QL --------------------------------------------------------------------------------------
 
     def esql_vs_query(self) -> None:
@@ -418,6 +429,9 @@ def main(argv: list[str]) -> int:
             bench.no_matches,
             bench.shipped_rules,
             bench.generated_rules,
+            bench.new_terms,
+            bench.eql_vs_query,
+            bench.eql_sequences,
             bench.esql_vs_query,
         ]
         wanted = set(argv)

@@ -10,7 +10,7 @@ the cluster when one is reachable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 from job.errors import QueryError
@@ -68,3 +68,14 @@ def backend_for(language: str | None) -> QueryBackend:
 def translate_rule_query(rule: Rule, field_types: FieldTypes | None = None) -> dict[str, Any]:
     """The rule's query as DSL, translated by its language's backend; ``QueryError`` if it does not translate."""
     return backend_for(rule.language).translate(rule.query, field_types)
+
+
+class KqlOrLucene:
+    """The ``compile_key`` and ``compile`` of a rule type whose query is KQL or Lucene (query, threshold, new
+    terms): one translation per language, query and index patterns per pass."""
+
+    def compile_key(self, rule: Rule) -> Hashable:
+        return (rule.language, rule.query, rule.index)
+
+    def compile(self, rule: Rule, field_types: FieldTypes | None) -> dict[str, Any]:
+        return translate_rule_query(rule, field_types)

@@ -28,9 +28,11 @@ of every case.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -309,6 +311,16 @@ class Played:
     records: list[list[dict[str, Any]]] = field(default_factory=list)  # the records each step's run wrote
 
 
+def event_of_alert(hit: Mapping[str, Any]) -> str:
+    """An alert named by its event (the first ancestor): a query rule has one alert per event."""
+    return str(hit["_source"]["kibana.alert.ancestors"][0]["id"])
+
+
+def alert_id_of(hit: Mapping[str, Any]) -> str:
+    """An alert named by its id: a sequence rule's events may each be in several alerts (shell, blocks)."""
+    return str(hit["_id"])
+
+
 @dataclass
 class ChaosHarness:
     """One rule over one events index, run through the refusing proxy; reads back what the runs left."""
@@ -318,6 +330,7 @@ class ChaosHarness:
     rule_id: str
     poison: frozenset[str]  # event ids whose alerts Elasticsearch refuses
     schedule: Sequence[datetime]
+    key: Callable[[Mapping[str, Any]], str] = event_of_alert  # what names an alert in the comparisons
     # The alert id of an event of the events index (index, event id): a query rule's by default.
     alert_of: Callable[[str, str], str] | None = None
     reference_prefix: str = field(init=False)
@@ -367,13 +380,10 @@ class ChaosHarness:
     # -- reading back ------------------------------------------------------------------------------
 
     def alerted(self, alerts: str | None = None) -> list[str]:
-        """The event id of every alert of the rule (a list: a duplicate would show twice)."""
+        """Every alert of the rule, by ``key`` (a list: a duplicate would show twice)."""
         index = alerts or self.env.alerts
         self.env.es.indices.refresh(index=index)
-        return [
-            hit["_source"]["kibana.alert.ancestors"][0]["id"]
-            for hit in self._all(index, {"term": {"kibana.alert.rule.rule_id": self.rule_id}})
-        ]
+        return [self.key(hit) for hit in self._all(index, {"term": {"kibana.alert.rule.rule_id": self.rule_id}})]
 
     def dead_lettered(self, index: str | None = None) -> list[str]:
         index = index or self.env.dead_letters
@@ -572,3 +582,22 @@ def kill_kinds(env: JobEnv) -> tuple[list[KillKind], list[KillKind]]:
         KillKind("pass-refresh", rf"^/{executions}/_refresh", Phase.AFTER_RECORD),
     ]
     return writing, every_run
+
+
+def aggregation_kill_kinds(env: JobEnv) -> list[KillKind]:
+    """Where a pass of threshold and new-terms rules can be killed: their aggregation searches of the events, the
+    threshold history read from the alerts, and the requests every pass makes (the log, the records, the
+    duplicate check, the alerts' bulk)."""
+    writing, every_run = kill_kinds(env)
+    kind = {each.name: each for each in (*writing, *every_run)}
+    alerts, events = env.alerts, re.escape(env.events_pattern)
+    return [
+        kind["history"],
+        kind["write-ahead"],
+        KillKind("aggregation", rf"^/{events}/_search", Phase.DURING, max_nth=3),
+        KillKind("alerts-history", rf"^/{alerts}/_search", Phase.DURING, forwarded_phase=Phase.DURING),
+        dataclasses.replace(kind["duplicate-check"], max_nth=2),
+        dataclasses.replace(kind["bulk"], max_nth=2),
+        kind["final-record"],
+        kind["pass-refresh"],
+    ]

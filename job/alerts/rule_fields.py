@@ -6,13 +6,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from job.alerts.overrides import sorted_severity_mapping
-from job.rules.model import Rule
+from job.rules.model import NewTermsRule, Rule
 from job.rules.parts import ExceptionItem
 
 # (category, rule_type_id) per rule type, as Kibana's rule registry names them.
 RULE_TYPES: dict[str, tuple[str, str]] = {
     "query": ("Custom Query Rule", "siem.queryRule"),
     "saved_query": ("Saved Query Rule", "siem.savedQueryRule"),
+    "threshold": ("Threshold Rule", "siem.thresholdRule"),
+    "new_terms": ("New Terms Rule", "siem.newTermsRule"),
+    "eql": ("Event Correlation Rule", "siem.eqlRule"),
     "esql": ("ES|QL Rule", "siem.esqlRule"),
 }
 # Keys a rule type's parameters do not have in Kibana: an ES|QL rule names its indices in its query and has
@@ -84,10 +87,16 @@ def rule_parameters(rule: Rule) -> dict[str, Any]:
     """``kibana.alert.rule.parameters``: every rule parameter in snake_case (``query``, ``language``, ``index``,
     ``filters``, ...), plus our inline exception items under ``exceptions``. Unset values are left out, but
     ``related_integrations``, ``required_fields`` and ``setup`` are always there (``[]``, ``[]``, ``""``), and
-    ``severity_mapping`` is sorted low -> critical, as Kibana writes them. An ES|QL rule's have ``type``,
-    ``language`` (``esql``) and ``query``, and no ``index`` or ``filters``."""
+    ``severity_mapping`` is sorted low -> critical, as Kibana writes them. A threshold rule's ``threshold`` has its
+    ``field`` as a list (Kibana's normalized form); a new-terms rule has Kibana's ``new_terms_fields`` and
+    ``history_window_start``, whichever form its file used; an ES|QL rule has ``type``, ``language`` (``esql``)
+    and ``query``, and no ``index`` or ``filters``."""
     exclude = _NOT_PARAMETERS | _NOT_TYPE_PARAMETERS.get(rule.type, frozenset())
     parameters = rule.model_dump(mode="json", by_alias=True, exclude=exclude, exclude_none=True)
+    if isinstance(rule, NewTermsRule):
+        parameters.pop("new_terms", None)
+        parameters["new_terms_fields"] = list(rule.params.fields)
+        parameters["history_window_start"] = rule.params.history_window_start
     parameters["severity_mapping"] = [
         item.model_dump(mode="json", exclude_none=True) for item in sorted_severity_mapping(rule.severity_mapping)
     ]

@@ -11,15 +11,20 @@ rule type finds its groups its own way (query rules: :mod:`job.ruletypes.query.g
   ``rule_id`` where Kibana has the rule's saved-object id.
 * A group's events up to the end of the last alert that counted them are counted already: a run counts
   only the events after that boundary.
+* The other rule types (threshold, new terms) suppress as Kibana's persistence layer does: each would-be alert
+  carries its group's :class:`Suppression`; a run's alerts of one group fold into the earliest
+  (:func:`suppress_in_memory`), and with a duration into the group's open alert (:func:`fold_update`):
+  ``docs_count`` grows by the folded alert's own count plus one, the end moves later, and the start moves
+  earlier only when the open alert was written by this very run.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from job.alerts.objecthash import JsDate, object_hash
 from job.rules.parts import SuppressionDuration
@@ -67,7 +72,13 @@ def millis(aggregation: Any) -> datetime | None:
 def instance_id(terms: Terms, rule_id: str, space_id: str) -> str:
     """``kibana.alert.instance.id``: object-hash of ``[terms, rule, space]`` (Kibana's
     ``createSuppressedAlertInstanceId``, with the ``rule_id`` as the rule)."""
-    return object_hash([terms_list(terms), rule_id, space_id])
+    return instance_hash(terms_list(terms), rule_id, space_id)
+
+
+def instance_hash(terms: Any, rule_id: str, space_id: str) -> str:
+    """object-hash of ``[terms, rule, space]``, whatever JSON the type's terms are (``[{field, value}]``, or a
+    threshold group's sorted values)."""
+    return object_hash([terms, rule_id, space_id])
 
 
 def suppressed_alert_id(group: Group, rule_id: str, space_id: str) -> str:
@@ -200,3 +211,72 @@ def _timestamp(value: Any) -> datetime | None:
 
 def _since(field: str, moment: datetime) -> dict[str, Any]:
     return {"range": {field: {"gte": isoformat(moment), "format": "strict_date_optional_time"}}}
+
+
+# -- the persistence layer's suppression (threshold, new terms) -------------------------------------------
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """The suppression fields of one would-be alert of a rule type that suppresses in the persistence layer."""
+
+    instance: str
+    terms: list[dict[str, Any]]
+    start: datetime
+    end: datetime
+    docs_count: int = 0
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            INSTANCE_ID: self.instance,
+            TERMS: self.terms,
+            START: isoformat(self.start),
+            END: isoformat(self.end),
+            DOCS_COUNT: self.docs_count,
+        }
+
+
+def suppress_in_memory(
+    alerts: Sequence[tuple[Item, Suppression]],
+) -> tuple[list[tuple[Item, Suppression]], list[tuple[Item, Suppression]]]:
+    """Kibana's ``suppressAlertsInMemory``: sorted by suppression start (stable), the first alert of each group
+    stays and counts every later one (plus their own counts) and takes the latest end; returns (the alerts that
+    stay, with their groups' counts, the alerts folded into them)."""
+    kept: dict[str, Suppression] = {}
+    order: list[tuple[str, Item]] = []
+    folded: list[tuple[Item, Suppression]] = []
+    for item, suppression in sorted(alerts, key=lambda pair: pair[1].start):
+        group = suppression.instance
+        first = kept.get(group)
+        if first is None:
+            kept[group] = suppression
+            order.append((group, item))
+            continue
+        kept[group] = replace(
+            first, docs_count=first.docs_count + suppression.docs_count + 1, end=max(first.end, suppression.end)
+        )
+        folded.append((item, suppression))
+    return [(item, kept[group]) for group, item in order], folded
+
+
+@dataclass(frozen=True, slots=True)
+class OpenGroupAlert:
+    """An alert of the group that may still fold in new ones (not closed, started within the duration), as read."""
+
+    start: datetime | None
+    end: datetime | None
+    docs_count: int
+    execution_uuid: str | None
+
+
+def fold_update(existing: OpenGroupAlert, new: Suppression, *, now: datetime, execution_uuid: str) -> dict[str, Any]:
+    """The partial document that folds the alert ``new`` would be into ``existing`` (Kibana's
+    ``getUpdatedSuppressionBoundaries``)."""
+    document: dict[str, Any] = {LAST_DETECTED: isoformat(now), DOCS_COUNT: existing.docs_count + new.docs_count + 1}
+    if existing.end is None or existing.end < new.end:
+        document[END] = isoformat(new.end)
+    if existing.execution_uuid == execution_uuid and existing.start is not None and existing.start >= new.start:
+        document[START] = isoformat(new.start)
+    return document

@@ -94,6 +94,16 @@ ALERT_FIELDS: dict[str, str] = {
     **_group("kibana.alert.suppression.terms", "keyword", "field value"),
     **_group("kibana.alert.suppression", "date", "start end"),
     "kibana.alert.suppression.docs_count": "long",
+    # Threshold and new-terms alerts (template version 4; Kibana's field maps 8.0.0 and 8.4.0).
+    **_group("kibana.alert.threshold_result.terms", "keyword", "field value"),
+    "kibana.alert.threshold_result.count": "long",
+    "kibana.alert.threshold_result.from": "date",
+    "kibana.alert.threshold_result.cardinality.field": "keyword",
+    "kibana.alert.threshold_result.cardinality.value": "long",
+    "kibana.alert.new_terms": "keyword",
+    # EQL sequences: the shell's id on each alert of the sequence, and each building block's place (version 4).
+    "kibana.alert.group.id": "keyword",
+    "kibana.alert.group.index": "long",
 }
 
 # The ECS fields of the source event that operators filter and aggregate on.

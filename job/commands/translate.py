@@ -1,9 +1,6 @@
-"""``detection-job translate``: print the Elasticsearch DSL of a KQL query (no cluster needed).
-
-``translate --rule PATH`` prints, for each rule file, what its rule type sends instead: the query DSL of a
-KQL or Lucene rule, the ``_query`` request of an ES|QL rule (the first page of a run started now), each
-under a ``#`` line naming the rule.
-"""
+"""``detection-job translate``: print the Elasticsearch DSL of a KQL query; with ``--language eql`` the DSL
+Elasticsearch's EQL pushes down for each query of an EQL statement and what it leaves to the client; or with
+``--rule FILE`` the requests that rule's runs send, as its rule type describes them (no cluster needed)."""
 
 from __future__ import annotations
 
@@ -14,40 +11,57 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from job.errors import QueryError
+from job.eql import EqlError, describe, parse, plan
+from job.eql.ast import Call, Compare, Field, In, Literal, Statement, statement_fields, statement_nodes
+from job.errors import QueryError, RuleError
 from job.fieldcaps import field_types_from_caps
 from job.jsonlimits import JsonProblem
 from job.jsonlimits import loads as bounded_json
 from job.kql import KqlSemanticError, KqlSyntaxError, to_dsl
 from job.redact import one_line
-from job.rules import load_rules
-from job.ruletypes.registry import Compiler, type_of
+from job.rules import read_rule
+from job.ruletypes.registry import type_of
 from job.safefile import FileProblem, decode_utf8, read_bounded
 from job.settings import Settings
 
 NAME = "translate"
-HELP = "print the Elasticsearch query DSL Kibana builds for a KQL query"
+HELP = (
+    "print the Elasticsearch query DSL Kibana builds for a KQL query (or pushes down for an EQL one), or the "
+    "requests a rule file's runs send"
+)
 
 EXIT_QUERY = 1
 EXIT_FIELDS = 2
+EXIT_USAGE = 2
 # A saved _field_caps response of a large cluster runs to tens of megabytes.
 MAX_FIELDS_BYTES = 256 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("query", nargs="?", help="the KQL query (quote it for the shell)")
+    parser.add_argument("query", nargs="?", help="the KQL query, or EQL with --language eql (quote it for the shell)")
     parser.add_argument(
         "--rule",
-        metavar="PATH",
+        metavar="FILE",
         type=Path,
-        action="append",
-        help="a rule file or folder (repeatable): print the request each rule's type sends instead of a query's",
+        help="instead of a query: the requests the runs of this rule file send (any rule type this job runs)",
     )
     parser.add_argument(
         "--fields-json",
         metavar="FILE",
         type=Path,
         help='field types as {"name": "keyword", ...} or a saved _field_caps response',
+    )
+    parser.add_argument(
+        "--language",
+        choices=("kuery", "eql"),
+        default="kuery",
+        help="the query's language (default: kuery); eql prints each query's DSL and what runs on the client",
+    )
+    parser.add_argument(
+        "--event-category-field",
+        metavar="FIELD",
+        default="event.category",
+        help="EQL only: the event category field (a rule's event_category_override; default: event.category)",
     )
 
 
@@ -72,35 +86,11 @@ def load_fields(path: Path) -> dict[str, str]:
     return dict(data)
 
 
-def _rules(paths: list[Path], fields: dict[str, str] | None) -> int:
-    """Print what each rule's type sends; problems (a file that does not load, a type this job does not run, a
-    query that does not compile) go to standard error, one line each."""
-    result = load_rules(paths)
-    for problem in result.problems:
-        print(problem, file=sys.stderr)
-    compiler = Compiler(None if fields is None else (lambda index: fields))
-    failed = bool(result.problems)
-    for rule in result.rules:
-        rule_type = type_of(rule)
-        if rule_type is None:
-            print(f"{rule.source}: {rule.rule_id}: {rule.refusal}", file=sys.stderr)
-            failed = True
-            continue
-        try:
-            text = rule_type.describe(rule, compiler.compile(rule))
-        except QueryError as exc:
-            print(f"{rule.source}: {rule.rule_id}: {one_line(exc.message)}", file=sys.stderr)
-            failed = True
-            continue
-        print(f"# {rule.source}: {rule.rule_id} ({rule.type})\n{text}")
-    return EXIT_QUERY if failed else 0
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     del settings
-    if (args.query is None) == (not args.rule):
-        print("detection-job translate: give a KQL query or --rule PATH (not both)", file=sys.stderr)
-        return EXIT_FIELDS
+    if (args.query is None) == (args.rule is None):
+        print("detection-job translate: give a KQL query or --rule FILE, not both", file=sys.stderr)
+        return EXIT_USAGE
     fields = None
     if args.fields_json is not None:
         try:
@@ -108,12 +98,67 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         except ValueError as exc:
             print(f"detection-job: {one_line(f'{args.fields_json}: {exc}')}", file=sys.stderr)
             return EXIT_FIELDS
-    if args.rule:
-        return _rules(args.rule, fields)
+    if args.rule is not None:
+        return describe_rule(args.rule, fields)
+    if args.language == "eql":
+        return _eql(args.query, fields, args.event_category_field)
     try:
         dsl = to_dsl(args.query, fields)
     except (KqlSyntaxError, KqlSemanticError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_QUERY
     print(json.dumps(dsl, indent=2))
+    return 0
+
+
+def describe_rule(path: Path, fields: dict[str, str] | None) -> int:
+    """Print what the rule's type says its runs send; exit 1, with the reason, for a rule that does not load, is
+    of a type this job does not run, or whose query does not compile."""
+    try:
+        rule, _ = read_rule(path)
+    except RuleError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_QUERY
+    rule_type = type_of(rule)
+    if rule_type is None:
+        print(f"{path}: {rule.refusal or f'rule type {rule.type!r} is not run by this job'}", file=sys.stderr)
+        return EXIT_QUERY
+    try:
+        compiled = rule_type.compile(rule, fields)
+    except QueryError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_QUERY
+    print(rule_type.describe(rule, compiled))
+    return 0
+
+
+def assumed_fields(statement: Statement, category_field: str) -> dict[str, str]:
+    """Without field types, the types the statement's use of each field suggests: the first argument of
+    ``cidrMatch`` an ip, a field compared to a number a long (a double for a decimal), ``@timestamp`` a date,
+    every other field a keyword."""
+    types = dict.fromkeys([*(field.name for field in statement_fields(statement)), category_field], "keyword")
+    for node in statement_nodes(statement):
+        if isinstance(node, Call) and node.name == "cidrMatch" and node.args and isinstance(node.args[0], Field):
+            types[node.args[0].name] = "ip"
+        elif isinstance(node, Compare | In):
+            left = node.left if isinstance(node, Compare) else node.value
+            others = [node.right] if isinstance(node, Compare) else list(node.items)
+            numbers = [o.value for o in others if isinstance(o, Literal) and isinstance(o.value, int | float)]
+            if isinstance(left, Field) and numbers and not any(isinstance(value, bool) for value in numbers):
+                types[left.name] = "double" if any(isinstance(value, float) for value in numbers) else "long"
+    return {**types, "@timestamp": "date"}
+
+
+def _eql(query: str, fields: dict[str, str] | None, category_field: str) -> int:
+    try:
+        statement = parse(query)
+        if fields is None:
+            fields = assumed_fields(statement, category_field)
+            shown = ", ".join(f"{name}: {kind}" for name, kind in sorted(fields.items()))
+            print(f"no --fields-json: field types taken from their use ({shown})", file=sys.stderr)
+        planned = plan(statement, fields, category_field=category_field)
+    except EqlError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_QUERY
+    print(describe(planned))
     return 0

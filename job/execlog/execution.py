@@ -6,10 +6,11 @@ the end with the final status. Nothing is kept on local disk, so a CronJob pod c
 moment: the next run finds the abandoned ``running`` record, marks it ``failed``, and plans its own
 window from the log (:mod:`job.execlog.history`).
 
-A rule type may keep a small state between runs (``state``, a JSON object of its own: ES|QL keeps the events
-it has alerted on). A completed run writes it in its final record; the next run reads the newest one back
-(:attr:`job.execlog.history.RuleHistory.state`). A run that did not complete leaves none, so the next run
-starts from the last completed run's.
+A rule type may keep a small **state** from one run to the next (:class:`TypeState`: a threshold rule's signal
+history, say): the final record of a run that ended without error carries it under ``type_state`` (stored, not
+indexed: ``enabled: false``), at most :data:`STATE_MAX_BYTES` of JSON, and the planning history hands it to
+the next run when it can be trusted (:mod:`job.execlog.history`). A state too large is not kept, with a
+warning; the type then starts the next run without it, as after a run that did not finish.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 from job.execlog.lease import Runner
 from job.execlog.metrics import RunMetrics, metrics_mapping
+from job.jsoncodec import document_bytes
 from job.window import Gap, Window, isoformat
 
 Status = Literal["running", "succeeded", "partial failure", "failed"]
@@ -32,6 +34,8 @@ STATUS_ORDER: dict[str, int] = {"succeeded": 0, "running": 15, "partial failure"
 SUCCESS_MESSAGE = "Rule execution completed successfully"
 RUNNING_MESSAGE = "Rule execution started; no completion recorded yet"
 INTERRUPTED_MESSAGE = "Run interrupted: no completion was recorded"
+# The largest state a rule type may keep in a record (its JSON); a larger one is not kept.
+STATE_MAX_BYTES = 1024 * 1024
 
 EXECUTIONS_MAPPING: dict[str, Any] = {
     "dynamic": False,
@@ -73,11 +77,37 @@ EXECUTIONS_MAPPING: dict[str, Any] = {
             }
         },
         "metrics": metrics_mapping(),
-        # A rule type's own state for the rule's next run (ES|QL: the events already alerted on); kept in
-        # ``_source`` only, never searched.
-        "state": {"type": "object", "enabled": False},
+        # What the rule's type keeps for its next run ({type, value}): stored in _source, never indexed.
+        "type_state": {"type": "object", "enabled": False},
     },
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TypeState:
+    """What a rule type keeps from one run for the next: the type's name (a rule whose type changed never reads
+    another type's state) and a JSON object only the type reads."""
+
+    type: str
+    value: dict[str, Any]
+
+    def to_document(self) -> dict[str, Any]:
+        return {"type": self.type, "value": self.value}
+
+    @classmethod
+    def from_document(cls, document: Any) -> TypeState | None:
+        """The state a record holds, or None (none, or not of this shape: a hand-edited or foreign record)."""
+        if not isinstance(document, dict):
+            return None
+        kind, value = document.get("type"), document.get("value")
+        return cls(kind, value) if isinstance(kind, str) and isinstance(value, dict) else None
+
+
+def state_too_large(size: int) -> str:
+    return (
+        f"The rule's state ({size} bytes) is larger than {STATE_MAX_BYTES} bytes and was not kept; "
+        "the next run starts without it"
+    )
 
 
 @dataclass
@@ -102,8 +132,8 @@ class Execution:
     errors: list[str] = field(default_factory=list)
     metrics: RunMetrics = field(default_factory=RunMetrics)
     kind: Kind = "scheduled"
-    # What the rule's type keeps for the next run (``Outcome.state``), written only when the run completed.
-    state: dict[str, Any] | None = None
+    # What the rule's type keeps for its next run (set by :meth:`keep_state` on a run that ended without error).
+    type_state: TypeState | None = None
     # The concrete index holding the record once it is written (not part of the document): the final write
     # goes there, so a rollover of the execution log in between never makes a second document.
     record_index: str | None = None
@@ -125,6 +155,19 @@ class Execution:
         if self.errors:
             return ", ".join(self.errors)
         return ", ".join(self.warnings) if self.warnings else SUCCESS_MESSAGE
+
+    def keep_state(self, rule_type: str, value: dict[str, Any] | None) -> None:
+        """Keep the type's state for the next run, when there is one and it is small enough (else a warning)."""
+        self.type_state = None
+        if value is None:
+            return
+        state = TypeState(rule_type, value)
+        size = len(document_bytes(state.to_document()))
+        self.metrics.state_bytes = size
+        if size > STATE_MAX_BYTES:
+            self.warnings.append(state_too_large(size))
+            return
+        self.type_state = state
 
     @property
     def covered_from(self) -> datetime | None:
@@ -167,7 +210,7 @@ class Execution:
                 "covered_from": isoformat(covered_from) if covered_from else None,
             },
             "metrics": self.metrics.to_document(),
-            **({"state": self.state} if self.state is not None and self.searched_to is not None else {}),
+            **({"type_state": self.type_state.to_document()} if self.type_state is not None else {}),
         }
 
 

@@ -8,7 +8,12 @@ Per rule (and space) the job needs:
   ``failed``, so without ``searched_to``);
 * the ``running`` records, with the sequence numbers needed to mark abandoned ones ``failed`` without
   ever overwriting a run that just finished;
-* ``state``: what the newest completed run's type kept for the next run (its record's ``state``).
+* the state its type kept (:class:`job.execlog.execution.TypeState`), when the next run can trust it: the latest
+  run (by start) ended without error, kept a state, and saw everything the runs before it wrote, because none
+  of them was still running when it started. That holds when no record is ``running`` and no other record
+  (scheduled or backfill) ended after the latest one started (a run marked interrupted counts as ending when
+  it was marked). Otherwise the state is None, and the type rebuilds what it needs (a threshold rule reads its
+  signal history from the alerts index, as on its first run).
 
 A range that an unfinished run meant to search and that starts before anything a completed run
 covered is *uncovered*: the next window starts there (see :func:`job.window.plan_window`). That
@@ -32,7 +37,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from job.execlog.execution import BACKFILL
+from job.execlog.execution import BACKFILL, TypeState
 from job.execlog.lease import Runner
 from job.retry import RetryPolicy
 from job.window import parse_timestamp
@@ -61,8 +66,7 @@ class RuleHistory:
     completed_from: datetime | None = None
     unfinished_from: datetime | None = None
     running: tuple[RunningRecord, ...] = ()
-    # The rule type's state in the newest completed run's record (None when that record has none).
-    state: Mapping[str, Any] | None = None
+    state: TypeState | None = None  # what the latest run kept for its type, when it can be trusted
 
     @property
     def uncovered_from(self) -> datetime | None:
@@ -84,13 +88,6 @@ def plan_aggregations() -> dict[str, Any]:
             "aggs": {
                 "covered_from": {"min": {"field": "window.covered_from"}},
                 "from": {"min": {"field": "window.from"}},  # records written before covered_from
-                "latest": {
-                    "top_hits": {
-                        "size": 1,
-                        "sort": [{"execution.end": {"order": "desc"}}],
-                        "_source": {"includes": ["state"]},
-                    }
-                },
             },
         },
         "unfinished": {"filter": no_searched_to, "aggs": {"from": {"min": {"field": "window.from"}}}},
@@ -114,11 +111,25 @@ def plan_aggregations() -> dict[str, Any]:
                 }
             },
         },
+        "latest": _top(1, "execution.start", ["execution.uuid", "execution.start", "execution.status", "type_state"]),
     }
 
 
-def _aggregations(rule_count: int) -> dict[str, Any]:
-    return {"rules": {"terms": {"field": "rule.rule_id", "size": rule_count}, "aggs": plan_aggregations()}}
+def trust_aggregations() -> dict[str, Any]:
+    """Per rule, over all its records (scheduled and backfill): the two that ended last, which tell whether the
+    latest run saw the others' writes (:func:`plan_history`)."""
+    return {"last_ended": _top(2, "execution.end", ["execution.uuid", "execution.end"])}
+
+
+def _top(size: int, field: str, includes: list[str]) -> dict[str, Any]:
+    """The ``size`` records latest by ``field`` (records without it last)."""
+    sort = [{field: {"order": "desc", "missing": "_last", "unmapped_type": "date"}}]
+    return {"top_hits": {"size": size, "sort": sort, "_source": {"includes": includes}}}
+
+
+def _aggregations(rule_count: int, kind: dict[str, Any]) -> dict[str, Any]:
+    aggregations = {"kind": {"filter": kind, "aggs": plan_aggregations()}, **trust_aggregations()}
+    return {"rules": {"terms": {"field": "rule.rule_id", "size": rule_count}, "aggs": aggregations}}
 
 
 def _time(aggregation: Mapping[str, Any] | None) -> datetime | None:
@@ -155,8 +166,9 @@ def _running_record(hit: Mapping[str, Any]) -> RunningRecord | None:
     )
 
 
-def plan_history(bucket: Mapping[str, Any]) -> RuleHistory:
-    """A rule's history from its bucket of :func:`plan_aggregations`."""
+def plan_history(bucket: Mapping[str, Any], every: Mapping[str, Any]) -> RuleHistory:
+    """A rule's history from its bucket of :func:`plan_aggregations` and its bucket of all its records with
+    :func:`trust_aggregations`."""
     completed = bucket.get("completed", {})
     running_hits = bucket.get("running", {}).get("records", {}).get("hits", {}).get("hits", [])
     running = tuple(record for record in map(_running_record, running_hits) if record is not None)
@@ -165,15 +177,40 @@ def plan_history(bucket: Mapping[str, Any]) -> RuleHistory:
         completed_from=_earliest(_time(completed.get("covered_from")), _time(completed.get("from"))),
         unfinished_from=_time(bucket.get("unfinished", {}).get("from")),
         running=running,
-        state=_state(completed.get("latest", {}).get("hits", {}).get("hits", [])),
+        state=None if running else _trusted_state(_hits(bucket.get("latest")), _hits(every.get("last_ended"))),
     )
 
 
-def _state(hits: Any) -> Mapping[str, Any] | None:
-    """The ``state`` of the newest completed record (the top hit), if it is an object."""
-    source = hits[0].get("_source") if isinstance(hits, list) and hits and isinstance(hits[0], Mapping) else None
-    state = source.get("state") if isinstance(source, Mapping) else None
-    return state if isinstance(state, Mapping) else None
+def _hits(aggregation: Any) -> list[Mapping[str, Any]]:
+    hits = aggregation.get("hits", {}).get("hits", []) if isinstance(aggregation, Mapping) else []
+    return [hit.get("_source") or {} for hit in hits if isinstance(hit, Mapping)]
+
+
+def _execution(source: Mapping[str, Any], key: str) -> Any:
+    execution = source.get("execution")
+    return execution.get(key) if isinstance(execution, Mapping) else None
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return parse_timestamp(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _trusted_state(latest: Sequence[Mapping[str, Any]], last_ended: Sequence[Mapping[str, Any]]) -> TypeState | None:
+    """The latest run's state, when it ended without error and no other run was in flight when it started: it
+    is also the run that ended last, and the one that ended before it did so before it started."""
+    if not latest or _execution(latest[0], "status") not in ("succeeded", "partial failure"):
+        return None
+    uuid, start = _execution(latest[0], "uuid"), _moment(_execution(latest[0], "start"))
+    if start is None or not last_ended or _execution(last_ended[0], "uuid") != uuid:
+        return None
+    if len(last_ended) > 1:
+        before = _moment(_execution(last_ended[1], "end"))
+        if before is None or before > start:
+            return None
+    return TypeState.from_document(latest[0].get("type_state"))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[list[str]]:
@@ -204,18 +241,19 @@ def read_histories(
     unique = sorted(set(rule_ids))
     histories: dict[str, RuleHistory] = {}
     for chunk in _chunks(unique, RULES_PER_REQUEST):
-        filters = [{"terms": {"rule.rule_id": chunk}}, {"term": {"space_id": space_id}}, kind_filter(backfill)]
+        filters = [{"terms": {"rule.rule_id": chunk}}, {"term": {"space_id": space_id}}]
         response = policy.call(
             lambda filters=filters, chunk=chunk: es.search(  # type: ignore[misc]
                 index=index,
                 size=0,
                 query={"bool": {"filter": filters}},
-                aggs=_aggregations(len(chunk)),
+                aggs=_aggregations(len(chunk), kind_filter(backfill)),
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
         )
         buckets = (response.body.get("aggregations") or {}).get("rules", {}).get("buckets", [])
         for bucket in buckets:
-            histories[str(bucket["key"])] = plan_history(bucket)
+            if (bucket.get("kind") or {}).get("doc_count"):  # rules with records of the other kind only are absent
+                histories[str(bucket["key"])] = plan_history(bucket["kind"], bucket)
     return histories

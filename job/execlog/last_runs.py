@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from job.execlog.history import RuleHistory, kind_filter, plan_aggregations, plan_history
+from job.execlog.history import RuleHistory, kind_filter, plan_aggregations, plan_history, trust_aggregations
 from job.retry import RetryPolicy
 
 COMPLETED = ("succeeded", "partial failure", "failed")
@@ -94,6 +94,7 @@ def last_runs(
                                 "filter": kind_filter(True),
                                 "aggs": {"latest": {"top_hits": _newest_first()}},
                             },
+                            **(trust_aggregations() if with_history else {}),
                         },
                     }
                 },
@@ -112,6 +113,6 @@ def last_runs(
                 last_success=datetime.fromtimestamp(success / 1000, tz=UTC) if success is not None else None,
                 finished=_top(scheduled["finished"]["latest"]),
                 last_backfill=_top(bucket["backfill"]["latest"]),
-                history=plan_history(scheduled["history"]) if with_history else None,
+                history=plan_history(scheduled["history"], bucket) if with_history else None,
             )
     return found

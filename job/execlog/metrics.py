@@ -37,6 +37,7 @@ class RunMetrics:
     suppression_groups: int | None = _mapped("long", None)
     alerts_updated: int | None = _mapped("long", None)
     suppressed_docs: int | None = _mapped("long", None)
+    state_bytes: int | None = _mapped("long", None)  # the size of the state the rule's type kept (its JSON)
     execution_gap_duration_s: int | None = _mapped("long", None)
     gap_range: dict[str, str] | None = _mapped("date_range", None)
     exceptions_expired: list[str] = field(default_factory=list, metadata={"mapping": {"type": "keyword"}})

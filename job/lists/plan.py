@@ -17,7 +17,7 @@ A list that does not exist fails the run with Kibana's ``Cannot find list`` erro
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,16 @@ class ExceptionPlan:
     post_filter: tuple[ExceptionItem, ...] = ()
     not_applied: tuple[ExceptionItem, ...] = ()
     expired: tuple[ExceptionItem, ...] = ()
+
+    @property
+    def expired_ids(self) -> tuple[str, ...]:
+        return tuple(item.item_id for item in self.expired)
+
+    def for_aggregations(self) -> ExceptionPlan:
+        """This plan for a search that counts events in aggregations (threshold, new terms): the items that were
+        to be applied to each page of hits cannot apply to buckets, so they are not applied (Kibana's warning
+        names them, as for the items that never apply)."""
+        return replace(self, post_filter=(), not_applied=(*self.post_filter, *self.not_applied))
 
     @property
     def warnings(self) -> list[str]:

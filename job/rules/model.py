@@ -20,6 +20,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from job.durations import MAX_DURATION, date_math_reach, parse_duration, shown
 from job.esql.text import QueryTextError, index_patterns
+from job.rules.aggregation_params import NewTermsParams, NewTermsTable, ThresholdParams
 from job.rules.parts import (
     AlertSuppression,
     ExceptionItem,
@@ -53,7 +54,7 @@ _DATE_MATH = re.compile(r"^now(?:[+-][0-9]+[smhdwMy]|/[smhdwMy])*$")
 
 
 def _not_yet(kind: str) -> str:
-    return f"rule type {kind!r} is not supported by this job (only query rules run); it will not run"
+    return f"rule type {kind!r} is not supported by this job yet; it will not run"
 
 
 class Rule(Frozen):
@@ -241,9 +242,10 @@ class SavedQueryRule(Rule):
 
 
 class EqlRule(Rule):
-    """An EQL event query or sequence."""
+    """An EQL event query or sequence (job.ruletypes.eql); the three keys are Kibana's EQL request parameters:
+    the field that orders events (default ``@timestamp``), the event category field (default
+    ``event.category``) and the field that breaks timestamp ties."""
 
-    refusal: ClassVar[str | None] = _not_yet("eql")
     type: Literal["eql"]
     timestamp_field: str | None = None
     event_category_override: str | None = None
@@ -251,22 +253,32 @@ class EqlRule(Rule):
 
 
 class ThresholdRule(Rule):
-    """A query whose matches are counted per group of field values; one alert per group over the threshold."""
+    """A query whose matches are counted per group of field values; one alert per group over the threshold
+    (``job.ruletypes.threshold``)."""
 
-    refusal: ClassVar[str | None] = _not_yet("threshold")
     type: Literal["threshold"]
-    threshold: dict[str, Any] | None = None
+    threshold: ThresholdParams
 
 
 class NewTermsRule(Rule):
-    """A query whose alerts are the first appearances of field values within a history window."""
+    """A query whose alerts are the first appearances of field values within a history window
+    (``job.ruletypes.new_terms``)."""
 
-    refusal: ClassVar[str | None] = _not_yet("new_terms")
     type: Literal["new_terms"]
-    # ``new_terms`` is the detection-rules TOML table; the other two the Kibana API's keys.
-    new_terms: dict[str, Any] | None = None
+    # ``new_terms`` is the detection-rules TOML table; the other two the Kibana API's keys (one form or the other).
+    new_terms: NewTermsTable | None = None
     new_terms_fields: tuple[str, ...] | None = None
     history_window_start: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> NewTermsRule:
+        self.params  # noqa: B018 - raises for both forms, or neither
+        return self
+
+    @property
+    def params(self) -> NewTermsParams:
+        """The fields and history window, whichever form the file used."""
+        return NewTermsParams.from_rule(self.new_terms, self.new_terms_fields, self.history_window_start)
 
 
 class EsqlRule(Rule):

@@ -66,8 +66,20 @@ def suppression_findings(rule: Rule, field_types: FieldTypes) -> list[Finding]:
     indices (every event then falls in the group of no value), or mapped as ``text`` (not aggregatable:
     Elasticsearch refuses the grouping search, so every run fails). Kibana's editor offers aggregatable
     fields only."""
+    group_by = rule.alert_suppression.group_by if rule.alert_suppression else ()
+    return grouping_findings(("rule", "alert_suppression", "group_by"), group_by, field_types)
+
+
+def grouping_findings(
+    key: KeyPath, names: Sequence[str], field_types: FieldTypes, label: str | None = None
+) -> list[Finding]:
+    """Warnings for fields a search groups or counts on (suppression, threshold and new-terms fields) that the
+    rule's indices do not map, or map as ``text`` (Elasticsearch refuses to aggregate on it: every run would
+    fail). ``key``: where the list of names is in the rule file; ``label``: how the messages name it (default:
+    that key)."""
     findings = []
-    for position, name in enumerate(rule.alert_suppression.group_by if rule.alert_suppression else ()):
+    label = label or ".".join(str(part) for part in key[1:])
+    for position, name in enumerate(names):
         mapped = field_types.get(name)
         if mapped is None:
             message = f'Field "{name}" is not found within the rule\'s specified index patterns'
@@ -75,9 +87,24 @@ def suppression_findings(rule: Rule, field_types: FieldTypes) -> list[Finding]:
             message = f'Field "{name}" is mapped as text, which cannot be grouped on; every run of the rule would fail'
         else:
             continue
-        key = ("rule", "alert_suppression", "group_by", position)
-        findings.append(Finding(key, f"alert_suppression.group_by: {message}", error=False))
+        findings.append(Finding((*key, position), f"{label}: {message}", error=False))
     return findings
+
+
+def searched_findings(rule: Rule, compiled: Callable[[], Any]) -> list[Finding]:
+    """What a rule that searches its index patterns with a query that may be empty (threshold, new terms) needs:
+    index patterns, and a query that compiles."""
+    return index_findings(rule) + (compile_findings(compiled) if rule.query.strip() else [])
+
+
+def index_findings(rule: Rule) -> list[Finding]:
+    """A rule that searches index patterns needs some: none, or a Kibana data view instead, is an error."""
+    if rule.index:
+        return []
+    if rule.data_view_id:
+        message = "data_view_id: data views live in Kibana, which this job cannot read; give index patterns in index"
+        return [Finding(("rule", "data_view_id"), message)]
+    return [Finding(("rule",), f"rule.index: a {rule.type} rule needs index (the index patterns to search)")]
 
 
 def query_finding(exc: QueryError) -> Finding:

@@ -18,9 +18,15 @@ alerts. It provides (:class:`RuleType`):
 The **pass** (``job/run/``) owns the window, the execution record, the cap and the writing. A rule type gets
 from it (:class:`PlanInputs`, :class:`RunTools`): the client, the retry policy, the settings, the clock, the
 cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the deadline, and the
-run's metrics; and what its last completed run of the rule kept (``RunPlan.state``, from ``Outcome.state``
-in the execution record).
+run's metrics.
 A type imports the shared folders below it, never the pass and never another type.
+
+A type may keep a small **state** from one run to the next: the JSON object its :class:`Outcome` returns as
+``state`` is kept in the run's final record (at most ``job.execlog.execution.STATE_MAX_BYTES``), and the next
+run gets it as ``RunPlan.state`` when the execution log says it can be trusted (the run that kept it was the
+latest, ended without error, and no other run of the rule was in flight when it started); otherwise
+``RunPlan.state`` is None and the type rebuilds what it needs (the first run, after a run that was killed or
+failed, after runs that overlapped, in a backfill).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from elasticsearch import Elasticsearch
 
@@ -36,11 +42,15 @@ from job.execlog.metrics import RunMetrics
 from job.lists.plan import ExceptionPlan
 from job.retry import RetryPolicy
 from job.rules.model import Rule
+from job.rules.parts import AlertSuppression
 from job.rules.validation import Finding
+from job.search.pager import PageStats
 from job.search.probes import Probe
 from job.settings import Settings
 from job.window import Gap, Window, isoformat
+from job.writing.grouped import GroupWriter, Recount, group_writes
 from job.writing.run_writer import AlertWriter
+from job.writing.suppressed import SuppressionStore
 from job.writing.writer import Candidate, RunWrites
 
 FieldTypes = Mapping[str, str]
@@ -55,8 +65,7 @@ class RunPlan:
     gap: Gap | None
     cap: int
     warnings: tuple[str, ...]  # the cap and gap warnings, in Kibana's order
-    # What the rule's last completed run of its type left for this one (:attr:`Outcome.state`), or None.
-    state: Mapping[str, Any] | None = None
+    state: dict[str, Any] | None = None  # what the rule type's previous run kept, when it can be trusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +87,7 @@ class Outcome:
 
     searched_to: datetime
     warnings: list[str] = field(default_factory=list)
-    # A small JSON object the type keeps for the rule's next run (ES|QL: the events already alerted on), written
-    # in the run's final record and handed back as the next run's :attr:`RunPlan.state`; None keeps nothing.
-    state: dict[str, Any] | None = None
+    state: dict[str, Any] | None = None  # what the type keeps for its next run (None: nothing)
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,37 @@ class RunTools:
     def writer(self, writes: RunWrites, cap: int) -> AlertWriter:
         """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
         return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock)
+
+    def group_writer(
+        self, rule: Rule, suppression: AlertSuppression, store: SuppressionStore, recount: Recount
+    ) -> GroupWriter:
+        """The writer of a suppressed run's groups (``recount``: the type counts one group again)."""
+        writes = group_writes(rule, self.settings.space_id, self.execution_uuid)
+        return GroupWriter(self.es, self.policy, self.settings, self.clock, rule, suppression, store, writes, recount)
+
+
+def count_search(metrics: RunMetrics, stats: PageStats) -> None:
+    """The search counts of a run that paged its window."""
+    metrics.pages = stats.pages
+    metrics.hits = stats.hits
+    metrics.pit_reopened = stats.pit_reopened
+    metrics.total_search_duration_ms = round(stats.search_ms)
+
+
+def count_groups(metrics: RunMetrics, writer: GroupWriter, *, pages: int, search_ms: float) -> None:
+    """Add a suppressed run's counts (its groups written, and its grouping search's ``pages`` and time)."""
+    writes = writer.writes
+    metrics.pages += pages
+    metrics.hits += writer.hits
+    metrics.total_search_duration_ms += round(search_ms + writer.store.search_ms)
+    metrics.total_indexing_duration_ms += round(writes.stats.indexing_ms + writer.store.indexing_ms)
+    metrics.alerts_created += writes.stats.created
+    metrics.alerts_updated = writer.updated
+    metrics.duplicates_skipped += writes.duplicates + writes.stats.duplicates
+    metrics.errors += writes.stats.errors
+    metrics.dead_lettered += writes.dead_lettered
+    metrics.suppression_groups = writer.groups
+    metrics.suppressed_docs = writer.suppressed_docs
 
 
 def count_writes(metrics: RunMetrics, writes: RunWrites) -> None:
@@ -190,6 +228,24 @@ class RuleType(Protocol):
         """The first page of the window as one search of a shared ``_msearch``, or None (not probed)."""
         ...
 
-    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
-        """The writing and the would-be alerts of a window its probe read whole (``hits``, exceptions applied)."""
+    def read_whole(
+        self, rule: Rule, search: SearchPlan, hits: Sequence[Hit], tools: RunTools
+    ) -> tuple[RunWrites, list[Candidate]]:
+        """The writing and the would-be alerts of a window its probe read whole (``hits``, in the probe's order;
+        ``search``: the plan the probe came from, with whatever the type keeps there, such as a condition to
+        evaluate on the client); apply ``tools.page_filter`` to the hits that can become alerts."""
         ...
+
+
+class NotProbed:
+    """``probe`` and ``read_whole`` of a rule type whose runs never take part in the pass's shared ``_msearch``
+    (it searches aggregations, say, where the probe reads a first page of hits): ``probe`` is None, so the pass
+    executes every run and ``read_whole`` is never called."""
+
+    name: str
+
+    def probe(self, rule: Rule, search: SearchPlan) -> Probe | None:
+        return None
+
+    def read_whole(self, rule: Rule, search: SearchPlan, hits: Sequence[Hit], tools: RunTools) -> NoReturn:
+        raise NotImplementedError(f"{self.name} rules are never probed")

@@ -16,10 +16,19 @@ from job.backends import FieldTypesSource
 from job.errors import QueryError
 from job.rules.model import Rule
 from job.ruletypes.contract import RuleType
+from job.ruletypes.eql.rule_type import EqlType
 from job.ruletypes.esql.rule_type import EsqlType
+from job.ruletypes.new_terms.rule_type import NewTermsType
 from job.ruletypes.query.rule_type import QueryType
+from job.ruletypes.threshold.rule_type import ThresholdType
 
-TYPES: Mapping[str, RuleType] = {"query": QueryType(), "esql": EsqlType()}
+TYPES: Mapping[str, RuleType] = {
+    "query": QueryType(),
+    "eql": EqlType(),
+    "threshold": ThresholdType(),
+    "new_terms": NewTermsType(),
+    "esql": EsqlType(),
+}
 
 
 def type_of(rule: Rule) -> RuleType | None:

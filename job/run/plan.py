@@ -26,11 +26,12 @@ def plan_run(rule: Rule, now: datetime, history: RuleHistory, *, max_catchup: ti
     cap, cap_warning = effective_max_signals(rule, alerts_max)
     window, gap = plan_window(rule, now, history.searched_to, max_catchup, history.uncovered_from)
     warnings = [message for message in (cap_warning, gap_message(gap) if gap else None) if message]
-    return RunPlan(window=window, gap=gap, cap=cap, warnings=tuple(warnings), state=history.state)
+    state = history.state.value if history.state is not None and history.state.type == rule.type else None
+    return RunPlan(window=window, gap=gap, cap=cap, warnings=tuple(warnings), state=state)
 
 
 def plan_fixed(rule: Rule, window: Window, *, alerts_max: int) -> RunPlan:
     """A run over a given window (one window of a backfill): the rule's cap, and no catch-up or gap, since the
-    execution log does not move it."""
+    execution log does not move it; no state (the type rebuilds what it needs for a window out of turn)."""
     cap, cap_warning = effective_max_signals(rule, alerts_max)
     return RunPlan(window=window, gap=None, cap=cap, warnings=(cap_warning,) if cap_warning else ())

@@ -260,7 +260,7 @@ def execute_run(
     stop.check()
     execution.warnings.extend(outcome.warnings)
     execution.searched_to = outcome.searched_to
-    execution.state = outcome.state
+    execution.keep_state(rule.type, outcome.state)
 
 
 def failed(rule: Rule, execution: Execution, exc: Exception) -> None:
@@ -271,6 +271,7 @@ def failed(rule: Rule, execution: Execution, exc: Exception) -> None:
         reason = _error_reason(rule, exc)
         execution.errors.append(f'An error occurred during rule execution: message: "{reason}"')
     execution.searched_to = None
+    execution.type_state = None
 
 
 def end(ctx: RunContext, execution: Execution) -> None:

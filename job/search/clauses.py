@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from job.rules.model import Rule
@@ -35,15 +36,19 @@ def timestamp_fields(rule: Rule) -> TimestampFields:
     return TimestampFields(primary, fallback)
 
 
-def _range(field: str, window: Window) -> dict[str, Any]:
-    return {
-        "range": {field: {"gte": isoformat(window.start), "lte": isoformat(window.end), "format": TIMESTAMP_FORMAT}}
-    }
+def _range(field: str, bounds: tuple[str, str]) -> dict[str, Any]:
+    return {"range": {field: {"gte": bounds[0], "lte": bounds[1], "format": TIMESTAMP_FORMAT}}}
 
 
 def range_clause(fields: TimestampFields, window: Window) -> dict[str, Any]:
     """The window on the primary field; with a fallback, also on ``@timestamp`` where the primary is missing."""
-    primary = _range(fields.primary, window)
+    return bounds_clause(fields, (isoformat(window.start), isoformat(window.end)))
+
+
+def bounds_clause(fields: TimestampFields, bounds: tuple[str, str]) -> dict[str, Any]:
+    """:func:`range_clause` between two texts Elasticsearch reads: ISO times, or date math (``now-6m``) that
+    ``translate`` prints and Elasticsearch resolves when the request is sent."""
+    primary = _range(fields.primary, bounds)
     if fields.fallback is None:
         return primary
     return {
@@ -52,7 +57,7 @@ def range_clause(fields: TimestampFields, window: Window) -> dict[str, Any]:
                 primary,
                 {
                     "bool": {
-                        "filter": [_range(fields.fallback, window)],
+                        "filter": [_range(fields.fallback, bounds)],
                         "must_not": [{"exists": {"field": fields.primary}}],
                     }
                 },
@@ -118,3 +123,29 @@ def build_sort(rule: Rule) -> list[dict[str, Any]]:
     ]
     sort.append({"_shard_doc": "asc"})
     return sort
+
+
+def group_clause(terms: Sequence[tuple[str, Any]], *, must_not: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The events of one group: each field holds the group's value (each of its values, for a list), or lacks a
+    value where it has none."""
+    filters = [
+        {"term": {field: item}}
+        for field, value in terms
+        if value is not None
+        for item in (value if isinstance(value, list | tuple) else [value])
+    ]
+    lacking = [{"exists": {"field": field}} for field, value in terms if value is None]
+    clause: dict[str, Any] = {"filter": filters}
+    if lacking or must_not:
+        clause["must_not"] = [*lacking, *must_not]
+    return {"bool": clause}
+
+
+def remaining_clause(
+    terms: Sequence[tuple[str, Any]], fields: TimestampFields, window: Window, boundary: datetime | None
+) -> dict[str, Any]:
+    """The group's events that are not counted yet: not at or before ``boundary`` (Kibana's exclusion of a
+    group already alerted on, a range from the window start to the group's last counted time)."""
+    if boundary is None or boundary < window.start:
+        return group_clause(terms)
+    return group_clause(terms, must_not=[range_clause(fields, Window(window.start, boundary))])

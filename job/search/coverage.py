@@ -42,3 +42,12 @@ def missing_timestamp_warning(rule: Rule, caps: Mapping[str, Any]) -> str | None
     if missing and fields.fallback is None:
         return missing_timestamp_message(fields.primary, missing, rule.timestamp_override is not None)
     return None
+
+
+def coverage_warnings(rule: Rule, caps: Mapping[str, Any]) -> tuple[bool, tuple[str, ...]]:
+    """Whether some index matches the rule's patterns, and Kibana's warnings: the one for no index, or the one
+    for indices lacking the timestamp."""
+    if matches_no_index(caps):
+        return False, (no_index_message(rule.index),)
+    warning = missing_timestamp_warning(rule, caps)
+    return True, (warning,) if warning else ()

@@ -1,8 +1,9 @@
 """Re-attempt dead-lettered events: fetch each event again, build its alert with the current rule file,
-create it, and delete the entry once the alert exists (also when it already existed). An ES|QL rule's
-entries are kept, with the reason: its alert needs the query's row, not only the event.
+create it, and delete the entry once the alert exists (also when it already existed).
 
-An entry that still fails keeps its place, with the new reason and time, and is reported.
+An entry that still fails keeps its place, with the new reason and time, and is reported. The entry of an
+EQL sequence (filed under its first event) is not rebuilt from that one event: the rule's next run over
+the sequence's time (a backfill) finds the sequence again and writes it.
 """
 
 from __future__ import annotations
@@ -14,18 +15,28 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.eql import is_sequence
 from job.retry import RetryPolicy
-from job.rules.model import Rule
+from job.rules.model import EqlRule, Rule
 from job.writing import deadletter
 from job.writing.bulk import AlertWrite, WriteStats, bulk_create
 from job.writing.deadletter import DeadLetter
 from job.writing.writer import build_writes
 
 CHUNK = 200
-# An ES|QL alert is built from its query's row, which is not kept: the event alone does not rebuild it.
-ESQL_NOT_RETRIED = (
-    "an ES|QL rule's alert is built from its query's row, which retry cannot read back; a run whose window "
-    "holds the row writes it"
+# The rule types whose dead-lettered alert is the ordinary alert of the one event an entry names (for EQL, an
+# event query's; a sequence's alerts are checked below). A threshold group's alert is built from a synthetic
+# event, a new term's carries the term: their entries stay, listed.
+RETRIED_TYPES = frozenset({"query", "eql"})
+
+
+def not_retried(rule_type: str) -> str:
+    return f"deadletter retry rebuilds one event's alert; a {rule_type} rule's alert is not one (the entry stays)"
+
+
+SEQUENCE_NOT_RETRIED = (
+    "the alerts of an EQL sequence are not rebuilt from one event: run the rule again over the event's time "
+    "(detection-job backfill), which writes the sequence"
 )
 
 
@@ -38,6 +49,8 @@ class RetryReport:
 
 def _fetch(es: Elasticsearch, policy: RetryPolicy, letters: Sequence[DeadLetter]) -> list[dict[str, Any] | None]:
     """The events of these entries, as search hits (None where an event no longer exists)."""
+    if not letters:  # Elasticsearch refuses an mget of no documents
+        return []
     docs = [{"_index": letter.event_index, "_id": letter.event_id} for letter in letters]
     response = policy.call(lambda: es.mget(docs=docs))
     return [doc if doc.get("found") else None for doc in response["docs"]]
@@ -56,19 +69,24 @@ def _attempt(
     writes: list[AlertWrite] = []
     by_id: dict[str, DeadLetter] = {}
     failing: list[DeadLetter] = []
-    retried: list[DeadLetter] = []
+    retried = []
     for letter in letters:
+        rule = rules.get(letter.rule_id)
+        if rule is not None and rule.type not in RETRIED_TYPES:
+            failing.append(replace(letter, reason=not_retried(rule.type), time=now))
+        else:
+            retried.append(letter)
+    letters = retried
+    for letter, hit in zip(letters, _fetch(es, policy, letters), strict=True):
         rule = rules.get(letter.rule_id)
         if rule is None:
             failing.append(replace(letter, reason="the rule is not in DETECTION_RULES_DIR", time=now))
-        elif rule.type == "esql":
-            failing.append(replace(letter, reason=ESQL_NOT_RETRIED, time=now))
-        else:
-            retried.append(letter)
-    for letter, hit in zip(retried, _fetch(es, policy, retried) if retried else [], strict=True):
-        rule = rules[letter.rule_id]
+            continue
         if hit is None:
             failing.append(replace(letter, reason="the event no longer exists", time=now))
+            continue
+        if isinstance(rule, EqlRule) and is_sequence(rule.query):
+            failing.append(replace(letter, reason=SEQUENCE_NOT_RETRIED, time=now))
             continue
         built, failed = build_writes(
             rule, [(letter.id, hit)], now=now, execution_uuid=letter.execution_uuid, space_id=letter.space_id

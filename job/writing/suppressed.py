@@ -1,47 +1,32 @@
 """The alerts-index side of alert suppression: how far each group was counted, the open alert a group
 updates, and the conditional updates themselves (no scripts: a partial document with ``if_seq_no`` and
-``if_primary_term``, so an alert changed since it was read is never overwritten), with what to do when one
-is refused (:func:`settle`, whatever a rule type's groups are)."""
+``if_primary_term``, so an alert changed since it was read is never overwritten)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from job.alerts.suppression import (
-    DOCS_COUNT,
     INSTANCE_ID,
-    LAST_DETECTED,
-    Group,
     OpenAlert,
     boundaries_request,
-    is_open,
     open_alert,
     open_alerts_request,
     parse_boundaries,
-    update_document,
 )
-from job.errors import JobError
 from job.jsoncodec import document_bytes
 from job.retry import RetryPolicy
-from job.settings import Settings
 from job.window import Window
 from job.writing import bulk
-from job.writing.writer import RunWrites, build, send
 
 # Instance ids per lookup request.
 LOOKUP_CHUNK = 1000
-CONFLICT_ATTEMPTS = 3
-G = TypeVar("G")
-
-
-class SuppressionConflict(JobError):
-    """An alert kept changing under this run's updates; the run fails and the next one counts again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,88 +125,3 @@ class SuppressionStore:
             return self.update([update])[0]
         except ApiError as exc:  # a refusal of the whole request: answer it as the item's status
             return bulk.Answer(exc.meta.status, "", str(exc.message))
-
-
-class Folds(Protocol[G]):
-    """A run's side of folding its groups (of whatever kind: events grouped by a search, rows of a page) into
-    open alerts."""
-
-    def folded(self, group: G) -> None:
-        """The group went into its alert."""
-        ...
-
-    def create(self, groups: Sequence[G]) -> None:
-        """Give each group an alert of its own."""
-        ...
-
-    def dead_letter(self, group: G, reason: str) -> None: ...
-
-    def after(self, group: G, current: Current | None) -> G | None:
-        """The group's events that the alert as it is now (None: gone) did not count; None when none is left."""
-        ...
-
-    def summary(self, group: G) -> Group:
-        """What an update of its alert counts: its events, their first and last times."""
-        ...
-
-
-def _ours(answer: bulk.Answer, update: Update, source: Mapping[str, Any]) -> bool:
-    """Whether a 409 answered to ``update`` is that very update, applied by an earlier attempt of its request."""
-    return answer.ambiguous and all(source.get(key) == update.document.get(key) for key in (LAST_DETECTED, DOCS_COUNT))
-
-
-def settle(
-    store: SuppressionStore,
-    run: Folds[G],
-    group: G,
-    update: Update,
-    answer: bulk.Answer,
-    *,
-    now: datetime,
-    since: datetime,
-) -> None:
-    """Account for one update's answer. A changed (409), busy (429) or vanished (404) alert is read again, the
-    group is counted again after the alert's end, and the update retried or a new alert written (when the alert
-    is gone or no longer open since ``since``). A 409 to a retried request that had been applied is this run's
-    own update. :class:`SuppressionConflict` after :data:`CONFLICT_ATTEMPTS` refusals."""
-    alert = update.alert
-    for _ in range(CONFLICT_ATTEMPTS):
-        if answer.status == 200:
-            run.folded(group)
-            return
-        if answer.status not in (404, 409, 429):
-            run.dead_letter(group, f"HTTP {answer.status} {answer.error_type}: {answer.reason}")
-            return
-        current = store.current(alert) if answer.status != 404 else None
-        if current is not None and answer.status == 409 and _ours(answer, update, current.source):
-            run.folded(group)
-            return
-        again = run.after(group, current)
-        if again is None:
-            return  # whoever changed the alert counted these events already
-        if current is None or not is_open(current.source, since):
-            run.create([again])
-            return
-        group, alert = again, current.alert
-        update = Update(alert, update_document(alert, run.summary(group), now))
-        answer = store.update_one(update)
-    raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
-
-
-def dead_letter_group(
-    es: Elasticsearch,
-    policy: RetryPolicy,
-    settings: Settings,
-    writes: RunWrites,
-    group: Any,
-    reason: str,
-    clock: Callable[[], datetime],
-) -> None:
-    """Dead-letter a group whose alert update Elasticsearch refused (its run's ``AlertMaker`` says under which
-    event), counted on ``writes``."""
-    built = build(writes, [], clock())
-    built.letters.append(writes.letter(group, "index", reason, clock()))
-    try:
-        send(es, policy, settings, [built], clock)
-    finally:
-        built.merge()

@@ -18,7 +18,6 @@ from job.errors import RuleError
 from job.rules import RuleFileError, load_rule, load_rules, read_rule
 from job.rules.files import MAX_FILE_BYTES
 from job.rules.loader import prescan_rule_id, rule_from_data
-from job.ruletypes.registry import TYPES
 
 BASE = """\
 [metadata]
@@ -247,24 +246,36 @@ def test_query_keeps_no_trailing_newline_and_defaults_apply(tmp_path: Path) -> N
     assert rule.source == str(path)
 
 
-@pytest.mark.parametrize("kind", ["eql", "esql", "threshold", "new_terms", "machine_learning", "threat_match"])
-def test_other_rule_types_load_and_say_whether_they_run(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "supported"),
+    [
+        ("eql", True),
+        ("esql", True),
+        ("threshold", True),
+        ("new_terms", True),
+        ("machine_learning", False),
+        ("threat_match", False),
+    ],
+)
+def test_other_rule_types_load_as_their_type(tmp_path: Path, kind: str, supported: bool) -> None:
+    new_terms = '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["a"]\n'
+    new_terms += '[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "now-7d"\n'
     extra = {
-        "eql": ('language = "eql"', "", "process where true"),
-        "esql": ('language = "esql"', "", "from logs-* | limit 1"),
-        "threshold": ('language = "kuery"', '[rule.threshold]\nfield = ["user.name"]\nvalue = 5\n', "a:b"),
-        "new_terms": ('language = "kuery"', '[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["a"]\n', "a:b"),
-        "machine_learning": ("", 'anomaly_threshold = 75\nmachine_learning_job_id = "job"\n', ""),
-        "threat_match": ('language = "kuery"', 'threat_index = ["ti-*"]\nthreat_query = "*:*"\n', "a:b"),
+        "eql": ('language = "eql"', "", "process where true", ""),
+        "esql": ('language = "esql"', "", "from logs-* | limit 1", ""),
+        "threshold": ('language = "kuery"', "", "a:b", '[rule.threshold]\nfield = ["user.name"]\nvalue = 5\n'),
+        "new_terms": ('language = "kuery"', "", "a:b", new_terms),
+        "machine_learning": ("", 'anomaly_threshold = 75\nmachine_learning_job_id = "job"\n', "", ""),
+        "threat_match": ('language = "kuery"', 'threat_index = ["ti-*"]\nthreat_query = "*:*"\n', "a:b", ""),
     }[kind]
-    language, keys, query = extra
+    language, keys, query, table = extra
     text = BASE.replace('language = "kuery"', language).replace('type = "query"', f'type = "{kind}"\n{keys}')
-    text = text.replace("event.kind:alert and user.name:admin", query)
+    text = text.replace("event.kind:alert and user.name:admin", query) + "\n" + table
     path = tmp_path / f"{kind}.toml"
     path.write_text(text)
     rule = load_rule(path)
     assert rule.type == kind
-    assert rule.supported == (kind in TYPES)
+    assert rule.supported is supported
 
 
 # Any value where a rule file has one: the loader answers with RuleErrors, never another exception.

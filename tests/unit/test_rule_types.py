@@ -18,7 +18,7 @@ EXTRA: dict[str, dict[str, Any]] = {
     "eql": {"language": "eql", "query": "process where true"},
     "esql": {"language": "esql", "query": "from logs-* | limit 1"},
     "threshold": {"threshold": {"field": ["user.name"], "value": 5}},
-    "new_terms": {"new_terms": {"field": "new_terms_fields", "value": ["user.name"]}},
+    "new_terms": {"new_terms_fields": ["user.name"], "history_window_start": "now-7d"},
     "machine_learning": {"language": None, "query": "", "machine_learning_job_id": "job"},
     "threat_match": {"threat_index": ["ti-*"]},
 }

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from job.kql import to_dsl
 
 
@@ -77,6 +79,84 @@ def test_invalid_fields_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith(f"detection-job: {bad}: ") and reason in lines[0]
 
 
+EQL_FIELDS = {
+    "@timestamp": "date",
+    "event.category": "keyword",
+    "host.id": "keyword",
+    "process.name": "keyword",
+    "process.args": "keyword",
+    "destination.ip": "ip",
+}
+SEQUENCE = (
+    'sequence by host.id with maxspan=1m [process where process.name : "cmd.exe" and length(process.args) > 3] '
+    '[network where cidrMatch(destination.ip, "10.0.0.0/8")]'
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            'process where process.name == "cmd.exe"',
+            ['event query: process where process.name == "cmd.exe"', "evaluated on the client: nothing"],
+        ),
+        (
+            "process where length(process.name) > 3",
+            ["event query: ", "evaluated on the client: length(process.name) > 3"],
+        ),
+        (
+            SEQUENCE,
+            [
+                "stage 1: [process where",
+                "join keys: host.id",
+                '"case_insensitive": true',
+                "evaluated on the client: length(process.args) > 3",
+                "stage 2: [network where",
+                '"destination.ip": [',
+                "evaluated on the client: nothing (the query is exact)",
+                "sequence matching on the client: maxspan=60000 ms",
+            ],
+        ),
+    ],
+)
+def test_eql_prints_each_query_and_what_the_client_evaluates(tmp_path: Path, query: str, expected: list[str]) -> None:
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps(EQL_FIELDS), encoding="utf-8")
+    result = _translate("--language", "eql", query, "--fields-json", str(fields))
+    assert result.returncode == 0, result.stderr
+    position = 0
+    for text in expected:  # in this order
+        found = result.stdout.find(text, position)
+        assert found >= 0, (text, result.stdout)
+        position = found
+    assert result.stderr == ""
+
+
+def test_eql_without_field_types_takes_them_from_their_use() -> None:
+    result = _translate("--language", "eql", SEQUENCE)
+    assert result.returncode == 0, result.stderr
+    assert "destination.ip: ip" in result.stderr and "process.args: keyword" in result.stderr
+    assert '"destination.ip": [' in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("process where x = 1", "line 1:17: mismatched input '='"),
+        ("process where nope == 1", "line 1:15: Unknown column [nope]"),
+        ('any where process.name == "a" | count', "line 1:31: Pipe [count] is not supported"),
+    ],
+)
+def test_eql_errors_exit_1_with_elasticsearch_s_message_and_a_caret(tmp_path: Path, query: str, message: str) -> None:
+    fields = tmp_path / "fields.json"
+    fields.write_text(json.dumps(EQL_FIELDS), encoding="utf-8")
+    result = _translate("--language", "eql", query, "--fields-json", str(fields))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+    assert "^" in result.stderr and "Traceback" not in result.stderr
+
+
 def _esql_rule(path: Path, rule_id: str, query: str) -> None:
     path.write_text(
         '[metadata]\ncreation_date = "2026/01/01"\nupdated_date = "2026/01/01"\n\n[rule]\n'
@@ -87,23 +167,17 @@ def _esql_rule(path: Path, rule_id: str, query: str) -> None:
     )
 
 
-def test_a_rule_file_prints_the_request_its_type_sends(tmp_path: Path) -> None:
+def test_an_esql_rule_file_prints_the_first_query_request_of_a_run(tmp_path: Path) -> None:
     _esql_rule(tmp_path / "a.toml", "agg", "FROM logs-* | STATS c = COUNT(*) BY host.name")
     result = _translate("--rule", str(tmp_path / "a.toml"))
     assert result.returncode == 0, result.stderr
-    heading, request_line, body = result.stdout.split("\n", 2)
-    assert heading == f"# {tmp_path / 'a.toml'}: agg (esql)"
+    request_line, body = result.stdout.split("\n", 1)
     assert request_line == "POST /_query/async?drop_null_columns=true&allow_partial_results=false"
     assert json.loads(body)["query"] == "FROM logs-* | STATS c = COUNT(*) BY host.name | limit 6"
 
 
-def test_a_rule_that_does_not_compile_is_one_line_and_exit_1(tmp_path: Path) -> None:
+def test_an_esql_rule_kibana_would_not_save_is_one_line_and_exit_1(tmp_path: Path) -> None:
     _esql_rule(tmp_path / "a.toml", "bad", "FROM logs-*\n| WHERE a == 1")  # no METADATA _id (Kibana's check)
-    result = _translate("--rule", str(tmp_path))
+    result = _translate("--rule", str(tmp_path / "a.toml"))
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr.count("\n") == 1 and "bad: Queries that don" in result.stderr
-
-
-def test_a_query_or_a_rule_not_both() -> None:
-    assert _translate().returncode == 2
-    assert _translate("a:b", "--rule", "x.toml").returncode == 2
+    assert result.stderr.count("\n") == 1 and "Queries that don" in result.stderr

@@ -105,6 +105,18 @@ def update_excluded(
         excluded.setdefault(event.index, []).append(ExcludedDocument(event.id, timestamp))
 
 
+def newest(excluded: Mapping[str, Sequence[ExcludedDocument]], limit: int) -> Excluded:
+    """At most ``limit`` of the excluded events, the latest by timestamp (those without one go first)."""
+    entries = sorted(
+        ((entry.timestamp or "", index, entry) for index, found in excluded.items() for entry in found),
+        key=lambda item: item[0],
+    )
+    kept: Excluded = {}
+    for _, index, entry in entries[max(len(entries) - limit, 0) :] if limit > 0 else []:
+        kept.setdefault(index, []).append(entry)
+    return kept
+
+
 def final_state(
     state: Mapping[str, Any] | None,
     excluded: Mapping[str, Sequence[ExcludedDocument]],

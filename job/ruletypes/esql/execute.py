@@ -32,6 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from job.execlog.execution import STATE_MAX_BYTES
+from job.jsoncodec import document_bytes
 from job.rules.model import Rule
 from job.ruletypes.contract import Outcome, RunPlan, RunTools, count_writes, stopped_message
 from job.ruletypes.esql import errors, excluded
@@ -44,6 +46,8 @@ from job.ruletypes.esql.response import MAX_ROWS, EsqlResult, missing_id_warning
 from job.ruletypes.esql.sources import FetchedEvent, row_ids
 from job.writing.writer import Candidate
 
+# The largest state a run keeps: within the execution record's limit, with room for the other keys.
+STATE_BYTES = STATE_MAX_BYTES * 9 // 10
 NO_PROGRESS_WARNING = (
     "The ES|QL query returned a full page whose events were all excluded already; "
     "the rows past it were not read this run"
@@ -110,9 +114,18 @@ class Pages:
         return len(result.rows) < self.size
 
     def state(self, run: RunPlan) -> dict[str, Any]:
-        """What the run keeps for the next one: its excluded events (and the query, with MV_EXPAND)."""
-        return excluded.final_state(
+        """What the run keeps for the next one: its excluded events (and the query, with MV_EXPAND), the newest
+        of them when all would make the state larger than the execution record keeps (the others cost the next
+        run only a second look: their alerts exist)."""
+        state = excluded.final_state(
             run.state, self.kept, query=self.compiled.text, has_mv_expand=bool(self.compiled.mv_expand)
+        )
+        size = len(document_bytes(state))
+        if size <= STATE_BYTES:
+            return state
+        kept = excluded.newest(self.kept, excluded.count(self.kept) * STATE_BYTES // size)
+        return excluded.final_state(
+            run.state, kept, query=self.compiled.text, has_mv_expand=bool(self.compiled.mv_expand)
         )
 
     def warn(self, warning: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,16 +18,14 @@ from job.lists.plan import ExceptionPlan
 from job.rules.exceptions import item_clauses, should_of, split_expired
 from job.rules.model import Rule
 from job.rules.validation import Finding, compile_findings
-from job.ruletypes.contract import Cluster, Hit, Outcome, PlanInputs, RunPlan, RunTools, SearchPlan
+from job.ruletypes.contract import Cluster, NotProbed, Outcome, PlanInputs, RunPlan, RunTools, SearchPlan
 from job.ruletypes.esql.compiled import EsqlQuery, EsqlSearch, compile_query, plan_search
 from job.ruletypes.esql.engine import Engine, EsqlCancelled, EsqlQueryError
 from job.ruletypes.esql.execute import execute
 from job.ruletypes.esql.request import EsqlRequest, build_request, page_size
 from job.ruletypes.esql.suppressed import execute_suppressed
 from job.search.clauses import timestamp_fields
-from job.search.probes import Probe
 from job.window import Window, rule_window
-from job.writing.writer import Candidate, RunWrites
 
 # Where Elasticsearch's reason says which line and column of the query it refuses.
 _AT = re.compile(r"\bline (\d+):(\d+)\b")
@@ -80,8 +78,9 @@ def inline_exception_clause(rule: Rule, now: datetime) -> dict[str, Any] | None:
     return should_of(clauses)
 
 
-class EsqlType:
-    """ES|QL, with and without alert suppression."""
+class EsqlType(NotProbed):
+    """ES|QL, with and without alert suppression; never probed: an ES|QL query is no search the pass's shared
+    ``_msearch`` can carry."""
 
     name = "esql"
 
@@ -136,9 +135,3 @@ class EsqlType:
         if rule.alert_suppression is not None:
             return execute_suppressed(rule, run, search, tools)
         return execute(rule, run, search, tools)
-
-    def probe(self, rule: Rule, search: SearchPlan) -> Probe | None:
-        return None  # an ES|QL query cannot be one search of the pass's _msearch
-
-    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
-        raise RuntimeError("ES|QL rules are never probed, so no window of theirs is read whole")

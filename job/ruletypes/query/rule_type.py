@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from job.backends import FieldTypes, translate_rule_query
+from job.backends import FieldTypes, KqlOrLucene
 from job.rules.model import Rule
-from job.rules.validation import Finding, compile_findings
+from job.rules.validation import Finding, compile_findings, index_findings
 from job.ruletypes.contract import Hit, Outcome, PlanInputs, RunPlan, RunTools, SearchPlan
 from job.ruletypes.query.execute import candidates, execute
 from job.ruletypes.query.suppressed import execute_suppressed
@@ -20,29 +20,13 @@ from job.window import Window
 from job.writing.writer import Candidate, RunWrites, for_events
 
 
-class QueryType:
+class QueryType(KqlOrLucene):
     """KQL and Lucene, with and without alert suppression."""
 
     name = "query"
 
-    def compile_key(self, rule: Rule) -> Hashable:
-        return (rule.language, rule.query, rule.index)
-
-    def compile(self, rule: Rule, field_types: FieldTypes | None) -> dict[str, Any]:
-        return translate_rule_query(rule, field_types)
-
     def check(self, rule: Rule, field_types: FieldTypes | None, compiled: Callable[[], Any]) -> list[Finding]:
-        findings: list[Finding] = []
-        if not rule.index:
-            if rule.data_view_id:
-                message = (
-                    "data_view_id: data views live in Kibana, which this job cannot read; give index patterns in index"
-                )
-                findings.append(Finding(("rule", "data_view_id"), message))
-            else:
-                findings.append(
-                    Finding(("rule",), "rule.index: a query rule needs index (the index patterns to search)")
-                )
+        findings = index_findings(rule)
         if not rule.query.strip() and not rule.filters:
             message = "query: empty, and no filters: the rule would alert on every event"
             findings.append(Finding(("rule", "query"), message))
@@ -82,7 +66,10 @@ class QueryType:
             return None
         return Probe(rule.index, search.query, search.sort)
 
-    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
+    def read_whole(
+        self, rule: Rule, search: SearchPlan, hits: Sequence[Hit], tools: RunTools
+    ) -> tuple[RunWrites, list[Candidate]]:
+        del search
         space_id = tools.settings.space_id
         return for_events(rule, space_id, tools.execution_uuid), candidates(
             rule, space_id, tools.page_filter(list(hits))

@@ -57,6 +57,13 @@ def minutes_ago(minutes: float, now: datetime | None = None) -> str:
     return iso((now or datetime.now(UTC)) - timedelta(minutes=minutes))
 
 
+def state(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ES|QL state an execution record keeps (its excluded events, and the query with MV_EXPAND)."""
+    kept = record["type_state"]
+    assert kept["type"] == "esql"
+    return dict(kept["value"])
+
+
 class EsqlJob:
     """A :class:`JobEnv` on the ES|QL node, with ES|QL rule files."""
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from job.alerts.objecthash import UNDEFINED, object_hash
 from tests.chaos import ChaosHarness, KillKind, Phase, Step, schedule_events
-from tests.integration.esql.conftest import EsqlJob
+from tests.integration.esql.conftest import EsqlJob, state
 from tests.integration.run.conftest import JobEnv
 
 SEED = 20260502
@@ -81,4 +81,4 @@ def test_kills_of_esql_runs_leave_the_exact_alert_set_and_every_interrupted_run_
     assert played.interrupted >= 1, played.log
     assert set(harness.alerted()) == last_alerted
     [last] = played.records[-1]  # the last run kept the events it excluded for the next one
-    assert index in last["state"]["excludedDocuments"]
+    assert index in state(last)["excludedDocuments"]

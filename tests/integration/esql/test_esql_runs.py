@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from job.ruletypes.esql import errors
-from tests.integration.esql.conftest import EsqlJob
+from tests.integration.esql.conftest import EsqlJob, state
 from tests.integration.run.conftest import iso
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def test_pages_and_runs_exclude_the_events_already_alerted_on(esql_job: EsqlJob)
     first = esql_job.last(rule_id)
     assert first["metrics"]["alerts_created"] == 3 and first["execution"]["warnings"] == [errors.MAX_SIGNALS_WARNING]
     # the page's last event is not excluded (its alert was cut by the cap, so it must come back)
-    assert [entry["id"] for entry in first["state"]["excludedDocuments"][esql_job.events_index()]] == ["e0", "e1", "e2"]
+    assert [entry["id"] for entry in state(first)["excludedDocuments"][esql_job.events_index()]] == ["e0", "e1", "e2"]
     # a capped run vouches for nothing past its window's start: the next one searches the window again
     assert first["window"]["searched_to"] == first["window"]["from"]
     _run(esql_job, T0 + timedelta(minutes=1))
@@ -50,7 +50,7 @@ def test_pages_and_runs_exclude_the_events_already_alerted_on(esql_job: EsqlJob)
     second, third = esql_job.records(rule_id)[-2:]
     assert second["metrics"]["hits"] == 4 and second["metrics"]["duplicates_skipped"] == 0
     assert third["metrics"]["hits"] == 1 and third["execution"]["status"] == "succeeded"
-    assert third["state"]["lastQuery"] is None
+    assert state(third)["lastQuery"] is None
 
 
 def test_overlapping_windows_and_a_lost_state_converge_on_the_same_alerts(esql_job: EsqlJob) -> None:
@@ -91,9 +91,9 @@ def test_mv_expand_rows_over_pages_and_runs(esql_job: EsqlJob) -> None:
     _run(esql_job)
     first = esql_job.last(rule_id)
     assert first["metrics"]["alerts_created"] == 5
-    assert first["state"]["lastQuery"] == query.format(events=esql_job.events_pattern)
+    assert state(first)["lastQuery"] == query.format(events=esql_job.events_pattern)
     # e0 is excluded, e1 (behind the last row) is not: its row "f" comes on the next run
-    assert [entry["id"] for entry in first["state"]["excludedDocuments"][esql_job.events_index()]] == ["e0"]
+    assert [entry["id"] for entry in state(first)["excludedDocuments"][esql_job.events_index()]] == ["e0"]
     _run(esql_job, T0 + timedelta(minutes=1))
     values = sorted(alert["process.args"] for alert in esql_job.alerts(rule_id))
     assert values == ["a", "b", "c", "d", "e", "f"]  # one alert per row, each once
@@ -107,7 +107,7 @@ def test_an_aggregating_rule_alerts_once_per_row_each_run(esql_job: EsqlJob) -> 
     alerts = esql_job.alerts(rule_id)
     assert [(alert["user.name"], alert["logins"]) for alert in alerts] == [("u0", 2), ("u0", 2)]
     assert len({alert["_id"] for alert in alerts}) == 2  # a new id each window: Kibana never dedupes them
-    assert esql_job.last(rule_id)["state"] == {"excludedDocuments": {}, "lastQuery": None}
+    assert state(esql_job.last(rule_id)) == {"excludedDocuments": {}, "lastQuery": None}
 
 
 def test_the_timestamp_override_falls_back_to_timestamp(esql_job: EsqlJob) -> None:
@@ -129,7 +129,7 @@ def test_the_timestamp_override_falls_back_to_timestamp(esql_job: EsqlJob) -> No
     assert _events_alerted(esql_job, only) == ["e0"]
     # the excluded events' timestamps are the override's; an event without it has none and is not kept past
     # this run (Kibana keeps only entries with a timestamp): the next run finds it again, under the same id
-    entries = esql_job.last(both)["state"]["excludedDocuments"][esql_job.events_index()]
+    entries = state(esql_job.last(both))["excludedDocuments"][esql_job.events_index()]
     kept = {entry["id"]: entry["timestamp"] for entry in entries}
     assert kept == {"e0": _at(5), "e2": None}
 
@@ -173,7 +173,7 @@ def test_a_row_the_cap_cut_is_not_excluded_so_the_next_run_alerts_it(esql_job: E
     assert _events_alerted(esql_job, rule_id) == ["e0", "e1", "e2", "e3", "e4"]
     [capped] = _records_in(esql_job, rule_id)
     assert capped["execution"]["warnings"] == [errors.MAX_SIGNALS_WARNING]
-    kept = {entry["id"] for entry in capped["state"]["excludedDocuments"][esql_job.events_index()]}
+    kept = {entry["id"] for entry in state(capped)["excludedDocuments"][esql_job.events_index()]}
     assert kept == {"e0", "e1", "e2", "e3", "e4"}  # e5's row was cut: the next run must see it
     _run(esql_job, T0 + timedelta(minutes=1))  # the window again, from the capped run's start
     assert _events_alerted(esql_job, rule_id) == [f"e{i}" for i in range(6)]

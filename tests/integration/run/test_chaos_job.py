@@ -8,12 +8,27 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from tests.chaos import COMPLETED, ChaosHarness, KillJob, LateAnswer, Phase, Step, kill_kinds, schedule_events
-from tests.integration.run.conftest import JobEnv
+from job.window import parse_timestamp
+from tests.chaos import (
+    COMPLETED,
+    ChaosHarness,
+    KillJob,
+    LateAnswer,
+    Phase,
+    Step,
+    aggregation_kill_kinds,
+    alert_id_of,
+    kill_kinds,
+    schedule_events,
+)
+from tests.integration.run.aggregation_rules import auth, new_terms_rule, threshold_rule
+from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint
 
 pytestmark = pytest.mark.integration
@@ -137,3 +152,147 @@ def test_requests_applied_but_answered_after_the_client_gave_up_converge_on_the_
                 f"{record['metrics']}, {created} alerts: {played.log}"
             )
     assert set(harness.alerted()) == reference[-1][0]
+
+
+AGG_SCHEDULE = [T0 + timedelta(minutes=5 * k) for k in range(4)]  # every 5 minutes, from = now-10m
+AGG_FIRST = AGG_SCHEDULE[0] - timedelta(minutes=10)  # the first window's start
+AGG_KILLS_PER_RUN = 3
+
+
+def _aggregation_events() -> list[dict[str, Any]]:
+    """Events every 13 seconds from the first window's start to the last run (never on a window's edge): six
+    hosts in turn, and users each first seen at one event and seen twice more; users seen in the history
+    (35 minutes before the first run) come back too and are never new."""
+    events: list[dict[str, Any]] = []
+    span = (AGG_SCHEDULE[-1] - AGG_FIRST).total_seconds()
+    for i in range(int(span // 13)):
+        moment = AGG_FIRST + timedelta(seconds=13 * i + 6.5)
+        user = f"old-{i % 4}" if i % 5 == 4 else f"u{i // 3:03d}"
+        events.append(auth(moment, _id=f"e{i}", host={"name": f"h{i % 6}"}, user={"name": user}, tags=["chaos"]))
+    old = AGG_SCHEDULE[0] - timedelta(minutes=35)
+    events += [
+        auth(old, _id=f"old-{j}", host={"name": "h0"}, user={"name": f"old-{j}"}, tags=["chaos"]) for j in range(4)
+    ]
+    return events
+
+
+def test_threshold_and_new_terms_rules_converge_under_kills(job_env: JobEnv, es_url: str) -> None:
+    """SIGKILL at seeded points of a schedule of threshold and new-terms runs (3 per scheduled time, then a run
+    to completion at the same time). After every run that completes: every event is counted into exactly one
+    threshold alert of its host (value 1: every group alerts, so no count is lost and none counted twice
+    however the runs were cut), and the new-terms alerts are exactly each user's first event, once."""
+    started = time.monotonic()
+    threshold = threshold_rule(job_env, "chaos-threshold", ["host.name"], 1, query="tags:chaos", from_="now-10m")
+    new_terms = new_terms_rule(job_env, "chaos-terms", ["user.name"], "now-1h", query="tags:chaos", from_="now-10m")
+    events = _aggregation_events()
+    job_env.index_events([dict(event) for event in events])
+    harness = ChaosHarness(job_env, es_url, threshold, frozenset(), AGG_SCHEDULE)
+    rng = random.Random(SEED)
+    kinds = aggregation_kill_kinds(job_env)
+    log: list[str] = []
+
+    def expected(now: datetime) -> tuple[Counter[str], set[tuple[str, str]]]:
+        counts: Counter[str] = Counter()
+        first: dict[str, str] = {}
+        for event in events:
+            at = parse_timestamp(event["@timestamp"])
+            if AGG_FIRST <= at <= now:
+                counts[event["host"]["name"]] += 1
+                first.setdefault(event["user"]["name"], event["_id"])
+        return counts, {(event_id, user) for user, event_id in first.items() if not user.startswith("old-")}
+
+    def check(now: datetime) -> None:
+        counts, terms = expected(now)
+        counted: Counter[str] = Counter()
+        for alert in job_env.alert_docs(threshold):
+            counted[alert["host.name"]] += alert["kibana.alert.threshold_result"]["count"]
+        assert counted == counts, f"threshold counts {dict(counted)} != {dict(counts)} after: {log}"
+        found = [
+            (alert["kibana.alert.ancestors"][0]["id"], alert["kibana.alert.new_terms"][0])
+            for alert in job_env.alert_docs(new_terms)
+        ]
+        assert len(found) == len(set(found)), f"a new term alerted twice after: {log}"
+        assert set(found) == terms, f"missing {terms - set(found)}, extra {set(found) - terms} after: {log}"
+        assert harness.running_records() == 0, log
+
+    kills = 0
+    for now in AGG_SCHEDULE:
+        for kind in rng.sample(kinds, AGG_KILLS_PER_RUN):
+            fault = kind.point(rng)
+            result = harness.run_job(now, kill=fault.point)
+            harness.settle()
+            log.append(f"{iso(now)} {fault.name}: {'killed' if result.killed else 'done'}")
+            if result.killed:
+                kills += 1
+            else:  # the point was not reached (a threshold run that trusts its record reads no alerts)
+                assert result.returncode in (0, 1), result.stderr
+                check(now)
+        result = harness.run_job(now)
+        assert result.returncode in (0, 1), result.stderr
+        harness.settle()
+        log.append(f"{iso(now)} clean run")
+        check(now)
+    assert kills >= 8, log
+    print(f"{kills} kills, {time.monotonic() - started:.0f}s")
+SEQ_T0 = datetime(2026, 5, 5, 12, 0, tzinfo=UTC)
+SEQ_SCHEDULE = [SEQ_T0 + timedelta(minutes=10 * k) for k in range(3)]
+SEQUENCE = (
+    'sequence by host.id with maxspan=2m [process where process.name == "a.exe"] '
+    '[process where process.name == "b.exe"]'
+)
+
+
+def _sequence_events() -> list[dict[str, Any]]:
+    """Per scheduled window 90 hosts starting a.exe, 60 of them b.exe 30 s later (a sequence each), a few
+    a.exe again in between (a newer candidate); events tied on one timestamp across page boundaries."""
+    events = []
+    for window, end in enumerate(SEQ_SCHEDULE):
+        start = end - timedelta(minutes=9)
+        for host in range(90):
+            at = start + timedelta(seconds=2 * host)
+            name = f"w{window}-h{host}"
+            events.append(cred_event(at, _id=f"{name}-a", host={"id": name}, process={"name": "a.exe"}))
+            if host % 3 == 0:
+                again = at + timedelta(seconds=10)
+                events.append(cred_event(again, _id=f"{name}-a2", host={"id": name}, process={"name": "a.exe"}))
+            if host % 3 != 2:  # the last twenty hosts' b.exe all at one time
+                later = at + timedelta(seconds=30) if host < 70 else start + timedelta(seconds=190)
+                events.append(cred_event(later, _id=f"{name}-b", host={"id": name}, process={"name": "b.exe"}))
+    return events
+
+
+def test_a_sequence_rule_killed_mid_run_converges_to_the_exact_alert_set(job_env: JobEnv, es_url: str) -> None:
+    """A sequence rule killed at seven points of its runs (writing its shells and blocks, before and after
+    Elasticsearch applied them, reading the sequences' events back, paging its stream, checking duplicates,
+    writing its final record): every run that completes leaves exactly the clean reference's shells and
+    building blocks, each written once and each shell with both its blocks."""
+    job_env.set(page_size="50")
+    rule_id = job_env.write_eql_rule(SEQUENCE, from_="now-10m")
+    job_env.index_events(_sequence_events())
+    harness = ChaosHarness(job_env, es_url, rule_id, frozenset(), SEQ_SCHEDULE, key=alert_id_of)
+    reference = harness.reference()
+    assert [len(alerts) for alerts, _ in reference] == [180, 360, 540]  # 60 sequences a window, 3 alerts each
+
+    executions, alerts, dead = job_env.executions, job_env.alerts, job_env.dead_letters
+    during = Phase.DURING
+    kills = [
+        (0, KillPoint("bulk", r"^/_bulk", 1)),
+        (0, KillPoint("read-back", r"^/_mget", 1, forward_first=True)),
+        (1, KillPoint("bulk", r"^/_bulk", 2, forward_first=True)),
+        (1, KillPoint("duplicate-check", rf"^/{alerts},{dead}/_search", 2)),
+        (1, KillPoint("page", r"^/_search", 3)),
+        (2, KillPoint("read-back", r"^/_mget", 2)),
+        (2, KillPoint("final-record", rf"^/{executions}/_bulk\?filter_path=items\.index", 1)),
+    ]
+    steps: list[Step] = []
+    for time_index in range(len(SEQ_SCHEDULE)):
+        steps += [Step(t, KillJob(point, during)) for t, point in kills if t == time_index]
+        steps.append(Step(time_index))
+    played = harness.play(steps, reference)
+    assert played.fired == len(kills), played.log
+    assert played.interrupted == len(kills), played.log
+    groups: dict[str, int] = {}
+    for hit in harness._all(job_env.alerts, {"term": {"kibana.alert.rule.rule_id": rule_id}}):
+        group = hit["_source"]["kibana.alert.group.id"]
+        groups[group] = groups.get(group, 0) + 1
+    assert set(groups.values()) == {3}, played.log  # every shell with both its blocks

@@ -106,3 +106,16 @@ def test_final_state_keeps_other_keys(query: str, mv_expand: bool, last: str | N
         {"other": 1}, {"logs-a": [ExcludedDocument("1", "t")]}, query=query, has_mv_expand=mv_expand
     )
     assert state == {"other": 1, "excludedDocuments": {"logs-a": [{"id": "1", "timestamp": "t"}]}, "lastQuery": last}
+
+
+def test_the_newest_excluded_events_when_all_would_not_fit() -> None:
+    kept = {
+        "a": [excluded.ExcludedDocument("e1", "2025-01-01T00:01:00.000Z"), excluded.ExcludedDocument("e3", None)],
+        "b": [excluded.ExcludedDocument("e2", "2025-01-01T00:02:00.000Z")],
+    }
+    assert excluded.newest(kept, 2) == {
+        "a": [excluded.ExcludedDocument("e1", "2025-01-01T00:01:00.000Z")],
+        "b": [excluded.ExcludedDocument("e2", "2025-01-01T00:02:00.000Z")],
+    }
+    assert excluded.newest(kept, 0) == {}
+    assert excluded.count(excluded.newest(kept, 5)) == 3

@@ -27,6 +27,7 @@ from job.ruletypes.esql.maker import EsqlAlerts, filed_under
 from job.ruletypes.esql.rule_type import EsqlType
 from job.ruletypes.esql.suppressed import RowGroup, terms_of, time_of
 from job.window import Window
+from job.writing.grouped import ALERT_ID_KEY
 from tests.alert_samples import SEED_RULE_FIELDS
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -172,14 +173,15 @@ def test_a_rows_suppression_time(source: dict[str, Any], fields: Any, fallback: 
     assert time_of(_alert(source, fields), "event.ingested", fallback, NOW) == moment
 
 
-def test_a_group_keeps_only_the_rows_after_its_boundary() -> None:
+def test_a_group_keeps_only_the_rows_after_its_boundary_and_is_named_after_its_earliest_row() -> None:
     rows = tuple((NOW - timedelta(minutes=m), _alert({}, event=f"e{m}")) for m in (3, 2, 1))
-    group = RowGroup("i", (("host.name", "h1"),), rows)
+    group = RowGroup((("host.name", "h1"),), rows)
     later = group.after(NOW - timedelta(minutes=2))
     assert later is not None and [alert.event_id for _, alert in later.rows] == ["e1"]
     assert group.after(NOW) is None and group.after(None) == group
     summary = group.group()
     assert (summary.count, summary.start, summary.end, summary.event["_id"]) == (3, rows[0][0], rows[-1][0], "e3")
+    assert summary.event[ALERT_ID_KEY] == "id-e3"  # the group's alert takes its earliest row's id
 
 
 def test_a_page_offers_each_id_once_per_run() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from job.execlog.execution import STATUS_ORDER, Execution
-from job.execlog.history import RuleHistory, plan_history
+from job.execlog.history import RuleHistory
 from job.execlog.lease import Runner, abandoned, finished, pid_alive, started
 from job.run.plan import plan_run
 from job.window import Gap, Window
@@ -143,43 +143,3 @@ def test_a_completed_record_vouches_from_its_window_start_or_its_gap(gap: Gap | 
     execution = _execution(window=Window(PLAIN_START, NOW), gap=gap, searched_to=NOW, end=NOW)
     assert execution.to_document()["window"]["covered_from"] == covered_from
     assert execution.status == "succeeded"
-
-
-STATE = {"excludedDocuments": {"logs": [{"id": "e1", "timestamp": "2026-03-15T09:50:00.000Z"}]}, "lastQuery": None}
-
-
-@pytest.mark.parametrize(
-    ("searched_to", "state", "written"),
-    [
-        (NOW, STATE, STATE),  # a completed run keeps its type's state for the next run
-        (NOW, None, None),  # a type that keeps nothing writes nothing
-        (None, STATE, None),  # a run that did not complete leaves none: the next takes the last completed run's
-    ],
-)
-def test_the_final_record_carries_the_types_state_only_when_the_run_completed(
-    searched_to: datetime | None, state: dict[str, object] | None, written: dict[str, object] | None
-) -> None:
-    execution = _execution(window=Window(PLAIN_START, NOW), searched_to=searched_to, end=NOW, state=state)
-    assert execution.to_document().get("state") == written
-
-
-def _bucket(hits: list[object]) -> dict[str, object]:
-    return {"key": "r", "completed": {"latest": {"hits": {"hits": hits}}}}
-
-
-@pytest.mark.parametrize(
-    ("hits", "state"),
-    [
-        ([{"_source": {"state": STATE}}], STATE),
-        ([{"_source": {}}], None),  # the newest completed run kept nothing
-        ([], None),  # no completed run
-        ([{"_source": {"state": ["not", "an", "object"]}}], None),
-    ],
-)
-def test_the_history_hands_back_the_newest_completed_runs_state(hits: list[object], state: object) -> None:
-    assert plan_history(_bucket(hits)).state == state
-
-
-def test_planning_hands_the_state_to_the_run() -> None:
-    plan = plan_run(seed_rule(), NOW, RuleHistory(state=STATE), max_catchup=timedelta(hours=24), alerts_max=1000)
-    assert plan.state == STATE
