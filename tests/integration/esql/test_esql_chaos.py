@@ -11,7 +11,7 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from job.alerts.objecthash import UNDEFINED, object_hash
-from tests.chaos import ChaosHarness, KillKind, Phase, Step, schedule_events
+from tests.chaos import ChaosHarness, KillKind, Phase, Step, kill_kinds, schedule_events
 from tests.integration.esql.conftest import EsqlJob, state
 from tests.integration.run.conftest import JobEnv
 
@@ -23,31 +23,22 @@ POISON = [f"poison-{k}" for k in range(len(SCHEDULE))]  # one new in each window
 QUERY = 'FROM {events} METADATA _id | WHERE event.kind == "alert" AND event.action == "cred_theft_event"'
 
 
+# The pass's requests an ES|QL run makes too (no _msearch, point in time or page of hits: those are the query
+# rules' own).
+PASS_KINDS = ("history", "write-ahead", "duplicate-check", "final-record")
+
+
 def _kinds(env: JobEnv) -> tuple[KillKind, list[KillKind], list[KillKind]]:
     """(the kill that lands while alerts are written, kills at the ES|QL type's own requests, kills at the
     pass's requests every run makes)."""
-    executions, alerts, dead = env.executions, env.alerts, env.dead_letters
+    writing, every_run = kill_kinds(env)
     esql = [
         KillKind("esql-query", r"^/_query/async", Phase.DURING, forwarded_phase=Phase.DURING),
         KillKind("source-fetch", rf"^/{env.prefix}-events", Phase.DURING),
     ]
-    every_run = [
-        KillKind("history", rf"^/{executions}/_search", Phase.BEFORE_RECORD),
-        KillKind(
-            "write-ahead",
-            rf"^/{executions}/_bulk\?filter_path=items\.create",
-            Phase.BEFORE_RECORD,
-            forwarded_phase=Phase.DURING,
-        ),
-        KillKind("duplicate-check", rf"^/{alerts},{dead}/_search", Phase.DURING),
-        KillKind(
-            "final-record",
-            rf"^/{executions}/_bulk\?filter_path=items\.index",
-            Phase.DURING,
-            forwarded_phase=Phase.AFTER_RECORD,
-        ),
-    ]
-    return KillKind("bulk", r"^/_bulk", Phase.DURING, forwarded_phase=Phase.DURING), esql, every_run
+    [bulk] = [kind for kind in writing if kind.name == "bulk"]
+    bulk = KillKind(bulk.name, bulk.path, bulk.phase, forwarded_phase=bulk.forwarded_phase)  # the first bulk
+    return bulk, esql, [kind for kind in every_run if kind.name in PASS_KINDS]
 
 
 def test_kills_of_esql_runs_leave_the_exact_alert_set_and_every_interrupted_run_recorded(
