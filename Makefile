@@ -9,8 +9,9 @@ LOWEST_STAMP := $(LOWEST)/.installed-stamp
 .PHONY: help venv es-up es-down es-build test test-es test-cluster unit lint demo bench bench-peers clean chart-tools chart-check test-lowest
 
 # The local node's release: 8 (8.19.x, the default), 9 (the pinned 9.x) or an exact x.y.z;
-# NODES=3 makes es-up start a three-node cluster. esnode.py reads both from the environment.
-export ES_VERSION NODES
+# NODES=3 makes es-up start a three-node cluster, ESQL=1 the ES|QL node (8.19 only). esnode.py reads
+# them from the environment.
+export ES_VERSION NODES ESQL
 # The releases make test runs the integration tests on (unit tests run once).
 TEST_ES_VERSIONS ?= 8 9
 
@@ -34,7 +35,7 @@ help:
 	@echo "make demo     run the job end to end on the local Elasticsearch node"
 	@echo "make test     lint, type-check and run every test (integration tests on Elasticsearch 8.19 and 9.x)"
 	@echo "make test-cluster  only the three-node cluster tests, on 8.19 and 9.x"
-	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3); prints its URL last"
+	@echo "make es-up    start the local node in the background (ES_VERSION=9, NODES=3, ESQL=1); prints its URL last"
 	@echo "make es-down  stop every local node es-up started"
 	@echo "make bench    speed and memory against the floor on the local node (table in bench/results/latest.json)"
 	@echo "make bench-peers  the job beside ElastAlert 2 (Python 3.12+ needed; skipped otherwise)"
@@ -62,24 +63,27 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy job esnode
 
 # The test session starts its own node (fresh data in a temporary folder) unless
-# DETECTION_ES_HOSTS points at a cluster, and stops it at the end. Unit tests run once, the
+# DETECTION_ES_HOSTS points at a cluster, and stops it at the end; the 8.19 session also starts the
+# ES|QL node (ESQL=1) for the ES|QL tests, which a 9.x session skips. Unit tests run once, the
 # integration tests (the three-node cluster tests among them) once per release in TEST_ES_VERSIONS;
 # then the chart checks and the lowest dependency versions.
 test: $(STAMP) lint
-	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@for v in $(TEST_ES_VERSIONS); do ESQL= ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@ESQL=1 ES_VERSION=8 $(PYTHON) esnode/esnode.py build
 	$(VENV)/bin/pytest -m "not integration" --ignore=tests/chart
 	@for v in $(TEST_ES_VERSIONS); do $(MAKE) --no-print-directory test-es ES_VERSION=$$v || exit 1; done
 	@$(MAKE) --no-print-directory chart-check
 	@$(MAKE) --no-print-directory test-lowest
 
 # The integration tests on one release: make test-es ES_VERSION=9
-test-es: $(STAMP) es-build
+test-es: $(STAMP)
+	@ESQL= $(PYTHON) esnode/esnode.py build
 	$(VENV)/bin/pytest -m integration --ignore=tests/chart
 
 # The three-node cluster tests (the cluster itself, and the job on it while nodes die and restart), on
 # every release in TEST_ES_VERSIONS; make test runs them too.
 test-cluster: $(STAMP)
-	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
+	@for v in $(TEST_ES_VERSIONS); do ESQL= ES_VERSION=$$v $(PYTHON) esnode/esnode.py build || exit 1; done
 	@for v in $(TEST_ES_VERSIONS); do ES_VERSION=$$v $(VENV)/bin/pytest -m cluster --ignore=tests/chart || exit 1; done
 
 $(HELM):
@@ -113,9 +117,12 @@ unit: $(STAMP)
 demo: $(STAMP) es-up
 	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m job.demo
 
-# Not part of make test: it prints PASS/FAIL per target and never fails (bench/suite.py).
+# Not part of make test: it prints PASS/FAIL per target and never fails (bench/suite.py). The ES|QL figure
+# runs on the ES|QL node, which it starts beside the plain one.
 bench: $(STAMP) es-up
-	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) $(PY) -m bench
+	@ESQL=1 ES_VERSION=8 $(PYTHON) esnode/esnode.py up
+	DETECTION_ES_HOSTS=$$($(PYTHON) esnode/esnode.py url) \
+		BENCH_ESQL_HOSTS=$$(ESQL=1 ES_VERSION=8 $(PYTHON) esnode/esnode.py url) $(PY) -m bench
 
 # ElastAlert 2 on the same events, in .venv-peers (Python 3.12+; skipped without one). Never fails.
 bench-peers: $(STAMP) es-up

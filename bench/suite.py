@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from bench import bench_eql, data
+from bench import bench_eql, data, esql
 from bench.new_terms import new_terms_figure
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
@@ -400,6 +400,15 @@ class Bench:
     def eql_sequences(self) -> None:
         bench_eql.eql_sequences(self)
 
+    # -- ES|QL --------------------------------------------------------------------------------------
+
+    def esql_vs_query(self) -> None:
+        url = esql.esql_url()
+        if url is None:
+            self.rows.append(Row("ES|QL rule / query rule", "not measured: no ES|QL node (BENCH_ESQL_HOSTS)"))
+            return
+        self.rows += esql.esql_vs_query(Bench(url, self.work), Row)
+
     # -- start and translation ---------------------------------------------------------------------
 
     def start_and_kql(self) -> None:
@@ -462,6 +471,7 @@ def main(argv: list[str]) -> int:
             bench.new_terms,
             bench.eql_vs_query,
             bench.eql_sequences,
+            bench.esql_vs_query,
         ]
         wanted = set(argv)
         for part in parts:

@@ -2,7 +2,9 @@
 
 Each release is built in its own folder, ``esnode/target/<version>``: the classpath Maven resolves
 (``cp.txt``) and the launcher compiled against it (``classes/``), rebuilt only when the sources,
-the release or the JDK change.
+the release or the JDK change. The ES|QL node of a release (``esql=True``: the same launcher, plus
+the x-pack plugins that serve ``POST /_query``, Maven profile ``esql``) is built beside it, in
+``esnode/target/<version>-esql``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ ES8_VERSION = "8.19.21"
 # dependencies resolve on Maven Central: 9.5.5 and 9.5.6 are not there. Needs Java 21 or newer.
 ES9_VERSION = "9.5.4"
 DEFAULT_VERSION = ES8_VERSION
+# The plugins the ES|QL node loads from the classpath besides netty4, in this order: x-pack core (the
+# license, async results), then ES|QL's core, KQL (the KQL() function) and ES|QL itself, which extends
+# the first two. Their jars come with the pom's esql profile.
+ESQL_PLUGINS = (
+    "org.elasticsearch.xpack.core.XPackPlugin",
+    "org.elasticsearch.xpack.esql.core.plugin.EsqlCorePlugin",
+    "org.elasticsearch.xpack.kql.KqlPlugin",
+    "org.elasticsearch.xpack.esql.plugin.EsqlPlugin",
+)
+# Neither is needed to serve _query (basic is the self-generated default, and x-pack security is not
+# loaded); both are said out loud so that a change of either default cannot change the node.
+ESQL_SETTINGS = (("xpack.license.self_generated.type", "basic"), ("xpack.security.enabled", "false"))
 TESTED_VERSIONS = (ES8_VERSION, ES9_VERSION)
 _ALIASES = {"8": ES8_VERSION, "9": ES9_VERSION}
 
@@ -45,6 +59,16 @@ def resolve_version(version: str | None = None) -> str:
     if not re.fullmatch(r"\d+\.\d+\.\d+", chosen):
         raise NodeError(f"ES_VERSION must be 8, 9 or an exact release like {ES8_VERSION}, not {chosen!r}")
     return chosen
+
+
+def check_esql(version: str) -> None:
+    """NodeError unless ``version`` has an ES|QL node: Maven Central has the 8.x x-pack plugins, not 9.x's."""
+    if int(version.split(".")[0]) != 8:
+        raise NodeError(
+            f"no local ES|QL node for Elasticsearch {version}: Maven Central has no complete set of the x-pack "
+            f"plugins that serve ES|QL past 8.x (at {ES9_VERSION} none of x-pack-core, x-pack-esql, x-pack-esql-core "
+            f"and x-pack-esql-compute); the ES|QL node runs {ES8_VERSION}"
+        )
 
 
 def required_java(version: str) -> int:
@@ -121,15 +145,16 @@ def find_java(version: str) -> tuple[Path, int]:
 
 @dataclass(frozen=True)
 class Build:
-    """A compiled launcher for one release, and the JDK that runs it."""
+    """A compiled launcher for one release (with the ES|QL plugins or not), and the JDK that runs it."""
 
     version: str
     java_home: Path
     java_major: int
+    esql: bool = False
 
     @property
     def folder(self) -> Path:
-        return TARGET / self.version
+        return TARGET / (f"{self.version}-esql" if self.esql else self.version)
 
     @property
     def classpath(self) -> str:
@@ -141,21 +166,24 @@ class Build:
         return str(self.java_home / "bin" / "java")
 
 
-def _sources_digest(version: str, java_home: Path) -> str:
-    digest = hashlib.sha256(f"{version}\0{java_home}\0".encode())
+def _sources_digest(version: str, java_home: Path, esql: bool) -> str:
+    digest = hashlib.sha256(f"{version}\0{java_home}\0{'esql' if esql else ''}\0".encode())
     for path in sorted([HERE / "pom.xml", *HERE.glob("src/**/*.java")]):
         digest.update(path.relative_to(HERE).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def build(version: str | None = None) -> Build:
-    """Resolve the jars with Maven and compile the launcher for one release, unless nothing changed."""
+def build(version: str | None = None, *, esql: bool = False) -> Build:
+    """Resolve the jars with Maven and compile the launcher for one release, unless nothing changed.
+    ``esql``: the ES|QL node's build (8.x only)."""
     version = resolve_version(version)
+    if esql:
+        check_esql(version)
     java_home, major = find_java(version)
-    result = Build(version, java_home, major)
+    result = Build(version, java_home, major, esql)
     stamp, classpath_file, classes = result.folder / "build.stamp", result.folder / "cp.txt", result.folder / "classes"
-    digest = _sources_digest(version, java_home)
+    digest = _sources_digest(version, java_home, esql)
     if stamp.exists() and stamp.read_text() == digest and classpath_file.exists():
         return result
     if shutil.which("mvn") is None:
@@ -168,6 +196,7 @@ def build(version: str | None = None) -> Build:
             "-q",
             "-Dstyle.color=never",
             f"-Des.version={version}",
+            *(["-Pesql"] if esql else []),
             "dependency:build-classpath",
             f"-Dmdep.outputFile={classpath_file}",
         ],
@@ -177,7 +206,8 @@ def build(version: str | None = None) -> Build:
     )
     if resolved.returncode != 0:
         raise NodeError(
-            f"Maven could not resolve the Elasticsearch {version} jars:\n{resolved.stdout}{resolved.stderr}"
+            f"Maven could not resolve the Elasticsearch {version}{' ES|QL' if esql else ''} jars:\n"
+            f"{resolved.stdout}{resolved.stderr}"
         )
     if classes.exists():
         shutil.rmtree(classes)

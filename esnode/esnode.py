@@ -10,8 +10,11 @@ Command line (``make es-up`` / ``make es-down`` call it)::
 ``ES_VERSION`` (or ``--es-version``) picks the release: ``8.19.21`` (the default, also ``8``) or
 ``9.5.4`` (also ``9``); any other exact release is built on demand. Each release is built in its
 own folder (``esnode/target/<version>``), so switching never rebuilds the other. ``NODES=3`` (or
-``--nodes 3``) starts a cluster of three nodes instead of one. A node started again on an existing
-data folder gets its previous HTTP port back, so a URL stays valid across restarts.
+``--nodes 3``) starts a cluster of three nodes instead of one. ``ESQL=1`` (or ``--esql``) starts the
+ES|QL node instead: one 8.19 node that also loads the x-pack plugins serving ``POST /_query`` (built
+in ``esnode/target/<version>-esql``, its data beside the plain node's; 9.x has none, an error). A node
+started again on an existing data folder gets its previous HTTP port back, so a URL stays valid across
+restarts.
 
 The JDK: ``ES_JAVA_HOME`` if set (it must be new enough), else ``JAVA_HOME`` or the ``javac`` on
 the PATH if new enough (Java 17 for 8.x, 21 for 9.x), else the newest suitable JDK installed in
@@ -21,12 +24,13 @@ Python API (the pytest fixtures use it; ``watch_stdin=True`` makes the JVMs die 
 even if pytest is killed)::
 
     node = esnode.start(workdir, watch_stdin=True, version="9")    # RunningNode, ready to serve
+    node = esnode.start(workdir, watch_stdin=True, esql=True)      # the ES|QL node (8.x only)
     node.url, node.port, node.version, node.name, node.pid
     node.kill()       # SIGKILL, as the OOM killer or a lost host would
     node.restart()    # start again (stopping it first if alive): same data, same ports; waits until it serves
     node.pause()      # SIGSTOP: the process hangs, connections stay open, nothing answers
     node.resume()     # SIGCONT
-    node.stop()       # graceful shutdown
+    node.stop()       # graceful shutdown; False when it had to be SIGKILLed after 30 s
 
     cluster = esnode.start_cluster(workdir, nodes=3, watch_stdin=True)   # Cluster, green
     cluster.hosts                          # "http://127.0.0.1:p0,http://...": DETECTION_ES_HOSTS
@@ -48,7 +52,8 @@ a dead node would). A test that kills or pauses the session node must restart or
 ``finally``; a test that means to kill or pause a node starts one of its own (``start``, module scope).
 ``cluster`` is the session's three-node cluster (started once, by the first test that asks), green
 with three nodes before and after each test (dead nodes restarted, paused ones resumed); give the job
-``cluster.hosts``.
+``cluster.hosts``. ``esql_url`` is the URL of the session's ES|QL node (started once, by the first
+ES|QL test; skipped in a 9.x session).
 
 Modules: build.py (releases, JDK, Maven and javac), node.py (RunningNode), cluster.py (Cluster);
 this file re-exports their API and is the command line.
@@ -70,6 +75,7 @@ from esnode.build import (  # noqa: E402
     DEFAULT_VERSION,
     ES8_VERSION,
     ES9_VERSION,
+    ESQL_PLUGINS,
     TESTED_VERSIONS,
     Build,
     NodeError,
@@ -83,6 +89,7 @@ from esnode.node import NodeSpec, RunningNode, get_json, healthy, read_port, run
 
 __all__ = [
     "DEFAULT_VERSION",
+    "ESQL_PLUGINS",
     "ES8_VERSION",
     "ES9_VERSION",
     "TESTED_VERSIONS",
@@ -109,7 +116,19 @@ DEFAULT_WORKDIR = Path(__file__).resolve().parent.parent / ".esnode"
 # --- background nodes for make es-up / es-down ---------------------------------------------------
 
 
-def _background_dir(root: Path, version: str, nodes: int) -> Path:
+def esql_wanted(value: str | None = None) -> bool:
+    """Whether ``ESQL`` (or ``value``) asks for the ES|QL node: 1/true/yes, or 0/false/no/empty."""
+    text = (os.environ.get("ESQL", "") if value is None else value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("", "0", "false", "no"):
+        return False
+    raise ValueError(f"ESQL must be 1 or 0, not {text!r}")
+
+
+def _background_dir(root: Path, version: str, nodes: int, esql: bool = False) -> Path:
+    if esql:
+        return root / f"{version}-esql"
     return root / (version if nodes == 1 else f"{version}-{nodes}nodes")
 
 
@@ -126,10 +145,12 @@ def _running_pid(workdir: Path) -> int | None:
     return pid
 
 
-def current_url(root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes: int = 1) -> str | None:
+def current_url(
+    root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes: int = 1, esql: bool = False
+) -> str | None:
     """URL (comma-separated for a cluster) of the background node(s) ``up`` started, if all run and serve."""
     urls = []
-    for folder in _node_dirs(_background_dir(root, resolve_version(version), nodes), nodes):
+    for folder in _node_dirs(_background_dir(root, resolve_version(version), nodes, esql), nodes):
         port = read_port(folder / "http.port")
         if _running_pid(folder) is None or port is None:
             return None
@@ -137,17 +158,19 @@ def current_url(root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes:
     return ",".join(urls) if healthy(urls[0]) else None
 
 
-def up(root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes: int = 1) -> str:
-    """Start the background node (or cluster) unless it already runs; return its URL(s)."""
+def up(root: Path = DEFAULT_WORKDIR, version: str | None = None, nodes: int = 1, esql: bool = False) -> str:
+    """Start the background node (or cluster, or ES|QL node) unless it already runs; return its URL(s)."""
     version = resolve_version(version)
-    url = current_url(root, version, nodes)
+    if esql and nodes != 1:
+        raise ValueError("the ES|QL node is a single node: ESQL=1 with NODES=1")
+    url = current_url(root, version, nodes, esql)
     if url is not None:
         return url
-    folder = _background_dir(root, version, nodes)
+    folder = _background_dir(root, version, nodes, esql)
     for workdir in _node_dirs(folder, nodes):
         _stop_pid(workdir)
     if nodes == 1:
-        started = [start(folder, watch_stdin=False, version=version)]
+        started = [start(folder, watch_stdin=False, version=version, esql=esql)]
     else:
         started = start_cluster(folder, nodes=nodes, watch_stdin=False, version=version).nodes
     for node in started:
@@ -185,22 +208,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="root of the background nodes' data")
     parser.add_argument("--es-version", default=None, help="8, 9 or an exact release (default: $ES_VERSION or 8)")
     parser.add_argument("--nodes", type=int, default=None, help="1 (default: $NODES or 1) or a cluster of 2 or more")
+    parser.add_argument("--esql", action="store_true", help="the ES|QL node (default: $ESQL, 1 or 0)")
     args = parser.parse_args(argv)
     try:
         nodes = args.nodes or int(os.environ.get("NODES") or 1)
+        esql = args.esql or esql_wanted()
         if args.command == "build":
-            build(args.es_version)
+            build(args.es_version, esql=esql)
         elif args.command == "up":
             began = time.monotonic()
-            url = up(args.workdir, args.es_version, nodes)
+            url = up(args.workdir, args.es_version, nodes, esql)
             what = f"local Elasticsearch {resolve_version(args.es_version)}" + (f", {nodes} nodes," * (nodes > 1))
+            what += " with ES|QL" * esql
             print(f"{what} ready in {time.monotonic() - began:.1f}s", file=sys.stderr)
             print(url)
         elif args.command == "down":
             stopped = down(args.workdir)
             print(f"stopped {stopped} node{'s' if stopped != 1 else ''}" if stopped else "not running")
         else:
-            running = current_url(args.workdir, args.es_version, nodes)
+            running = current_url(args.workdir, args.es_version, nodes, esql)
             if running is None:
                 print("not running", file=sys.stderr)
                 return 1

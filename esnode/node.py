@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esnode.build import Build, NodeError, build, resolve_version
+from esnode.build import ESQL_PLUGINS, ESQL_SETTINGS, Build, NodeError, build, resolve_version
 
 MAIN_CLASS = "dev.detectionjob.esnode.EsNode"
 READY_TIMEOUT_S = 180.0
@@ -74,6 +74,17 @@ def healthy(url: str, timeout: float = 2.0) -> bool:
     return isinstance(body, dict) and body.get("status") in ("yellow", "green") and not body.get("timed_out")
 
 
+def has_license(url: str, timeout: float = 2.0) -> bool:
+    """True once x-pack has generated the node's license (some time after the cluster is healthy; until
+    then ``GET /_license`` answers 404 and license-checked features such as ES|QL may refuse)."""
+    try:
+        body = get_json(url, "/_license", timeout)
+    except (OSError, ValueError):
+        return False
+    found = body.get("license") if isinstance(body, dict) else None
+    return isinstance(found, dict) and found.get("status") == "active"
+
+
 def read_port(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
@@ -96,6 +107,7 @@ class NodeSpec:
     seed_hosts: tuple[str, ...] = ()  # empty: a single-node cluster
     initial_masters: tuple[str, ...] = ()  # used only while the node has no data yet
     heap_mb: int = SINGLE_NODE_HEAP_MB
+    esql: bool = False  # with the x-pack plugins that serve ES|QL (8.x only)
 
     def command(self, built: Build, *, watch_stdin: bool) -> list[str]:
         heap = [f"-Xms{min(512, self.heap_mb)}m", f"-Xmx{self.heap_mb}m"]
@@ -106,6 +118,9 @@ class NodeSpec:
             command += ["--transport-port", str(self.transport_port), "--seed-hosts", ",".join(self.seed_hosts)]
             if self.initial_masters and not (self.workdir / "data").exists():
                 command += ["--initial-masters", ",".join(self.initial_masters)]
+        if self.esql:
+            command += ["--plugins", ",".join(ESQL_PLUGINS)]
+            command += ["--settings", ",".join(f"{key}={value}" for key, value in ESQL_SETTINGS)]
         if watch_stdin:
             command.append("--watch-stdin")
         return command
@@ -160,7 +175,7 @@ class RunningNode:
         """Start the JVM without waiting for it (``wait_ready`` does)."""
         if self.alive:
             raise NodeError(f"node {self.name} is already running")
-        built = build(self.spec.version)
+        built = build(self.spec.version, esql=self.spec.esql)
         self.spec.workdir.mkdir(parents=True, exist_ok=True)
         (self.spec.workdir / "config").mkdir(exist_ok=True)
         port_file = self.spec.workdir / "http.port"
@@ -180,7 +195,8 @@ class RunningNode:
         self.paused = False
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Wait until the node has bound its port and the cluster answers through it."""
+        """Wait until the node has bound its port and the cluster answers through it (the ES|QL node: and its
+        license is there)."""
         deadline = time.monotonic() + timeout
         port_file = self.spec.workdir / "http.port"
         while time.monotonic() < deadline:
@@ -188,7 +204,7 @@ class RunningNode:
                 code = None if self.process is None else self.process.returncode
                 tail = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
                 raise NodeError(f"node {self.name} exited with code {code} while starting:\n{tail}")
-            if port_file.exists() and healthy(self.url):
+            if port_file.exists() and healthy(self.url) and (not self.spec.esql or has_license(self.url)):
                 return
             time.sleep(0.3)
         self.kill()
@@ -218,10 +234,11 @@ class RunningNode:
             self.process.send_signal(signal.SIGCONT)
         self.paused = False
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Graceful shutdown (closing standard input, or SIGTERM); SIGKILL after ``timeout``."""
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Graceful shutdown (closing standard input, or SIGTERM); SIGKILL after ``timeout``. False when it had
+        to be killed."""
         if self.process is None:
-            return
+            return True
         if self.alive:
             self.resume()
             if self.process.stdin is not None:
@@ -233,8 +250,10 @@ class RunningNode:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                return False
         elif self.process.stdin is not None:
             self.process.stdin.close()
+        return True
 
     def restart(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Start again with the same data and ports (stopping gracefully first if alive); wait until it serves."""
@@ -244,22 +263,29 @@ class RunningNode:
 
 
 def start(
-    workdir: Path, *, watch_stdin: bool, version: str | None = None, heap_mb: int = SINGLE_NODE_HEAP_MB
+    workdir: Path,
+    *,
+    watch_stdin: bool,
+    version: str | None = None,
+    heap_mb: int = SINGLE_NODE_HEAP_MB,
+    esql: bool = False,
 ) -> RunningNode:
     """Build if needed, start a single-node cluster with its data under ``workdir``; return it ready.
 
-    An existing data folder is reused, and so is the HTTP port that node had.
+    An existing data folder is reused, and so is the HTTP port that node had. ``esql``: the node also
+    serves ES|QL (``POST /_query``; 8.x only, NodeError otherwise).
     """
-    node = RunningNode(NodeSpec(Path(workdir), resolve_version(version), heap_mb=heap_mb), watch_stdin=watch_stdin)
+    spec = NodeSpec(Path(workdir), resolve_version(version), heap_mb=heap_mb, esql=esql)
+    node = RunningNode(spec, watch_stdin=watch_stdin)
     node.launch()
     node.wait_ready()
     return node
 
 
 @contextlib.contextmanager
-def running_node(workdir: Path, *, version: str | None = None) -> Iterator[RunningNode]:
+def running_node(workdir: Path, *, version: str | None = None, esql: bool = False) -> Iterator[RunningNode]:
     """A node that dies with the calling process and is stopped when the block ends."""
-    node = start(workdir, watch_stdin=True, version=version)
+    node = start(workdir, watch_stdin=True, version=version, esql=esql)
     try:
         yield node
     finally:

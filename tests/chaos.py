@@ -331,6 +331,8 @@ class ChaosHarness:
     poison: frozenset[str]  # event ids whose alerts Elasticsearch refuses
     schedule: Sequence[datetime]
     key: Callable[[Mapping[str, Any]], str] = event_of_alert  # what names an alert in the comparisons
+    # The alert id of an event of the events index (index, event id): a query rule's by default.
+    alert_of: Callable[[str, str], str] | None = None
     reference_prefix: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -339,7 +341,8 @@ class ChaosHarness:
     @property
     def refused_alerts(self) -> frozenset[str]:
         index = self.env.events_index()
-        return frozenset(alert_id(index, event_id, self.rule_id, "default") for event_id in self.poison)
+        alert_of = self.alert_of or (lambda index, event_id: alert_id(index, event_id, self.rule_id, "default"))
+        return frozenset(alert_of(index, event_id) for event_id in self.poison)
 
     def _refusing(self, proxy: FaultProxy) -> None:
         proxy.always(r"^/_bulk", refusing_bulk(self.es_url, self.refused_alerts))

@@ -11,6 +11,11 @@ the tests' own requests. ``es_node`` is the node itself (kill, pause, restart: s
 URL stays the same across restarts, so ``es_url`` does too.
 
 Any test that uses ``es_url`` is marked ``integration`` (make test runs those once per release).
+
+``esql_url`` is the session's ES|QL node (``esnode.start(..., esql=True)``: 8.19 with the x-pack ES|QL
+plugins), started once by the first test that asks for it and used only by the ES|QL tests (marked
+``integration`` and ``esql``). 9.x has no local ES|QL engine, so in a 9.x session they are skipped; with
+``DETECTION_ES_HOSTS`` they run on that cluster, which has ES|QL.
 """
 
 from __future__ import annotations
@@ -40,8 +45,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "es_url" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "es_url" in names or "esql_url" in names:
             item.add_marker(pytest.mark.integration)
+        if "esql_url" in names:
+            item.add_marker(pytest.mark.esql)
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +77,31 @@ def es_url(es_node: esnode.RunningNode | None) -> Iterator[str]:
             yield recorder.url
         finally:
             _recorder = None
+
+
+@pytest.fixture(scope="session")
+def esql_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[esnode.RunningNode | None]:
+    """The session's ES|QL node (None when ``DETECTION_ES_HOSTS`` names a cluster); skips in a 9.x session."""
+    if os.environ.get("DETECTION_ES_HOSTS"):
+        yield None
+        return
+    version = esnode.resolve_version(None)
+    if not version.startswith("8."):
+        pytest.skip(f"no local ES|QL engine for Elasticsearch {version}: the ES|QL tests run in the 8.19 session")
+    node = esnode.start(tmp_path_factory.mktemp("esql"), watch_stdin=True, esql=True)
+    try:
+        yield node
+    finally:
+        # The CATEGORIZE test leaves a task the engine cannot finish: the node must still stop by itself.
+        assert node.stop(), "the ES|QL node did not stop within 30 s and was killed"
+
+
+@pytest.fixture(scope="session")
+def esql_url(esql_node: esnode.RunningNode | None) -> str:
+    """The URL of a node that answers ``POST /_query``."""
+    if esql_node is None:
+        return os.environ["DETECTION_ES_HOSTS"].split(",")[0].strip()
+    return esql_node.url
 
 
 @pytest.fixture(scope="session")

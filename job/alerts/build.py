@@ -106,9 +106,12 @@ class RunAlerts:
         """The part every alert of the run shares (the rule's fields and the run's constants), a fresh copy."""
         return copy.deepcopy(self._shared)
 
-    def _own(self, hit: Mapping[str, Any], now: datetime, overrides: bool = True) -> dict[str, Any]:
+    def _own(
+        self, hit: Mapping[str, Any], now: datetime, overrides: bool = True, alert_uuid: str | None = None
+    ) -> dict[str, Any]:
         """The event's part of its alert, conformed: everything but the shared part. ``overrides``: the rule's
-        severity, risk score and name mappings apply (Kibana leaves them out of a sequence's alerts)."""
+        severity, risk score and name mappings apply (Kibana leaves them out of a sequence's alerts);
+        ``alert_uuid``: the alert's id when its type computes it otherwise than from the hit's index and id."""
         rule = self.rule
         index, doc_id = str(hit["_index"]), str(hit["_id"])
         source: Mapping[str, Any] = hit.get("_source") or {}
@@ -130,7 +133,7 @@ class RunAlerts:
             document["kibana.alert.original_time"] = original_time
         document.update(
             {
-                "kibana.alert.uuid": alert_id(index, doc_id, rule.rule_id, space_id),
+                "kibana.alert.uuid": alert_uuid or alert_id(index, doc_id, rule.rule_id, space_id),
                 "kibana.alert.ancestors": [{"id": doc_id, "type": "event", "index": index, "depth": 0}],
                 "kibana.alert.depth": 1,
                 "kibana.alert.status": "active",
@@ -150,10 +153,13 @@ class RunAlerts:
         # A deep copy without what the alert mapping would refuse. Nothing is shared with the hit or between fields.
         return conform(document, _MAPPED_PATHS)
 
-    def build(self, hit: Mapping[str, Any], *, now: datetime, overrides: bool = True) -> dict[str, Any]:
+    def build(
+        self, hit: Mapping[str, Any], *, now: datetime, overrides: bool = True, alert_uuid: str | None = None
+    ) -> dict[str, Any]:
         """The alert document of ``hit`` (no part of it is shared with the hit, this object or other alerts),
-        its fields in the order docs/alert-document.md prints them."""
-        own = self._own(hit, now, overrides)
+        its fields in the order docs/alert-document.md prints them (``overrides``, ``alert_uuid``: as
+        :meth:`_own`)."""
+        own = self._own(hit, now, overrides, alert_uuid)
         shared = copy.deepcopy(self._shared)
         document = {key: value for key, value in own.items() if key not in _TAIL}
         if _BUILDING_BLOCK_KEY in shared:
@@ -165,12 +171,12 @@ class RunAlerts:
                 document[key] = own[key] if key in own else shared[key]
         return document
 
-    def body(self, hit: Mapping[str, Any], *, now: datetime) -> bytes:
+    def body(self, hit: Mapping[str, Any], *, now: datetime, alert_uuid: str | None = None) -> bytes:
         """The alert of ``hit`` serialized (:func:`job.jsoncodec.document_bytes`), the shared part spliced in
         as bytes; raises what building or serializing this event's part raises."""
         if isinstance(self._shared_json, Exception):
             raise self._shared_json
-        own = document_bytes(self._own(hit, now))
+        own = document_bytes(self._own(hit, now, alert_uuid=alert_uuid))
         return b"".join((own[:-1], b",", self._shared_json, b"}"))
 
 

@@ -8,7 +8,8 @@ text for the values those ids are made of (lists, string-keyed dicts, strings, n
 
 How the text is made, per value:
 
-* ``None`` is ``Null``; a boolean ``bool:true``; a number ``number:`` and JavaScript's way of printing it
+* ``None`` is ``Null`` and :data:`UNDEFINED` (JavaScript's ``undefined``) ``Undefined``; a boolean
+  ``bool:true``; a number ``number:`` and JavaScript's way of printing it
   (``2``, ``1.5``, ``1e+21``); a string ``string:<length>:<text>``, the length counted in UTF-16 units.
 * A list is ``array:<length>:`` followed by its elements.
 * A date is ``date:`` and its ISO form with milliseconds (``Date.prototype.toJSON``).
@@ -48,6 +49,18 @@ class JsDate:
         return format_timestamp(self.moment)
 
 
+class _Undefined:
+    """JavaScript's ``undefined`` in a hashed value (ES|QL alert ids hash an event's missing ``_version``)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+
+UNDEFINED = _Undefined()
+
+
 def js_number(value: int | float) -> str:
     """JavaScript's ``String(number)`` for a JSON number (an integer beyond 2**53 as the double JavaScript
     would read it)."""
@@ -79,7 +92,8 @@ def js_number(value: int | float) -> str:
 
 
 def _utf16_length(text: str) -> int:
-    return sum(2 if ord(char) > 0xFFFF else 1 for char in text)
+    """JavaScript's ``length``: UTF-16 code units (a lone surrogate is one)."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _utf16_key(text: str) -> bytes:
@@ -106,6 +120,8 @@ class _Writer:
     def value(self, value: Any) -> None:
         if value is None:
             self.parts.append("Null")
+        elif value is UNDEFINED:
+            self.parts.append("Undefined")
         elif isinstance(value, bool):
             self.parts.append(f"bool:{'true' if value else 'false'}")
         elif isinstance(value, int | float):

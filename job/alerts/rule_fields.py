@@ -16,7 +16,11 @@ RULE_TYPES: dict[str, tuple[str, str]] = {
     "threshold": ("Threshold Rule", "siem.thresholdRule"),
     "new_terms": ("New Terms Rule", "siem.newTermsRule"),
     "eql": ("Event Correlation Rule", "siem.eqlRule"),
+    "esql": ("ES|QL Rule", "siem.esqlRule"),
 }
+# Keys a rule type's parameters do not have in Kibana: an ES|QL rule names its indices in its query and has
+# no filters (nor saved_id or data_view_id, which are left out when unset anyway).
+_NOT_TYPE_PARAMETERS: dict[str, frozenset[str]] = {"esql": frozenset({"index", "filters"})}
 PRODUCER = "siem"
 CONSUMER = "siem"
 
@@ -63,7 +67,7 @@ def rule_fields(rule: Rule, *, now: datetime, name: str | None = None) -> dict[s
         "license": rule.license,
         "note": rule.note,
         "setup": rule.setup,
-        "indices": plain["index"],
+        "indices": list(rule.searched_indices),
         "timestamp_override": rule.timestamp_override,
         "building_block_type": rule.building_block_type,
         "exceptions_list": plain["exceptions_list"],
@@ -85,8 +89,10 @@ def rule_parameters(rule: Rule) -> dict[str, Any]:
     ``related_integrations``, ``required_fields`` and ``setup`` are always there (``[]``, ``[]``, ``""``), and
     ``severity_mapping`` is sorted low -> critical, as Kibana writes them. A threshold rule's ``threshold`` has its
     ``field`` as a list (Kibana's normalized form); a new-terms rule has Kibana's ``new_terms_fields`` and
-    ``history_window_start``, whichever form its file used."""
-    parameters = rule.model_dump(mode="json", by_alias=True, exclude=_NOT_PARAMETERS, exclude_none=True)
+    ``history_window_start``, whichever form its file used; an ES|QL rule has ``type``, ``language`` (``esql``)
+    and ``query``, and no ``index`` or ``filters``."""
+    exclude = _NOT_PARAMETERS | _NOT_TYPE_PARAMETERS.get(rule.type, frozenset())
+    parameters = rule.model_dump(mode="json", by_alias=True, exclude=exclude, exclude_none=True)
     if isinstance(rule, NewTermsRule):
         parameters.pop("new_terms", None)
         parameters["new_terms_fields"] = list(rule.params.fields)

@@ -147,6 +147,19 @@ ECS_FIELDS: dict[str, str] = {
     **_group("agent", "keyword", "id name type version ephemeral_id"),
     **_group("rule", "keyword", "id uuid name category ruleset version"),
     **_group("service", "keyword", "name type"),
+    # Template version 4: the ECS fields that production ES|QL rules keep or group by most often and that the
+    # fields above lack (an aggregating ES|QL alert holds only its columns; Kibana maps every ECS field).
+    "user_agent.original": "keyword_text",
+    **_group("cloud", "keyword", "provider region account.id account.name"),
+    **_group("client", "keyword", "address user.email user.name"),
+    **_group("client", "ip", "ip"),
+    "server.ip": "ip",
+    **_group("source", "keyword", "user.name as.organization.name geo.country_name geo.region_name"),
+    "source.as.number": "long",
+    "http.request.method": "keyword",
+    "http.response.status_code": "long",
+    **_group("url", "keyword", "domain path"),
+    "process.parent.working_directory": "keyword",
 }
 
 # Kibana's legacy ``signal.*`` names, kept as aliases so old saved searches keep working. As in Kibana, the

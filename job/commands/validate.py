@@ -1,7 +1,10 @@
 """``detection-job validate [PATH...] [--offline]``: load every rule file, check it, print one line per problem.
 
 With a reachable cluster (the default), each rule's query is translated with the field types of its
-indices (``_field_caps``), as ``run`` translates it, and ``required_fields`` the indices lack are reported.
+indices (``_field_caps``), as ``run`` translates it, and ``required_fields`` the indices lack are reported;
+an ES|QL query is run with `` | LIMIT 0`` (no rows read), and Elasticsearch's refusal (a syntax error, an
+unknown column or function) is a problem at the query's line. Without a cluster (``--offline``, or none
+reachable) an ES|QL query is only read, and the command says so.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from job.commands.check import unavailable
 from job.diagnostics import Diagnostic, sort_key
 from job.esclient import make_client
 from job.fieldcaps import field_types_from_caps
+from job.retry import RetryPolicy
 from job.rules import Rule, load_rules
 from job.rules.validation import split
 from job.ruletypes.checks import check_rules
+from job.ruletypes.contract import Cluster
 from job.settings import Settings
 
 NAME = "validate"
@@ -39,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--offline",
         action="store_true",
-        help="do not ask the cluster for field types (queries are translated without them; "
-        "required_fields are not checked)",
+        help="do not ask the cluster (queries are translated without field types, required_fields are not "
+        "checked, ES|QL queries are read but not run)",
     )
 
 
@@ -65,16 +70,38 @@ def cluster_field_types(es: Elasticsearch) -> FieldTypesSource:
     return field_types
 
 
+def offline_note(rules: Sequence[Rule]) -> str | None:
+    """What a check without a cluster leaves out of ES|QL queries (None without ES|QL rules)."""
+    count = sum(1 for rule in rules if rule.type == "esql")
+    if not count:
+        return None
+    return (
+        f"{count} ES|QL queries were read without Elasticsearch (FROM, METADATA _id, the appended limit); "
+        "their syntax, columns and functions are checked only with a reachable cluster"
+    )
+
+
 def _check(rules: Sequence[Rule], settings: Settings, offline: bool) -> list[Diagnostic]:
     now = datetime.now(UTC)
     if offline:
+        note = offline_note(rules)
+        if note:
+            print(f"detection-job validate: --offline: {note}", file=sys.stderr)
         return check_rules(rules, alerts_max=settings.alerts_max, now=now)
     try:
         with make_client(settings) as es:
-            return check_rules(rules, alerts_max=settings.alerts_max, now=now, field_types=cluster_field_types(es))
+            cluster = Cluster(es, RetryPolicy.from_settings(settings), settings.es_request_timeout)
+            return check_rules(
+                rules, alerts_max=settings.alerts_max, now=now, field_types=cluster_field_types(es), cluster=cluster
+            )
     except (ApiError, TransportError) as exc:
         reason = unavailable(settings, exc)
-        print(f"detection-job validate: {reason}; checked without field types (use --offline to skip)", file=sys.stderr)
+        note = offline_note(rules)
+        print(
+            f"detection-job validate: {reason}; checked without field types{f' ({note})' if note else ''} "
+            "(use --offline to skip)",
+            file=sys.stderr,
+        )
         return check_rules(rules, alerts_max=settings.alerts_max, now=now)
 
 

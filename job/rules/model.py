@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from job.durations import MAX_DURATION, date_math_reach, parse_duration, shown
+from job.esql.text import QueryTextError, index_patterns
 from job.rules.aggregation_params import NewTermsParams, NewTermsTable, ThresholdParams
 from job.rules.parts import (
     AlertSuppression,
@@ -215,6 +216,12 @@ class Rule(Frozen):
         """Whether this job runs rules of this type."""
         return self.refusal is None
 
+    @property
+    def searched_indices(self) -> tuple[str, ...]:
+        """The index patterns a run searches (and asks ``_field_caps`` about): ``index``, unless the type names
+        them elsewhere."""
+        return self.index
+
 
 class QueryRule(Rule):
     """A KQL or Lucene query over index patterns: one alert per matching event (or per group, with
@@ -275,10 +282,19 @@ class NewTermsRule(Rule):
 
 
 class EsqlRule(Rule):
-    """An ES|QL pipeline run by Elasticsearch's ``_query`` API."""
+    """An ES|QL pipeline run by Elasticsearch's ``_query`` API. Its indices are named in the query's ``FROM``
+    (detection-rules gives such a rule no ``index``)."""
 
-    refusal: ClassVar[str | None] = _not_yet("esql")
     type: Literal["esql"]
+
+    @property
+    def searched_indices(self) -> tuple[str, ...]:
+        """``FROM``'s index patterns, as Kibana reads them (``kibana.alert.rule.indices``); none when the query
+        cannot be read (``validate`` says why)."""
+        try:
+            return tuple(index_patterns(self.query))
+        except QueryTextError:
+            return ()
 
 
 class MachineLearningRule(Rule):

@@ -11,11 +11,14 @@ alerts. It provides (:class:`RuleType`):
   ids) handed to the run's writer, and how far the window was searched (:class:`Outcome`);
 * the alert fields it adds, through the :class:`job.writing.writer.AlertMaker` its writer builds with;
 * optionally ``probe`` and ``read_whole``: a first page read with other rules' in one ``_msearch``, and the
-  would-be alerts of a window that page read whole (written with other small runs').
+  would-be alerts of a window that page read whole (written with other small runs');
+* optionally ``check_on_cluster`` (:class:`ClusterChecks`): what ``validate`` finds by asking a reachable
+  cluster about a query only Elasticsearch can judge (ES|QL).
 
 The **pass** (``job/run/``) owns the window, the execution record, the cap and the writing. A rule type gets
 from it (:class:`PlanInputs`, :class:`RunTools`): the client, the retry policy, the settings, the clock, the
-cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the run's metrics.
+cap (:class:`RunPlan`), the writer (with its dedupe and dead letters), the stop flag and the deadline, and the
+run's metrics.
 A type imports the shared folders below it, never the pass and never another type.
 
 A type may keep a small **state** from one run to the next: the JSON object its :class:`Outcome` returns as
@@ -31,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from elasticsearch import Elasticsearch
 
@@ -118,6 +121,9 @@ class RunTools:
     refresh: bool = True
     # Where alerts, dead letters and suppressed alerts' updates go: Elasticsearch, or preview's collector.
     sink: Sink = ELASTICSEARCH
+    # When the run must stop searching (the moment ``should_stop`` turns true for its lease): a search that
+    # cannot be split into pages (ES|QL) is given no more time than this. None: no limit but the client's.
+    deadline: datetime | None = None
 
     def writer(self, writes: RunWrites, cap: int) -> AlertWriter:
         """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
@@ -183,6 +189,23 @@ def stopped_message(resume: datetime) -> str:
         "The run stopped searching before its lease (DETECTION_RUN_TIMEOUT) ran out; "
         f"the next run continues from {isoformat(resume)}"
     )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A reachable cluster, for ``validate``: its client, the retry policy, and how long one check may take."""
+
+    es: Elasticsearch
+    policy: RetryPolicy
+    timeout: float
+
+
+@runtime_checkable
+class ClusterChecks(Protocol):
+    """Optional, for a type whose query only Elasticsearch can judge (ES|QL): what ``validate`` reports when a
+    cluster is reachable, from asking it (a syntax or unknown-field error, at the query's line)."""
+
+    def check_on_cluster(self, rule: Rule, cluster: Cluster) -> list[Finding]: ...
 
 
 class RuleType(Protocol):

@@ -17,6 +17,7 @@ from job.errors import QueryError
 from job.rules.model import Rule
 from job.ruletypes.contract import RuleType
 from job.ruletypes.eql.rule_type import EqlType
+from job.ruletypes.esql.rule_type import EsqlType
 from job.ruletypes.new_terms.rule_type import NewTermsType
 from job.ruletypes.query.rule_type import QueryType
 from job.ruletypes.threshold.rule_type import ThresholdType
@@ -26,6 +27,7 @@ TYPES: Mapping[str, RuleType] = {
     "eql": EqlType(),
     "threshold": ThresholdType(),
     "new_terms": NewTermsType(),
+    "esql": EsqlType(),
 }
 
 

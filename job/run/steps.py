@@ -216,8 +216,9 @@ def note_plan(execution: Execution, plan: RunPlan) -> None:
 
 def search_plan(ctx: RunContext, rule: Rule, execution: Execution, plan: RunPlan) -> SearchPlan:
     """The rule's type plans the search of the run's window."""
+    indices = rule.searched_indices
     inputs = PlanInputs(
-        caps=ctx.field_caps(tuple(rule.index)),
+        caps=ctx.field_caps(indices) if indices else {},
         alerts_alias=ctx.settings.alerts_index,
         compiled=lambda: ctx.compiler.compile(rule),
         exceptions=lambda: ctx.lists.plan(rule.exceptions, now=ctx.now),
@@ -249,6 +250,7 @@ def run_tools(
         page_filter=lambda hits: ctx.lists.filter_page(search.exceptions, hits),
         refresh=refresh,
         sink=sink,
+        deadline=stop_at,
     )
 
 

@@ -44,6 +44,9 @@ from job.writing.suppressed import SuppressionStore, Update
 from job.writing.writer import AlertMaker, Candidate, RunWrites, build, dedupe, send
 
 CONFLICT_ATTEMPTS = 3
+# A key of a group's event naming the id of the group's alert, for a type that names its alerts otherwise than
+# query rules do (ES|QL: after the group's earliest row).
+ALERT_ID_KEY = "_alert_id"
 # Counts a group again after its (new) boundary: the group's events not counted yet, or None when it has none.
 Recount = Callable[[Terms], "Group | None"]
 
@@ -161,6 +164,14 @@ class GroupWriter:
             answer = self.store.update_one(update)
         raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
 
+    def alert_id(self, group: Group) -> str:
+        """The id of a group's new alert: the one under :data:`ALERT_ID_KEY` in its event, else Kibana's for
+        query rules' groups."""
+        explicit = group.event.get(ALERT_ID_KEY)
+        if isinstance(explicit, str):
+            return explicit
+        return suppressed_alert_id(group, self.rule.rule_id, self.settings.space_id)
+
     def folded(self, group: Group) -> None:
         self.groups += 1
         self.updated += 1
@@ -171,8 +182,7 @@ class GroupWriter:
         and only the groups whose alert this run created are counted."""
         if not groups:
             return
-        space_id = self.settings.space_id
-        candidates = [Candidate(suppressed_alert_id(group, self.rule.rule_id, space_id), group) for group in groups]
+        candidates = [Candidate(self.alert_id(group), group) for group in groups]
         [new] = dedupe(self.es, self.policy, self.settings, [(self.writes, candidates)], self.sink)
         built = build(self.writes, new, self.clock())
         try:

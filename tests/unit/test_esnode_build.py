@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from esnode import build
-from esnode.build import ES8_VERSION, ES9_VERSION, NodeError, find_java, required_java, resolve_version
+from esnode.build import ES8_VERSION, ES9_VERSION, ESQL_PLUGINS, NodeError, find_java, required_java, resolve_version
+from esnode.esnode import esql_wanted
+from esnode.node import NodeSpec
 
 
 @pytest.mark.parametrize(
@@ -105,3 +107,60 @@ def test_no_suitable_jdk_is_one_clear_error(no_java_hints: Path) -> None:
     _jdk(no_java_hints / "old", "17.0.1")
     with pytest.raises(NodeError, match=r"needs a JDK 21 or newer; set ES_JAVA_HOME.*old \(17\)"):
         find_java(ES9_VERSION)
+
+
+# --- the ES|QL node ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [ES9_VERSION, "9.0.0", "10.1.2"])
+def test_the_esql_node_is_refused_past_8x_before_anything_is_built(version: str) -> None:
+    with pytest.raises(NodeError, match=r"no local ES\|QL node for Elasticsearch .*none of x-pack-core"):
+        build.build(version, esql=True)
+
+
+@pytest.mark.parametrize(("esql", "folder"), [(False, ES8_VERSION), (True, f"{ES8_VERSION}-esql")])
+def test_the_esql_build_has_a_folder_of_its_own(esql: bool, folder: str) -> None:
+    built = build.Build(ES8_VERSION, Path("/jdk"), 17, esql)
+    assert built.folder == build.TARGET / folder
+
+
+def test_the_esql_build_digest_differs_so_neither_build_replaces_the_other() -> None:
+    assert build._sources_digest(ES8_VERSION, Path("/jdk"), True) != build._sources_digest(
+        ES8_VERSION, Path("/jdk"), False
+    )
+
+
+@pytest.mark.parametrize("esql", [False, True])
+def test_the_node_command_names_the_esql_plugins_only_for_the_esql_node(esql: bool, tmp_path: Path) -> None:
+    command = NodeSpec(tmp_path, ES8_VERSION, esql=esql).command(_Prebuilt(ES8_VERSION, esql), watch_stdin=True)
+    assert ("--plugins" in command) is esql
+    if esql:
+        assert command[command.index("--plugins") + 1] == ",".join(ESQL_PLUGINS)
+        assert command[command.index("--settings") + 1] == (
+            "xpack.license.self_generated.type=basic,xpack.security.enabled=false"
+        )
+    assert command[-1] == "--watch-stdin"
+
+
+class _Prebuilt(build.Build):
+    """A build whose classpath is not read from disk (nothing is built)."""
+
+    def __init__(self, version: str, esql: bool) -> None:
+        super().__init__(version, Path("/jdk"), 17, esql)
+
+    @property
+    def classpath(self) -> str:
+        return "classes"
+
+
+@pytest.mark.parametrize(
+    ("value", "wanted"),
+    [("1", True), ("true", True), (" YES ", True), ("", False), ("0", False), ("false", False), ("no", False)],
+)
+def test_esql_from_the_environment(value: str, wanted: bool) -> None:
+    assert esql_wanted(value) is wanted
+
+
+def test_esql_refuses_other_words() -> None:
+    with pytest.raises(ValueError, match="ESQL must be 1 or 0"):
+        esql_wanted("maybe")

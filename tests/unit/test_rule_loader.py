@@ -250,7 +250,7 @@ def test_query_keeps_no_trailing_newline_and_defaults_apply(tmp_path: Path) -> N
     ("kind", "supported"),
     [
         ("eql", True),
-        ("esql", False),
+        ("esql", True),
         ("threshold", True),
         ("new_terms", True),
         ("machine_learning", False),

@@ -155,3 +155,29 @@ def test_eql_errors_exit_1_with_elasticsearch_s_message_and_a_caret(tmp_path: Pa
     assert result.stdout == ""
     assert result.stderr.startswith(message), result.stderr
     assert "^" in result.stderr and "Traceback" not in result.stderr
+
+
+def _esql_rule(path: Path, rule_id: str, query: str) -> None:
+    path.write_text(
+        '[metadata]\ncreation_date = "2026/01/01"\nupdated_date = "2026/01/01"\n\n[rule]\n'
+        f'author = ["T"]\ndescription = "d"\nname = "n"\nrisk_score = 1\nrule_id = "{rule_id}"\n'
+        'severity = "low"\ntype = "esql"\nlanguage = "esql"\nmax_signals = 5\n'
+        f"query = '''\n{query}\n'''\n",
+        encoding="utf-8",
+    )
+
+
+def test_an_esql_rule_file_prints_the_first_query_request_of_a_run(tmp_path: Path) -> None:
+    _esql_rule(tmp_path / "a.toml", "agg", "FROM logs-* | STATS c = COUNT(*) BY host.name")
+    result = _translate("--rule", str(tmp_path / "a.toml"))
+    assert result.returncode == 0, result.stderr
+    request_line, body = result.stdout.split("\n", 1)
+    assert request_line == "POST /_query/async?drop_null_columns=true&allow_partial_results=false"
+    assert json.loads(body)["query"] == "FROM logs-* | STATS c = COUNT(*) BY host.name | limit 6"
+
+
+def test_an_esql_rule_kibana_would_not_save_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    _esql_rule(tmp_path / "a.toml", "bad", "FROM logs-*\n| WHERE a == 1")  # no METADATA _id (Kibana's check)
+    result = _translate("--rule", str(tmp_path / "a.toml"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Queries that don" in result.stderr

@@ -13,6 +13,7 @@ import org.elasticsearch.http.HttpServerTransport;
 import org.elasticsearch.env.Environment;
 import org.elasticsearch.node.LocalNode;
 import org.elasticsearch.node.Node;
+import org.elasticsearch.plugins.Plugin;
 import org.elasticsearch.transport.netty4.Netty4Plugin;
 
 import java.io.InputStream;
@@ -20,6 +21,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -32,8 +34,10 @@ import java.util.concurrent.TimeUnit;
  * hosts it joins (or, with initial master nodes, bootstraps) a cluster of such nodes.
  *
  * <p>Arguments: {@code WORKDIR --http-port N [--name NAME] [--transport-port N]
- * [--seed-hosts HOST:PORT,...] [--initial-masters NAME,...] [--watch-stdin]}. Data and logs live
- * under WORKDIR. When started, the bound HTTP port is written to {@code WORKDIR/http.port} and
+ * [--seed-hosts HOST:PORT,...] [--initial-masters NAME,...] [--plugins CLASS,...]
+ * [--settings KEY=VALUE,...] [--watch-stdin]}. Data and logs live under WORKDIR. {@code --plugins}
+ * names more plugin classes to load from the classpath (the ES|QL node's x-pack plugins), by name so
+ * that this source compiles without their jars; {@code --settings} adds node settings. When started, the bound HTTP port is written to {@code WORKDIR/http.port} and
  * printed as {@code HTTP_PORT=<n>}. The node stops on SIGTERM/SIGINT, or on end of standard input
  * when {@code --watch-stdin} is given (so a parent that dies takes the node with it).
  */
@@ -41,7 +45,8 @@ public final class EsNode {
     private EsNode() {}
 
     private static final String USAGE = "usage: EsNode WORKDIR --http-port N [--name NAME] [--transport-port N] "
-        + "[--seed-hosts HOST:PORT,...] [--initial-masters NAME,...] [--watch-stdin]";
+        + "[--seed-hosts HOST:PORT,...] [--initial-masters NAME,...] [--plugins CLASS,...] [--settings KEY=VALUE,...] "
+        + "[--watch-stdin]";
 
     public static void main(String[] args) throws Exception {
         if (args.length < 1) {
@@ -90,7 +95,24 @@ public final class EsNode {
             settings.put("discovery.type", "single-node");
         }
 
-        Node node = new LocalNode(new Environment(settings.build(), work.resolve("config")), List.of(Netty4Plugin.class));
+        if (options.containsKey("settings")) {
+            for (String pair : options.get("settings").split(",")) {
+                int equals = pair.indexOf('=');
+                if (equals <= 0) {
+                    usage();
+                }
+                settings.put(pair.substring(0, equals), pair.substring(equals + 1));
+            }
+        }
+        List<Class<? extends Plugin>> plugins = new ArrayList<>();
+        plugins.add(Netty4Plugin.class);
+        if (options.containsKey("plugins")) {
+            for (String name : options.get("plugins").split(",")) {
+                plugins.add(Class.forName(name).asSubclass(Plugin.class));
+            }
+        }
+
+        Node node = new LocalNode(new Environment(settings.build(), work.resolve("config")), plugins);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             try {
