@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import tomllib
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from elasticsearch import Elasticsearch
 from sigma.backends.elasticsearch import EqlBackend, ESQLBackend, LuceneBackend
 from sigma.collection import SigmaCollection
 from sigma.data import mitre_attack
@@ -25,7 +27,7 @@ from sigma.processing.transformations import SetStateTransformation
 
 from job.cli import main as cli_main
 from job.ruletypes.registry import TYPES
-from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, iso
+from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, iso, sandbox
 
 SIGMA = Path(__file__).resolve().parents[2] / "fixtures" / "sigma"
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -114,10 +116,26 @@ def _event(n: int, fields: dict[str, Any], doc_id: str) -> dict[str, Any]:
     return {"_id": doc_id, "@timestamp": iso(moment), "host": {"name": "ws-07"}, "event": {"kind": "event"}, **fields}
 
 
+@pytest.fixture
+def sigma_env(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JobEnv]:
+    """The job's sandbox on the node the backend's rules run on: ES|QL rules need the ES|QL node (8.19 only)."""
+    if request.node.callspec.params["backend"] != "esql":
+        yield request.getfixturevalue("job_env")
+        return
+    url = request.getfixturevalue("esql_url")
+    client = Elasticsearch(url, request_timeout=60)
+    prefix = f"sigma-{uuid.uuid4().hex[:10]}"
+    yield sandbox(client, url, prefix, tmp_path, monkeypatch)
+    client.options(ignore_status=404).indices.delete(index=f"{prefix}*", expand_wildcards="all")
+    client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-alerts-template")
+    client.close()
+
+
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_sigma_rules_convert_import_and_run(
-    job_env: JobEnv, attack_data: None, capsys: pytest.CaptureFixture[str], tmp_path: Path, backend: str
+    sigma_env: JobEnv, attack_data: None, capsys: pytest.CaptureFixture[str], tmp_path: Path, backend: str
 ) -> None:
+    job_env = sigma_env
     export = tmp_path / "sigma.ndjson"
     export.write_text(convert(backend, job_env.events_pattern))
     assert cli_main(["import", str(export), "--out", str(job_env.rules_dir)]) == 0
