@@ -17,14 +17,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from job.alerts.suppression import (
-    DOCS_COUNT,
-    LAST_DETECTED,
     Group,
     Terms,
     duration_start,
@@ -55,14 +53,13 @@ from job.ruletypes.query.groups import (
 from job.search.clauses import TimestampFields, timestamp_fields
 from job.window import Window
 from job.writing.bulk import Answer
-from job.writing.suppressed import SuppressionStore, Update
-from job.writing.writer import MAX_ALERTS_WARNING, Candidate, RunWrites, build, dedupe, send
+from job.writing.suppressed import Current, SuppressionStore, Update
+from job.writing.writer import MAX_ALERTS_WARNING, Candidate, RunWrites, build, dead_letter_alone, dedupe, send
 
 log = logging.getLogger(__name__)
 
 RECOUNT_CHUNK = 100  # groups counted again per request
 TAIL_PAGE = 10_000  # groups per page when only their first timestamps are needed
-CONFLICT_ATTEMPTS = 3
 # The metrics job.ruletypes.query.execute.execute fills: those of the ordinary alerts of a doNotSuppress run,
 # to which the groups' own are added.
 EXECUTE_COUNTS = (
@@ -77,15 +74,6 @@ EXECUTE_COUNTS = (
     "dead_lettered",
     "dead_letters_skipped",
 )
-
-
-class SuppressionConflict(JobError):
-    """An alert kept changing under this run's updates; the run fails and the next one counts again."""
-
-
-def _ours(answer: Answer, update: Update, source: Mapping[str, Any]) -> bool:
-    """Whether a 409 answered to ``update`` is that very update, applied by an earlier attempt of its request."""
-    return answer.ambiguous and all(source.get(key) == update.document.get(key) for key in (LAST_DETECTED, DOCS_COUNT))
 
 
 @dataclass
@@ -196,33 +184,30 @@ class _Run:
 
     def settle(self, group: Group, update: Update, answer: Answer, now: datetime, since: datetime) -> None:
         """Account for one update's answer. A changed (409), busy (429) or vanished (404) alert is read again,
-        the group is counted again after the alert's end, and the update retried or a new alert written. A 409
-        to a retried request that had been applied is this run's own update."""
-        alert = update.alert
-        for _ in range(CONFLICT_ATTEMPTS):
-            if answer.status == 200:
-                self.folded(group)
-                return
-            if answer.status not in (404, 409, 429):
-                self.dead_letter(group, f"HTTP {answer.status} {answer.error_type}: {answer.reason}")
-                return
-            current = self.store.current(alert) if answer.status != 404 else None
-            if current is not None and answer.status == 409 and _ours(answer, update, current.source):
-                self.folded(group)
-                return
-            key = self.instance(group.terms)
+        the group is counted again after the alert's end, and the update retried or a new alert written
+        (:meth:`SuppressionStore.settle`)."""
+        latest = group
+
+        def again(current: Current | None) -> Update | None:
+            nonlocal latest
+            key = self.instance(latest.terms)
             if current is not None and current.alert.end is not None:
                 self.boundaries[key] = max(current.alert.end, self.boundaries.get(key, current.alert.end))
-            [again] = self.recount([group.terms])
-            if again is None:
-                return  # whoever changed the alert counted these events already
+            [recounted] = self.recount([latest.terms])
+            if recounted is None:
+                return None  # whoever changed the alert counted these events already
             if current is None or not is_open(current.source, since):
-                self.create([again])
-                return
-            group, alert = again, current.alert
-            update = Update(alert, update_document(alert, group, now))
-            answer = self.store.update_one(update)
-        raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
+                self.create([recounted])
+                return None
+            latest = recounted
+            return Update(current.alert, update_document(current.alert, recounted, now))
+
+        settled = self.store.settle(update, answer, again)
+        if settled.refused is not None:
+            refused = settled.refused
+            self.dead_letter(latest, f"HTTP {refused.status} {refused.error_type}: {refused.reason}")
+        elif settled.applied is not None:
+            self.folded(latest)
 
     def folded(self, group: Group) -> None:
         self.groups += 1
@@ -250,12 +235,7 @@ class _Run:
 
     def dead_letter(self, group: Group, reason: str) -> None:
         tools = self.tools
-        built = build(self.writes, [], tools.clock())
-        built.letters.append(self.writes.letter(group, "index", reason, tools.clock()))
-        try:
-            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
-        finally:
-            built.merge()
+        dead_letter_alone(tools.es, tools.policy, tools.settings, self.writes, group, reason, tools.clock)
 
     def first_left_over(self, after: Any, should_stop: Callable[[], bool]) -> datetime | None:
         """The first timestamp of the groups after the composite key ``after`` and, with ``doNotSuppress``, of
