@@ -44,6 +44,7 @@ from job.search.probes import Probe
 from job.settings import Settings
 from job.window import Gap, Window, isoformat
 from job.writing.run_writer import AlertWriter
+from job.writing.suppressing import SuppressingWriter
 from job.writing.writer import Candidate, RunWrites
 
 FieldTypes = Mapping[str, str]
@@ -117,14 +118,21 @@ class RunTools:
         return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock)
 
 
-def count_writes(metrics: RunMetrics, writes: RunWrites) -> None:
-    """The write counts of a run (its search counts are the type's)."""
+def count_writes(metrics: RunMetrics, writes: RunWrites, suppressing: SuppressingWriter | None = None) -> None:
+    """The write counts of a run (its search counts are the type's), with what ``suppressing`` did when the
+    run's would-be alerts carried their groups (its reads of the alerts count as searching)."""
     metrics.total_indexing_duration_ms = round(writes.stats.indexing_ms)
     metrics.alerts_created = writes.stats.created
     metrics.duplicates_skipped = writes.duplicates + writes.stats.duplicates
     metrics.errors = writes.stats.errors
     metrics.dead_lettered = writes.dead_lettered
     metrics.dead_letters_skipped = writes.dead_letters_skipped
+    if suppressing is not None:
+        metrics.alerts_updated = suppressing.updated
+        metrics.suppression_groups = suppressing.groups
+        metrics.suppressed_docs = suppressing.suppressed
+        metrics.total_search_duration_ms += round(suppressing.store.search_ms)
+        metrics.total_indexing_duration_ms += round(suppressing.store.indexing_ms)
 
 
 def stopped_message(resume: datetime) -> str:
