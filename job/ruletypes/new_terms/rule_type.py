@@ -57,9 +57,6 @@ class NewTermsType(KqlOrLucene, NotProbed):
             key = fields_key if part == "fields" else start_key
             label = "new_terms_fields" if part == "fields" else "history_window_start"
             findings.append(Finding(key, f"{label}: {message}"))
-        if rule.alert_suppression is not None:
-            message = "alert_suppression: alert suppression of new_terms rules is not run by this job yet"
-            findings.append(Finding(("rule", "alert_suppression"), message))
         if field_types is not None:
             findings += grouping_findings(fields_key, rule.params.fields, field_types, "new_terms_fields")
         return findings
