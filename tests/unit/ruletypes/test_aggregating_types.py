@@ -112,6 +112,12 @@ def _line(path: Path, prefix: str, after: str = "") -> int:
             "alert_suppression: a threshold rule groups by threshold.field; give only a duration",
             ("[rule.alert_suppression]", ""),
         ),
+        (
+            "threshold",  # Kibana's threshold suppression has no "per rule execution": a duration is required
+            THRESHOLD.format(fields='["a"]', value=5) + "[rule.alert_suppression]\n",
+            "alert_suppression.duration: a threshold rule suppresses over a duration",
+            ("[rule.alert_suppression]", ""),
+        ),
     ],
 )
 def test_validate_gives_kibanas_message_on_the_line_of_its_key(
@@ -129,6 +135,14 @@ def test_validate_gives_kibanas_message_on_the_line_of_its_key(
         THRESHOLD.format(fields='""', value=3) + '[[rule.threshold.cardinality]]\nfield = "user.name"\nvalue = 2\n',
         NEW_TERMS.format(fields='["host.name"]', start="now-14d"),
         'new_terms_fields = ["host.id", "user.name"]\nhistory_window_start = "now-30d/d"\n',
+        # alert suppression as Kibana allows it: a threshold rule over a duration, a new-terms rule per group
+        THRESHOLD.format(fields='["host.name"]', value=5)
+        + '[rule.alert_suppression.duration]\nvalue = 5\nunit = "m"\n',
+        NEW_TERMS.format(fields='["host.name"]', start="now-14d")
+        + '[rule.alert_suppression]\ngroup_by = ["user.name"]\n',
+        NEW_TERMS.format(fields='["host.name"]', start="now-14d")
+        + '[rule.alert_suppression]\ngroup_by = ["user.name", "source.ip"]\nmissing_fields_strategy = "doNotSuppress"\n'
+        + 'duration = {value = 1, unit = "h"}\n',
     ],
 )
 def test_good_rules_validate(tmp_path: Path, keys: str) -> None:
