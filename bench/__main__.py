@@ -1,7 +1,7 @@
 """``python -m bench``: the suite (``bench/suite.py``: the table, ``bench/results/latest.json``); with
 arguments, only the named parts of the suite (``alerts_vs_floor``, ``no_matches``, ``shipped_rules``,
-``generated_rules``, ``start_and_kql``, ``new_terms``) or micro-benchmark modules (``bench_kql``, ``bench_rules``,
-``bench_alerts``)."""
+``generated_rules``, ``start_and_kql``, ``new_terms``, ``eql_vs_query``, ``eql_sequences``) or micro-benchmark
+modules (``bench_kql``, ``bench_rules``, ``bench_alerts``)."""
 
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ class EventSet:
     count: int
 
 
-def _ensure(es: Elasticsearch, index: str, count: int, events: Iterator[dict[str, Any]]) -> EventSet:
+def ensure(es: Elasticsearch, index: str, count: int, events: Iterator[dict[str, Any]]) -> EventSet:
     if es.indices.exists(index=index):
         es.indices.refresh(index=index)
         if es.count(index=index)["count"] == count:
@@ -114,12 +114,12 @@ def _ensure(es: Elasticsearch, index: str, count: int, events: Iterator[dict[str
 def matching_events(es: Elasticsearch, count: int) -> EventSet:
     """``count`` events that the seed rule (credential dumping detected) matches, outside ``endgame-*``."""
     events = (endgame_event(n, _spread(n, count), kind="detection", action="cred_theft_event") for n in range(count))
-    return _ensure(es, f"bench-v{VERSION}-matching-{count}", count, events)
+    return ensure(es, f"bench-v{VERSION}-matching-{count}", count, events)
 
 
 def background(es: Elasticsearch, count: int) -> EventSet:
     """``count`` events no rule matches."""
-    return _ensure(
+    return ensure(
         es,
         f"bench-v{VERSION}-background-{count}",
         count,
@@ -164,7 +164,7 @@ def rule_events(es: Elasticsearch, count: int) -> EventSet:
                 n += 1
 
     total = sum(k % 6 for k in range(count))
-    return _ensure(es, f"endgame-bench-v{VERSION}-rules-{count}", total, events())
+    return ensure(es, f"endgame-bench-v{VERSION}-rules-{count}", total, events())
 
 
 def write_rules(folder: Path, rules: list[Rule]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
-from bench import data
+from bench import bench_eql, data
 from bench.new_terms import new_terms_figure
 from job.backends import translate_rule_query
 from job.execlog.history import RuleHistory
@@ -354,6 +354,13 @@ class Bench:
 
     def new_terms(self) -> None:
         new_terms_figure(self)  # bench/new_terms.py
+    # -- EQL ----------------------------------------------------------------------------------------
+
+    def eql_vs_query(self) -> None:
+        bench_eql.eql_vs_query(self)
+
+    def eql_sequences(self) -> None:
+        bench_eql.eql_sequences(self)
 
     # -- start and translation ---------------------------------------------------------------------
 
@@ -414,6 +421,8 @@ def main(argv: list[str]) -> int:
             bench.shipped_rules,
             bench.generated_rules,
             bench.new_terms,
+            bench.eql_vs_query,
+            bench.eql_sequences,
         ]
         wanted = set(argv)
         for part in parts:

@@ -311,6 +311,16 @@ class Played:
     records: list[list[dict[str, Any]]] = field(default_factory=list)  # the records each step's run wrote
 
 
+def event_of_alert(hit: Mapping[str, Any]) -> str:
+    """An alert named by its event (the first ancestor): a query rule has one alert per event."""
+    return str(hit["_source"]["kibana.alert.ancestors"][0]["id"])
+
+
+def alert_id_of(hit: Mapping[str, Any]) -> str:
+    """An alert named by its id: a sequence rule's events may each be in several alerts (shell, blocks)."""
+    return str(hit["_id"])
+
+
 @dataclass
 class ChaosHarness:
     """One rule over one events index, run through the refusing proxy; reads back what the runs left."""
@@ -320,6 +330,7 @@ class ChaosHarness:
     rule_id: str
     poison: frozenset[str]  # event ids whose alerts Elasticsearch refuses
     schedule: Sequence[datetime]
+    key: Callable[[Mapping[str, Any]], str] = event_of_alert  # what names an alert in the comparisons
     reference_prefix: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -366,13 +377,10 @@ class ChaosHarness:
     # -- reading back ------------------------------------------------------------------------------
 
     def alerted(self, alerts: str | None = None) -> list[str]:
-        """The event id of every alert of the rule (a list: a duplicate would show twice)."""
+        """Every alert of the rule, by ``key`` (a list: a duplicate would show twice)."""
         index = alerts or self.env.alerts
         self.env.es.indices.refresh(index=index)
-        return [
-            hit["_source"]["kibana.alert.ancestors"][0]["id"]
-            for hit in self._all(index, {"term": {"kibana.alert.rule.rule_id": self.rule_id}})
-        ]
+        return [self.key(hit) for hit in self._all(index, {"term": {"kibana.alert.rule.rule_id": self.rule_id}})]
 
     def dead_lettered(self, index: str | None = None) -> list[str]:
         index = index or self.env.dead_letters

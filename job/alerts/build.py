@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from job.alerts.conform import conform, mapped_paths
 from job.alerts.ids import alert_id
-from job.alerts.overrides import apply_overrides
+from job.alerts.overrides import Overrides, apply_overrides
 from job.alerts.reason import build_reason
 from job.alerts.rule_fields import rule_fields
 from job.alerts.source_fields import subtree_leaves
@@ -102,15 +102,20 @@ class RunAlerts:
             shared_json = exc
         return cls(rule, shared, shared_json)
 
-    def _own(self, hit: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-        """The event's part of its alert, conformed: everything but the shared part."""
+    def shared_fields(self) -> dict[str, Any]:
+        """The part every alert of the run shares (the rule's fields and the run's constants), a fresh copy."""
+        return copy.deepcopy(self._shared)
+
+    def _own(self, hit: Mapping[str, Any], now: datetime, overrides: bool = True) -> dict[str, Any]:
+        """The event's part of its alert, conformed: everything but the shared part. ``overrides``: the rule's
+        severity, risk score and name mappings apply (Kibana leaves them out of a sequence's alerts)."""
         rule = self.rule
         index, doc_id = str(hit["_index"]), str(hit["_id"])
         source: Mapping[str, Any] = hit.get("_source") or {}
         timestamp = format_timestamp(now)
         space_id = self._shared["kibana.space_ids"][0]
         # The event decides these three (severity_mapping, risk_score_mapping, rule_name_override), nothing else.
-        overrides = apply_overrides(rule, source)
+        applied = apply_overrides(rule, source) if overrides else Overrides(rule.name, rule.severity, rule.risk_score)
 
         document = event_copy(source)
         original_event = subtree_leaves(document, "event")
@@ -132,10 +137,10 @@ class RunAlerts:
                 "kibana.alert.workflow_status": "open",
                 "kibana.alert.workflow_tags": [],
                 "kibana.alert.workflow_assignee_ids": [],
-                "kibana.alert.reason": build_reason(source, severity=overrides.severity, rule_name=overrides.name),
-                "kibana.alert.severity": overrides.severity,
-                "kibana.alert.risk_score": overrides.risk_score,
-                RULE_NAME_KEY: overrides.name,
+                "kibana.alert.reason": build_reason(source, severity=applied.severity, rule_name=applied.name),
+                "kibana.alert.severity": applied.severity,
+                "kibana.alert.risk_score": applied.risk_score,
+                RULE_NAME_KEY: applied.name,
                 "kibana.alert.rule.execution.timestamp": timestamp,
                 "kibana.alert.intended_timestamp": timestamp,
                 "kibana.alert.start": timestamp,
@@ -145,10 +150,10 @@ class RunAlerts:
         # A deep copy without what the alert mapping would refuse. Nothing is shared with the hit or between fields.
         return conform(document, _MAPPED_PATHS)
 
-    def build(self, hit: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    def build(self, hit: Mapping[str, Any], *, now: datetime, overrides: bool = True) -> dict[str, Any]:
         """The alert document of ``hit`` (no part of it is shared with the hit, this object or other alerts),
         its fields in the order docs/alert-document.md prints them."""
-        own = self._own(hit, now)
+        own = self._own(hit, now, overrides)
         shared = copy.deepcopy(self._shared)
         document = {key: value for key, value in own.items() if key not in _TAIL}
         if _BUILDING_BLOCK_KEY in shared:

@@ -15,6 +15,7 @@ RULE_TYPES: dict[str, tuple[str, str]] = {
     "saved_query": ("Saved Query Rule", "siem.savedQueryRule"),
     "threshold": ("Threshold Rule", "siem.thresholdRule"),
     "new_terms": ("New Terms Rule", "siem.newTermsRule"),
+    "eql": ("Event Correlation Rule", "siem.eqlRule"),
 }
 PRODUCER = "siem"
 CONSUMER = "siem"

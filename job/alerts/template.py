@@ -101,6 +101,9 @@ ALERT_FIELDS: dict[str, str] = {
     "kibana.alert.threshold_result.cardinality.field": "keyword",
     "kibana.alert.threshold_result.cardinality.value": "long",
     "kibana.alert.new_terms": "keyword",
+    # EQL sequences: the shell's id on each alert of the sequence, and each building block's place (version 4).
+    "kibana.alert.group.id": "keyword",
+    "kibana.alert.group.index": "long",
 }
 
 # The ECS fields of the source event that operators filter and aggregate on.

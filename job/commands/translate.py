@@ -1,5 +1,6 @@
-"""``detection-job translate``: print the Elasticsearch DSL of a KQL query, or with ``--rule FILE`` the requests
-that rule's runs send, as its rule type describes them (no cluster needed)."""
+"""``detection-job translate``: print the Elasticsearch DSL of a KQL query; with ``--language eql`` the DSL
+Elasticsearch's EQL pushes down for each query of an EQL statement and what it leaves to the client; or with
+``--rule FILE`` the requests that rule's runs send, as its rule type describes them (no cluster needed)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from job.eql import EqlError, describe, parse, plan
+from job.eql.ast import Call, Compare, Field, In, Literal, Statement, statement_fields, statement_nodes
 from job.errors import QueryError, RuleError
 from job.fieldcaps import field_types_from_caps
 from job.jsonlimits import JsonProblem
@@ -22,7 +25,10 @@ from job.safefile import FileProblem, decode_utf8, read_bounded
 from job.settings import Settings
 
 NAME = "translate"
-HELP = "print the Elasticsearch query DSL Kibana builds for a KQL query, or the requests a rule file's runs send"
+HELP = (
+    "print the Elasticsearch query DSL Kibana builds for a KQL query (or pushes down for an EQL one), or the "
+    "requests a rule file's runs send"
+)
 
 EXIT_QUERY = 1
 EXIT_FIELDS = 2
@@ -32,7 +38,7 @@ MAX_FIELDS_BYTES = 256 * 1024 * 1024
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("query", nargs="?", help="the KQL query (quote it for the shell)")
+    parser.add_argument("query", nargs="?", help="the KQL query, or EQL with --language eql (quote it for the shell)")
     parser.add_argument(
         "--rule",
         metavar="FILE",
@@ -44,6 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         type=Path,
         help='field types as {"name": "keyword", ...} or a saved _field_caps response',
+    )
+    parser.add_argument(
+        "--language",
+        choices=("kuery", "eql"),
+        default="kuery",
+        help="the query's language (default: kuery); eql prints each query's DSL and what runs on the client",
+    )
+    parser.add_argument(
+        "--event-category-field",
+        metavar="FIELD",
+        default="event.category",
+        help="EQL only: the event category field (a rule's event_category_override; default: event.category)",
     )
 
 
@@ -82,6 +100,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_FIELDS
     if args.rule is not None:
         return describe_rule(args.rule, fields)
+    if args.language == "eql":
+        return _eql(args.query, fields, args.event_category_field)
     try:
         dsl = to_dsl(args.query, fields)
     except (KqlSyntaxError, KqlSemanticError) as exc:
@@ -109,4 +129,36 @@ def describe_rule(path: Path, fields: dict[str, str] | None) -> int:
         print(exc, file=sys.stderr)
         return EXIT_QUERY
     print(rule_type.describe(rule, compiled))
+    return 0
+
+
+def assumed_fields(statement: Statement, category_field: str) -> dict[str, str]:
+    """Without field types, the types the statement's use of each field suggests: the first argument of
+    ``cidrMatch`` an ip, a field compared to a number a long (a double for a decimal), ``@timestamp`` a date,
+    every other field a keyword."""
+    types = dict.fromkeys([*(field.name for field in statement_fields(statement)), category_field], "keyword")
+    for node in statement_nodes(statement):
+        if isinstance(node, Call) and node.name == "cidrMatch" and node.args and isinstance(node.args[0], Field):
+            types[node.args[0].name] = "ip"
+        elif isinstance(node, Compare | In):
+            left = node.left if isinstance(node, Compare) else node.value
+            others = [node.right] if isinstance(node, Compare) else list(node.items)
+            numbers = [o.value for o in others if isinstance(o, Literal) and isinstance(o.value, int | float)]
+            if isinstance(left, Field) and numbers and not any(isinstance(value, bool) for value in numbers):
+                types[left.name] = "double" if any(isinstance(value, float) for value in numbers) else "long"
+    return {**types, "@timestamp": "date"}
+
+
+def _eql(query: str, fields: dict[str, str] | None, category_field: str) -> int:
+    try:
+        statement = parse(query)
+        if fields is None:
+            fields = assumed_fields(statement, category_field)
+            shown = ", ".join(f"{name}: {kind}" for name, kind in sorted(fields.items()))
+            print(f"no --fields-json: field types taken from their use ({shown})", file=sys.stderr)
+        planned = plan(statement, fields, category_field=category_field)
+    except EqlError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_QUERY
+    print(describe(planned))
     return 0

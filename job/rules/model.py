@@ -235,9 +235,10 @@ class SavedQueryRule(Rule):
 
 
 class EqlRule(Rule):
-    """An EQL event query or sequence."""
+    """An EQL event query or sequence (job.ruletypes.eql); the three keys are Kibana's EQL request parameters:
+    the field that orders events (default ``@timestamp``), the event category field (default
+    ``event.category``) and the field that breaks timestamp ties."""
 
-    refusal: ClassVar[str | None] = _not_yet("eql")
     type: Literal["eql"]
     timestamp_field: str | None = None
     event_category_override: str | None = None

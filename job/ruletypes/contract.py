@@ -39,11 +39,15 @@ from job.execlog.metrics import RunMetrics
 from job.lists.plan import ExceptionPlan
 from job.retry import RetryPolicy
 from job.rules.model import Rule
+from job.rules.parts import AlertSuppression
 from job.rules.validation import Finding
+from job.search.pager import PageStats
 from job.search.probes import Probe
 from job.settings import Settings
 from job.window import Gap, Window, isoformat
+from job.writing.grouped import GroupWriter, Recount, group_writes
 from job.writing.run_writer import AlertWriter
+from job.writing.suppressed import SuppressionStore
 from job.writing.suppressing import SuppressingWriter
 from job.writing.writer import Candidate, RunWrites
 
@@ -117,6 +121,37 @@ class RunTools:
         """The run's writer: ``writes`` says whose alerts and how they are built; ``cap`` how many units."""
         return AlertWriter(self.es, self.policy, self.settings, writes, cap, self.clock)
 
+    def group_writer(
+        self, rule: Rule, suppression: AlertSuppression, store: SuppressionStore, recount: Recount
+    ) -> GroupWriter:
+        """The writer of a suppressed run's groups (``recount``: the type counts one group again)."""
+        writes = group_writes(rule, self.settings.space_id, self.execution_uuid)
+        return GroupWriter(self.es, self.policy, self.settings, self.clock, rule, suppression, store, writes, recount)
+
+
+def count_search(metrics: RunMetrics, stats: PageStats) -> None:
+    """The search counts of a run that paged its window."""
+    metrics.pages = stats.pages
+    metrics.hits = stats.hits
+    metrics.pit_reopened = stats.pit_reopened
+    metrics.total_search_duration_ms = round(stats.search_ms)
+
+
+def count_groups(metrics: RunMetrics, writer: GroupWriter, *, pages: int, search_ms: float) -> None:
+    """Add a suppressed run's counts (its groups written, and its grouping search's ``pages`` and time)."""
+    writes = writer.writes
+    metrics.pages += pages
+    metrics.hits += writer.hits
+    metrics.total_search_duration_ms += round(search_ms + writer.store.search_ms)
+    metrics.total_indexing_duration_ms += round(writes.stats.indexing_ms + writer.store.indexing_ms)
+    metrics.alerts_created += writes.stats.created
+    metrics.alerts_updated = writer.updated
+    metrics.duplicates_skipped += writes.duplicates + writes.stats.duplicates
+    metrics.errors += writes.stats.errors
+    metrics.dead_lettered += writes.dead_lettered
+    metrics.suppression_groups = writer.groups
+    metrics.suppressed_docs = writer.suppressed_docs
+
 
 def count_writes(metrics: RunMetrics, writes: RunWrites, suppressing: SuppressingWriter | None = None) -> None:
     """The write counts of a run (its search counts are the type's), with what ``suppressing`` did when the
@@ -178,8 +213,12 @@ class RuleType(Protocol):
         """The first page of the window as one search of a shared ``_msearch``, or None (not probed)."""
         ...
 
-    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
-        """The writing and the would-be alerts of a window its probe read whole (``hits``, exceptions applied)."""
+    def read_whole(
+        self, rule: Rule, search: SearchPlan, hits: Sequence[Hit], tools: RunTools
+    ) -> tuple[RunWrites, list[Candidate]]:
+        """The writing and the would-be alerts of a window its probe read whole (``hits``, in the probe's order;
+        ``search``: the plan the probe came from, with whatever the type keeps there, such as a condition to
+        evaluate on the client); apply ``tools.page_filter`` to the hits that can become alerts."""
         ...
 
 
@@ -193,5 +232,5 @@ class NotProbed:
     def probe(self, rule: Rule, search: SearchPlan) -> Probe | None:
         return None
 
-    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> NoReturn:
+    def read_whole(self, rule: Rule, search: SearchPlan, hits: Sequence[Hit], tools: RunTools) -> NoReturn:
         raise NotImplementedError(f"{self.name} rules are never probed")

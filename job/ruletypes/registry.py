@@ -16,11 +16,17 @@ from job.backends import FieldTypesSource
 from job.errors import QueryError
 from job.rules.model import Rule
 from job.ruletypes.contract import RuleType
+from job.ruletypes.eql.rule_type import EqlType
 from job.ruletypes.new_terms.rule_type import NewTermsType
 from job.ruletypes.query.rule_type import QueryType
 from job.ruletypes.threshold.rule_type import ThresholdType
 
-TYPES: Mapping[str, RuleType] = {"query": QueryType(), "threshold": ThresholdType(), "new_terms": NewTermsType()}
+TYPES: Mapping[str, RuleType] = {
+    "query": QueryType(),
+    "eql": EqlType(),
+    "threshold": ThresholdType(),
+    "new_terms": NewTermsType(),
+}
 
 
 def type_of(rule: Rule) -> RuleType | None:

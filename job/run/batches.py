@@ -133,7 +133,7 @@ def _small_run(ctx: RunContext, item: _Started, page: FirstPage) -> SmallRun | N
     with rule_context(item.rule.rule_id, item.rule.name, execution.uuid):
         try:
             tools = run_tools(ctx, execution, item.search, refresh=False)
-            writes, candidates = type_for(item.rule).read_whole(item.rule, page.hits, tools)
+            writes, candidates = type_for(item.rule).read_whole(item.rule, item.search, page.hits, tools)
         except Exception as exc:  # noqa: BLE001 - this rule's failure
             failed(item.rule, execution, exc)
             return None

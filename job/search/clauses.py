@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from job.rules.model import Rule
@@ -122,3 +123,29 @@ def build_sort(rule: Rule) -> list[dict[str, Any]]:
     ]
     sort.append({"_shard_doc": "asc"})
     return sort
+
+
+def group_clause(terms: Sequence[tuple[str, Any]], *, must_not: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The events of one group: each field holds the group's value (each of its values, for a list), or lacks a
+    value where it has none."""
+    filters = [
+        {"term": {field: item}}
+        for field, value in terms
+        if value is not None
+        for item in (value if isinstance(value, list | tuple) else [value])
+    ]
+    lacking = [{"exists": {"field": field}} for field, value in terms if value is None]
+    clause: dict[str, Any] = {"filter": filters}
+    if lacking or must_not:
+        clause["must_not"] = [*lacking, *must_not]
+    return {"bool": clause}
+
+
+def remaining_clause(
+    terms: Sequence[tuple[str, Any]], fields: TimestampFields, window: Window, boundary: datetime | None
+) -> dict[str, Any]:
+    """The group's events that are not counted yet: not at or before ``boundary`` (Kibana's exclusion of a
+    group already alerted on, a range from the window start to the group's last counted time)."""
+    if boundary is None or boundary < window.start:
+        return group_clause(terms)
+    return group_clause(terms, must_not=[range_clause(fields, Window(window.start, boundary))])

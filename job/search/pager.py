@@ -44,6 +44,8 @@ class PitPager:
     sort: list[dict[str, Any]]
     page_size: int
     stats: PageStats = field(default_factory=PageStats)
+    # The ``_source`` fields each hit carries (None: the whole ``_source``; empty: none).
+    source: Sequence[str] | None = None
     search_after: list[Any] | None = None
     _pit: str | None = None
 
@@ -75,6 +77,7 @@ class PitPager:
             search_after=self.search_after,
             track_total_hits=False,
             allow_partial_search_results=False,
+            source=None if self.source is None else ({"includes": list(self.source)} if self.source else False),
         )
         return dict(response.body)
 

@@ -1,7 +1,9 @@
 """Re-attempt dead-lettered events: fetch each event again, build its alert with the current rule file,
 create it, and delete the entry once the alert exists (also when it already existed).
 
-An entry that still fails keeps its place, with the new reason and time, and is reported.
+An entry that still fails keeps its place, with the new reason and time, and is reported. The entry of an
+EQL sequence (filed under its first event) is not rebuilt from that one event: the rule's next run over
+the sequence's time (a backfill) finds the sequence again and writes it.
 """
 
 from __future__ import annotations
@@ -13,21 +15,29 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.eql import is_sequence
 from job.retry import RetryPolicy
-from job.rules.model import Rule
+from job.rules.model import EqlRule, Rule
 from job.writing import deadletter
 from job.writing.bulk import AlertWrite, WriteStats, bulk_create
 from job.writing.deadletter import DeadLetter
 from job.writing.writer import build_writes
 
 CHUNK = 200
-# The rule types whose dead-lettered alert is the ordinary alert of the one event an entry names. A threshold
-# group's alert is built from a synthetic event, a new term's carries the term: their entries stay, listed.
-RETRIED_TYPES = frozenset({"query"})
+# The rule types whose dead-lettered alert is the ordinary alert of the one event an entry names (for EQL, an
+# event query's; a sequence's alerts are checked below). A threshold group's alert is built from a synthetic
+# event, a new term's carries the term: their entries stay, listed.
+RETRIED_TYPES = frozenset({"query", "eql"})
 
 
 def not_retried(rule_type: str) -> str:
     return f"deadletter retry rebuilds one event's alert; a {rule_type} rule's alert is not one (the entry stays)"
+
+
+SEQUENCE_NOT_RETRIED = (
+    "the alerts of an EQL sequence are not rebuilt from one event: run the rule again over the event's time "
+    "(detection-job backfill), which writes the sequence"
+)
 
 
 @dataclass
@@ -74,6 +84,9 @@ def _attempt(
             continue
         if hit is None:
             failing.append(replace(letter, reason="the event no longer exists", time=now))
+            continue
+        if isinstance(rule, EqlRule) and is_sequence(rule.query):
+            failing.append(replace(letter, reason=SEQUENCE_NOT_RETRIED, time=now))
             continue
         built, failed = build_writes(
             rule, [(letter.id, hit)], now=now, execution_uuid=letter.execution_uuid, space_id=letter.space_id

@@ -19,13 +19,9 @@ from job.alerts.suppression import Suppression
 from job.jsoncodec import document_bytes
 from job.rules.model import Rule
 from job.writing.bulk import AlertWrite
-from job.writing.writer import MAX_ALERTS_WARNING, AlertMaker, RunWrites
+from job.writing.writer import MAX_ALERTS_SUPPRESSED_WARNING, MAX_ALERTS_WARNING, AlertMaker, RunWrites
 
 UUID: Final = "kibana.alert.uuid"
-# Kibana's cap warning for the rule types that suppress in its persistence layer (threshold, new terms, ...).
-MAX_ALERTS_SUPPRESSED_WARNING: Final = (
-    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created or suppressed."
-)
 
 
 def max_alerts_warning(suppressing: bool) -> str:

@@ -15,8 +15,12 @@ writer does one thing in one order:
 5. **count** into the run's :class:`RunWrites`.
 
 A *unit* is what the cap counts: one candidate (a sequence of several documents is one unit, created when
-its first document is). :class:`job.writing.run_writer.AlertWriter` is one run's writer: it keeps the cap
-exact while requests are in flight; :mod:`job.run.small_runs` runs the same steps for many runs at once.
+its first document is). A unit of several documents names the ids of the others (``more_ids``): it counts as
+a duplicate only when every one of its documents exists, so a unit a killed run wrote in part is completed by
+the next run (the documents that exist answer 409), never left half written.
+
+:class:`job.writing.run_writer.AlertWriter` is one run's writer: it keeps the cap exact while requests are in
+flight; :mod:`job.run.small_runs` runs the same steps for many runs at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any, Protocol
 from elasticsearch import Elasticsearch
 
 from job.alerts.build import RunAlerts
+from job.alerts.ids import alert_id
 from job.redact import short_line
 from job.retry import RetryPolicy
 from job.rules.model import Rule
@@ -41,16 +46,22 @@ from job.writing.deadletter import DeadLetter, Stage
 log = logging.getLogger(__name__)
 
 MAX_ALERTS_WARNING = "This rule reached the maximum alert limit for the rule execution. Some alerts were not created."
+# Kibana's words when a suppressing rule of a type other than query reaches its cap (EQL event queries here).
+MAX_ALERTS_SUPPRESSED_WARNING = (
+    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created or suppressed."
+)
 DEAD_LETTER_SAMPLES = 3
 EXECUTION_UUID = "kibana.alert.rule.execution.uuid"
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A would-be alert: its id (what the dedupe looks for, and what the cap counts) and what it is built from."""
+    """A would-be alert: its id (what the dedupe looks for, and what the cap counts) and what it is built from;
+    ``more_ids``: the ids of its other documents, when it has several (a sequence's building blocks)."""
 
     doc_id: str
     item: Any
+    more_ids: tuple[str, ...] = ()
 
 
 class AlertMaker(Protocol):
@@ -129,6 +140,11 @@ class RunWrites:
         return [dead_letter_message(self.dead_lettered, index, self.samples)] if self.dead_lettered else []
 
 
+def event_candidates(rule_id: str, space_id: str, hits: Sequence[Mapping[str, Any]]) -> list[Candidate]:
+    """The would-be alerts of search hits: one per event, with its deterministic id."""
+    return [Candidate(alert_id(str(hit["_index"]), str(hit["_id"]), rule_id, space_id), hit) for hit in hits]
+
+
 def for_events(rule: Rule, space_id: str, execution_uuid: str) -> RunWrites:
     """The writing of a run that writes one alert per event."""
 
@@ -144,14 +160,14 @@ def dedupe(
     """Per part, its candidates that have neither an alert nor a dead-letter entry (one search for all);
     the others are counted on their run."""
     indices = [settings.alerts_index, settings.dead_letter_index]
-    wanted = [candidate.doc_id for _, candidates in parts for candidate in candidates]
+    wanted = [doc_id for _, candidates in parts for candidate in candidates for doc_id in _ids(candidate)]
     found = existing_ids(es, policy, indices, wanted) if wanted else {}
     new: list[list[Candidate]] = []
     for run, candidates in parts:
         fresh = []
         for candidate in candidates:
             where = found.get(candidate.doc_id)
-            if where is None:
+            if where is None or any(doc_id not in found for doc_id in candidate.more_ids):
                 fresh.append(candidate)
             elif where == {settings.dead_letter_index}:
                 run.dead_letters_skipped += 1  # ``deadletter retry`` deals with it
@@ -159,6 +175,10 @@ def dedupe(
                 run.duplicates += 1
         new.append(fresh)
     return new
+
+
+def _ids(candidate: Candidate) -> tuple[str, ...]:
+    return (candidate.doc_id, *candidate.more_ids)
 
 
 @dataclass

@@ -280,8 +280,17 @@ def test_naive_now_is_refused() -> None:
 
 
 def test_other_rule_types_are_refused() -> None:
-    with pytest.raises(ValueError, match="'eql'"):
-        _alert(endgame_hit(), type="eql", language="eql")
+    with pytest.raises(ValueError, match="'threat_match'"):
+        _alert(endgame_hit(), type="threat_match", language="kuery", threat_index=("ti-*",))
+
+
+def test_an_eql_rule_alert_names_kibana_eql_rule_type() -> None:
+    alert = _alert(endgame_hit(), type="eql", language="eql", query="process where true")
+    assert alert["kibana.alert.rule.type"] == "eql"
+    assert alert["kibana.alert.rule.category"] == "Event Correlation Rule"
+    assert alert["kibana.alert.rule.rule_type_id"] == "siem.eqlRule"
+    assert alert["kibana.alert.rule.parameters"]["language"] == "eql"
+    assert alert["kibana.alert.rule.parameters"]["query"] == "process where true"
 
 
 EXCEPTIONS = [

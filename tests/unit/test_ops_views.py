@@ -60,7 +60,7 @@ def history(
         ({}, history(record("running", 1), record("succeeded", 40), 40), "stale"),
         ({}, history(record("running", 1), None, None), "running"),
         ({"enabled": False}, NEVER_RAN, "disabled"),
-        ({"type": "eql", "language": "eql"}, NEVER_RAN, "unsupported"),
+        ({"type": "threat_match", "threat_index": ["ti-*"]}, NEVER_RAN, "unsupported"),
     ],
 )
 def test_rule_health(rule_changes: dict[str, Any], rule_history: LastRuns, health: str) -> None:

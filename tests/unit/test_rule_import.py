@@ -100,7 +100,7 @@ def test_import_writes_rules_and_lists_that_load_strictly(tmp_path: Path, capsys
         ("match", "included", "svc-patch"),
         ("wildcard", "excluded", "dc-*"),
     ]
-    assert rules["Suspicious Child of Word"].type == "eql" and not rules["Suspicious Child of Word"].supported
+    assert rules["Suspicious Child of Word"].type == "eql" and rules["Suspicious Child of Word"].supported
     new_terms = tomllib.loads((tmp_path / "new_country_for_user.toml").read_text())["rule"]["new_terms"]
     assert new_terms == {
         "field": "new_terms_fields",

@@ -249,7 +249,7 @@ def test_query_keeps_no_trailing_newline_and_defaults_apply(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("kind", "supported"),
     [
-        ("eql", False),
+        ("eql", True),
         ("esql", False),
         ("threshold", True),
         ("new_terms", True),

@@ -56,10 +56,10 @@ def test_every_problem_of_a_folder_is_listed(tmp_path: Path, capsys: pytest.Capt
     (tmp_path / "bad_kql.toml").write_text(bad_kql)
     # A query error points at the line of the query text itself, the line after the opening quotes.
     expected["bad_kql.toml"] = _line(bad_kql, "query =") + 1
-    eql = BASE.replace('language = "kuery"', 'language = "eql"').replace('type = "query"', 'type = "eql"')
-    eql = eql.replace("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002")
-    (tmp_path / "eql.toml").write_text(eql)
-    expected["eql.toml"] = _line(eql, "type =")
+    other = BASE.replace('type = "query"', 'type = "threat_match"')
+    other = other.replace("00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002")
+    (tmp_path / "indicator.toml").write_text(other)
+    expected["indicator.toml"] = _line(other, "type =")
     (tmp_path / "good.toml").write_text(BASE)
     (tmp_path / "zz_duplicate.toml").write_text(BASE)
     expected["zz_duplicate.toml"] = _line(BASE, "rule_id")
@@ -81,9 +81,8 @@ def test_every_problem_of_a_folder_is_listed(tmp_path: Path, capsys: pytest.Capt
     assert found == expected
     kql_line = next(line for line in problems if "bad_kql.toml" in line)
     assert re.search(r":\d+: query line 1, column \d+: Expected .+", kql_line), kql_line
-    eql_line = next(line for line in problems if "eql.toml" in line)
-    unsupported = "type: rule type 'eql' is not supported by this job yet; it will not run"
-    assert eql_line.endswith(unsupported)
+    other_line = next(line for line in problems if "indicator.toml" in line)
+    assert other_line.endswith("type: threat_match (indicator match) rules are not run by this job")
 
 
 def test_a_single_file_can_be_validated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ suppression) for the behaviour and where it differs from Kibana.
   where an event lacks it, ``@timestamp``; that needs a script, so with a fallback we ask for both and
   combine them here (a ``fallback`` sub-aggregation over the events lacking the override).
 * A group's events up to the end of the last alert that counted them are counted already: the run counts
-  only the events after that boundary (:func:`remaining_clause`).
+  only the events after that boundary (:func:`job.search.clauses.remaining_clause`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from job.alerts.suppression import Group, Terms, millis
-from job.search.clauses import SORT_MISSING, TimestampFields, range_clause
+from job.search.clauses import SORT_MISSING, TimestampFields
 from job.window import Window
 
 AGGREGATION: Final = "eventGroups"
@@ -75,26 +75,6 @@ def grouping_aggregation(
 def missing_fields_filter(group_by: Sequence[str]) -> dict[str, Any]:
     """Events lacking at least one ``group_by`` field (Kibana's filter for ``doNotSuppress``)."""
     return {"bool": {"should": [{"bool": {"must_not": [{"exists": {"field": field}}]}} for field in group_by]}}
-
-
-def group_clause(terms: Terms, *, must_not: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
-    """The events of one group: each field holds the group's value, or lacks a value where it has none."""
-    filters = [{"term": {field: value}} for field, value in terms if value is not None]
-    lacking = [{"exists": {"field": field}} for field, value in terms if value is None]
-    clause: dict[str, Any] = {"filter": filters}
-    if lacking or must_not:
-        clause["must_not"] = [*lacking, *must_not]
-    return {"bool": clause}
-
-
-def remaining_clause(
-    terms: Terms, fields: TimestampFields, window: Window, boundary: datetime | None
-) -> dict[str, Any]:
-    """The group's events that are not counted yet: not at or before ``boundary`` (Kibana's exclusion of a
-    group already alerted on, a range from the window start to the group's last counted time)."""
-    if boundary is None or boundary < window.start:
-        return group_clause(terms)
-    return group_clause(terms, must_not=[range_clause(fields, Window(window.start, boundary))])
 
 
 def _both(bucket: Mapping[str, Any], name: str) -> list[datetime]:

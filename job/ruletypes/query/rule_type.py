@@ -66,7 +66,10 @@ class QueryType(KqlOrLucene):
             return None
         return Probe(rule.index, search.query, search.sort)
 
-    def read_whole(self, rule: Rule, hits: Sequence[Hit], tools: RunTools) -> tuple[RunWrites, list[Candidate]]:
+    def read_whole(
+        self, rule: Rule, search: SearchPlan, hits: Sequence[Hit], tools: RunTools
+    ) -> tuple[RunWrites, list[Candidate]]:
+        del search
         space_id = tools.settings.space_id
         return for_events(rule, space_id, tools.execution_uuid), candidates(
             rule, space_id, tools.page_filter(list(hits))

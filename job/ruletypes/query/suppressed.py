@@ -22,23 +22,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from job.alerts.suppression import (
-    Group,
-    Terms,
-    duration_start,
-    instance_id,
-    is_open,
-    suppressed_alert_id,
-    update_document,
-)
+from job.alerts.suppression import Group, Terms
 from job.errors import JobError
 from job.execlog.metrics import RunMetrics
 from job.lists.plan import ExceptionPlan
 from job.rules.model import Rule
 from job.rules.parts import AlertSuppression
-from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, stopped_message
+from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, count_groups, stopped_message
 from job.ruletypes.query.execute import execute
-from job.ruletypes.query.group_alerts import group_writes
 from job.ruletypes.query.groups import (
     AGGREGATION,
     bucket_aggregations,
@@ -47,14 +38,13 @@ from job.ruletypes.query.groups import (
     grouping_aggregation,
     missing_fields_filter,
     parse_group,
-    remaining_clause,
     resume_point,
 )
-from job.search.clauses import TimestampFields, timestamp_fields
+from job.search.clauses import TimestampFields, remaining_clause, timestamp_fields
 from job.window import Window
-from job.writing.bulk import Answer
-from job.writing.suppressed import Current, SuppressionStore, Update
-from job.writing.writer import MAX_ALERTS_WARNING, Candidate, RunWrites, build, dead_letter_alone, dedupe, send
+from job.writing.grouped import GroupWriter
+from job.writing.suppressed import SuppressionStore
+from job.writing.writer import MAX_ALERTS_WARNING
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +68,7 @@ EXECUTE_COUNTS = (
 
 @dataclass
 class _Run:
-    """One suppressed execution in progress: what it needs and what it has done so far."""
+    """One suppressed execution in progress: its grouping search, and its writing (:class:`GroupWriter`)."""
 
     tools: RunTools
     rule: Rule
@@ -86,21 +76,17 @@ class _Run:
     window: Window
     query: dict[str, Any]
     store: SuppressionStore
-    writes: RunWrites
+    writer: GroupWriter = field(init=False)
     fields: TimestampFields = field(init=False)
-    boundaries: dict[str, datetime] = field(default_factory=dict)  # instance id -> counted up to
     search_ms: float = 0.0
     pages: int = 0
-    hits: int = 0
-    groups: int = 0  # groups this run gave an alert or folded into one
-    updated: int = 0
-    suppressed_docs: int = 0
 
     def __post_init__(self) -> None:
         self.fields = timestamp_fields(self.rule)
+        self.writer = self.tools.group_writer(self.rule, self.suppression, self.store, self.recount_one)
 
     def instance(self, terms: Terms) -> str:
-        return instance_id(terms, self.rule.rule_id, self.tools.settings.space_id)
+        return self.writer.instance(terms)
 
     def search(self, aggs: dict[str, Any]) -> dict[str, Any]:
         """A ``size: 0`` search of the rule's indices with the run's query and these aggregations."""
@@ -145,8 +131,9 @@ class _Run:
         group_by = self.suppression.group_by
         parsed = [parse_group(bucket, bucket_terms(bucket["key"], group_by), self.window) for bucket in buckets]
         groups = [group for group in parsed if group is not None]
-        self.boundaries.update(self.store.boundaries([self.instance(group.terms) for group in groups], self.window))
-        known = [group.terms for group in groups if self.instance(group.terms) in self.boundaries]
+        boundaries = self.writer.boundaries
+        boundaries.update(self.store.boundaries([self.instance(group.terms) for group in groups], self.window))
+        known = [group.terms for group in groups if self.instance(group.terms) in boundaries]
         again = dict(zip(known, self.recount(known), strict=True))
         result = [again.get(group.terms, group) for group in groups]
         return [group for group in result if group is not None]
@@ -157,7 +144,9 @@ class _Run:
         for start in range(0, len(groups), RECOUNT_CHUNK):
             chunk = groups[start : start + RECOUNT_CHUNK]
             filters = {
-                str(i): remaining_clause(terms, self.fields, self.window, self.boundaries.get(self.instance(terms)))
+                str(i): remaining_clause(
+                    terms, self.fields, self.window, self.writer.boundaries.get(self.instance(terms))
+                )
                 for i, terms in enumerate(chunk)
             }
             aggregation = {"filters": {"filters": filters}, "aggs": bucket_aggregations(self.fields)}
@@ -165,77 +154,9 @@ class _Run:
             found += [parse_group(buckets[str(i)], terms, self.window) for i, terms in enumerate(chunk)]
         return found
 
-    def write(self, groups: Sequence[Group]) -> None:
-        """Fold each group into its open alert (with a duration) or give it an alert of its own."""
-        self.hits += sum(group.count for group in groups)
-        now = self.tools.clock()
-        duration = self.suppression.duration
-        if duration is None:
-            self.create(groups)
-            return
-        since = duration_start(now, duration)
-        open_alerts = self.store.open_alerts([self.instance(group.terms) for group in groups], since)
-        pairs = [(group, open_alerts.get(self.instance(group.terms))) for group in groups]
-        self.create([group for group, alert in pairs if alert is None])
-        updates = [(group, Update(alert, update_document(alert, group, now))) for group, alert in pairs if alert]
-        answers = self.store.update([update for _, update in updates])
-        for (group, update), answer in zip(updates, answers, strict=True):
-            self.settle(group, update, answer, now, since)
-
-    def settle(self, group: Group, update: Update, answer: Answer, now: datetime, since: datetime) -> None:
-        """Account for one update's answer. A changed (409), busy (429) or vanished (404) alert is read again,
-        the group is counted again after the alert's end, and the update retried or a new alert written
-        (:meth:`SuppressionStore.settle`)."""
-        latest = group
-
-        def again(current: Current | None) -> Update | None:
-            nonlocal latest
-            key = self.instance(latest.terms)
-            if current is not None and current.alert.end is not None:
-                self.boundaries[key] = max(current.alert.end, self.boundaries.get(key, current.alert.end))
-            [recounted] = self.recount([latest.terms])
-            if recounted is None:
-                return None  # whoever changed the alert counted these events already
-            if current is None or not is_open(current.source, since):
-                self.create([recounted])
-                return None
-            latest = recounted
-            return Update(current.alert, update_document(current.alert, recounted, now))
-
-        settled = self.store.settle(update, answer, again)
-        if settled.refused is not None:
-            refused = settled.refused
-            self.dead_letter(latest, f"HTTP {refused.status} {refused.error_type}: {refused.reason}")
-        elif settled.applied is not None:
-            self.folded(latest)
-
-    def folded(self, group: Group) -> None:
-        self.groups += 1
-        self.updated += 1
-        self.suppressed_docs += group.count
-
-    def create(self, groups: Sequence[Group]) -> None:
-        """One new alert per group; an alert that exists already is left as it is (Kibana's duplicate check),
-        and only the groups whose alert this run created are counted."""
-        if not groups:
-            return
-        tools = self.tools
-        space_id = tools.settings.space_id
-        candidates = [Candidate(suppressed_alert_id(group, self.rule.rule_id, space_id), group) for group in groups]
-        [new] = dedupe(tools.es, tools.policy, tools.settings, [(self.writes, candidates)])
-        built = build(self.writes, new, tools.clock())
-        try:
-            send(tools.es, tools.policy, tools.settings, [built], tools.clock)
-        finally:
-            built.merge()
-        by_id = {candidate.doc_id: candidate.item for candidate in new}
-        for doc_id in built.created:
-            self.groups += 1
-            self.suppressed_docs += by_id[doc_id].count - 1
-
-    def dead_letter(self, group: Group, reason: str) -> None:
-        tools = self.tools
-        dead_letter_alone(tools.es, tools.policy, tools.settings, self.writes, group, reason, tools.clock)
+    def recount_one(self, terms: Terms) -> Group | None:
+        [again] = self.recount([terms])
+        return again
 
     def first_left_over(self, after: Any, should_stop: Callable[[], bool]) -> datetime | None:
         """The first timestamp of the groups after the composite key ``after`` and, with ``doNotSuppress``, of
@@ -265,7 +186,7 @@ class _Run:
             buckets, after = self.page(size, after)
             groups = self.groups_of(buckets)
             room = cap - handled
-            self.write(groups[:room])
+            self.writer.write(groups[:room])
             handled += min(room, len(groups))
             if len(groups) > room:  # a group beyond the cap: the rest waits for the next run
                 outcome.warnings.append(MAX_ALERTS_WARNING)
@@ -289,26 +210,10 @@ class _Run:
 
     def finish(self, outcome: Outcome) -> None:
         """Make the alerts and dead letters visible to the next run; report the dead letters."""
-        settings = self.tools.settings
-        indices = [settings.alerts_index] if self.groups or self.writes.stats.duplicates else []
-        indices += [settings.dead_letter_index] if self.writes.dead_lettered else []
-        if indices and self.tools.refresh:
-            self.tools.policy.call(lambda: self.tools.es.indices.refresh(index=indices))
-        outcome.warnings += self.writes.warnings(settings.dead_letter_index)
+        outcome.warnings += self.writer.finish(self.tools.refresh)
 
     def metrics_into(self, metrics: RunMetrics) -> None:
-        writes = self.writes
-        metrics.pages += self.pages
-        metrics.hits += self.hits
-        metrics.total_search_duration_ms += round(self.search_ms + self.store.search_ms)
-        metrics.total_indexing_duration_ms += round(writes.stats.indexing_ms + self.store.indexing_ms)
-        metrics.alerts_created += writes.stats.created
-        metrics.alerts_updated = self.updated
-        metrics.duplicates_skipped += writes.duplicates + writes.stats.duplicates
-        metrics.errors += writes.stats.errors
-        metrics.dead_lettered += writes.dead_lettered
-        metrics.suppression_groups = self.groups
-        metrics.suppressed_docs = self.suppressed_docs
+        count_groups(metrics, self.writer, pages=self.pages, search_ms=self.search_ms)
 
 
 def execute_suppressed(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Outcome:
@@ -330,7 +235,7 @@ def execute_suppressed(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunT
         return Outcome(searched_to=run.window.end)
     settings = tools.settings
     store = SuppressionStore(tools.es, tools.policy, settings.alerts_index, rule.rule_id, settings.space_id)
-    grouped = _Run(tools, rule, suppression, run.window, search.query, store, group_writes(rule, tools))
+    grouped = _Run(tools, rule, suppression, run.window, search.query, store)
     # Kibana's warning for the exception items it cannot apply to an aggregation.
     outcome = Outcome(run.window.end, ExceptionPlan(not_applied=search.exceptions.post_filter).warnings)
     ungrouped = RunMetrics()

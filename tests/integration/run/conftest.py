@@ -58,6 +58,33 @@ query = '''
 """
 
 
+EQL_RULE_TEMPLATE = """\
+[metadata]
+creation_date = "2026/01/01"
+updated_date = "2026/01/01"
+maturity = "production"
+
+[rule]
+author = ["Test"]
+description = "An EQL test rule."
+from = "{from_}"
+interval = "{interval}"
+index = ["{index}"]
+language = "eql"
+license = "Elastic License v2"
+max_signals = {max_signals}
+name = "{name}"
+risk_score = 47
+rule_id = "{rule_id}"
+severity = "medium"
+type = "eql"
+query = '''
+{query}
+'''
+{extra}
+"""
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -108,6 +135,33 @@ class JobEnv:
     ) -> str:
         rule_id = rule_id or str(uuid.uuid4())
         text = RULE_TEMPLATE.format(
+            from_=from_,
+            interval=interval,
+            index=index or self.events_pattern,
+            max_signals=max_signals,
+            name=name,
+            rule_id=rule_id,
+            query=query,
+            extra=extra,
+        )
+        (self.rules_dir / f"{rule_id}.toml").write_text(text)
+        return rule_id
+
+    def write_eql_rule(
+        self,
+        query: str,
+        *,
+        rule_id: str | None = None,
+        name: str = "Test EQL rule",
+        interval: str = "10m",
+        from_: str = "now-15m",
+        max_signals: int = 10000,
+        extra: str = "",
+        index: str | None = None,
+    ) -> str:
+        """An EQL rule file (``extra``: more TOML under ``[rule]``, e.g. ``event_category_override``)."""
+        rule_id = rule_id or str(uuid.uuid4())
+        text = EQL_RULE_TEMPLATE.format(
             from_=from_,
             interval=interval,
             index=index or self.events_pattern,

@@ -23,11 +23,12 @@ from tests.chaos import (
     Phase,
     Step,
     aggregation_kill_kinds,
+    alert_id_of,
     kill_kinds,
     schedule_events,
 )
 from tests.integration.run.aggregation_rules import auth, new_terms_rule, threshold_rule
-from tests.integration.run.conftest import JobEnv, iso
+from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint
 
 pytestmark = pytest.mark.integration
@@ -280,3 +281,65 @@ def test_threshold_and_new_terms_rules_converge_under_kills(job_env: JobEnv, es_
         check(now, runs)
     assert kills >= 11 and log.count(f"{iso(AGG_SCHEDULE[-1])} kill at {FOLD}: killed") == 1, log
     print(f"{kills} kills, {time.monotonic() - started:.0f}s")
+SEQ_T0 = datetime(2026, 5, 5, 12, 0, tzinfo=UTC)
+SEQ_SCHEDULE = [SEQ_T0 + timedelta(minutes=10 * k) for k in range(3)]
+SEQUENCE = (
+    'sequence by host.id with maxspan=2m [process where process.name == "a.exe"] '
+    '[process where process.name == "b.exe"]'
+)
+
+
+def _sequence_events() -> list[dict[str, Any]]:
+    """Per scheduled window 90 hosts starting a.exe, 60 of them b.exe 30 s later (a sequence each), a few
+    a.exe again in between (a newer candidate); events tied on one timestamp across page boundaries."""
+    events = []
+    for window, end in enumerate(SEQ_SCHEDULE):
+        start = end - timedelta(minutes=9)
+        for host in range(90):
+            at = start + timedelta(seconds=2 * host)
+            name = f"w{window}-h{host}"
+            events.append(cred_event(at, _id=f"{name}-a", host={"id": name}, process={"name": "a.exe"}))
+            if host % 3 == 0:
+                again = at + timedelta(seconds=10)
+                events.append(cred_event(again, _id=f"{name}-a2", host={"id": name}, process={"name": "a.exe"}))
+            if host % 3 != 2:  # the last twenty hosts' b.exe all at one time
+                later = at + timedelta(seconds=30) if host < 70 else start + timedelta(seconds=190)
+                events.append(cred_event(later, _id=f"{name}-b", host={"id": name}, process={"name": "b.exe"}))
+    return events
+
+
+def test_a_sequence_rule_killed_mid_run_converges_to_the_exact_alert_set(job_env: JobEnv, es_url: str) -> None:
+    """A sequence rule killed at seven points of its runs (writing its shells and blocks, before and after
+    Elasticsearch applied them, reading the sequences' events back, paging its stream, checking duplicates,
+    writing its final record): every run that completes leaves exactly the clean reference's shells and
+    building blocks, each written once and each shell with both its blocks."""
+    job_env.set(page_size="50")
+    rule_id = job_env.write_eql_rule(SEQUENCE, from_="now-10m")
+    job_env.index_events(_sequence_events())
+    harness = ChaosHarness(job_env, es_url, rule_id, frozenset(), SEQ_SCHEDULE, key=alert_id_of)
+    reference = harness.reference()
+    assert [len(alerts) for alerts, _ in reference] == [180, 360, 540]  # 60 sequences a window, 3 alerts each
+
+    executions, alerts, dead = job_env.executions, job_env.alerts, job_env.dead_letters
+    during = Phase.DURING
+    kills = [
+        (0, KillPoint("bulk", r"^/_bulk", 1)),
+        (0, KillPoint("read-back", r"^/_mget", 1, forward_first=True)),
+        (1, KillPoint("bulk", r"^/_bulk", 2, forward_first=True)),
+        (1, KillPoint("duplicate-check", rf"^/{alerts},{dead}/_search", 2)),
+        (1, KillPoint("page", r"^/_search", 3)),
+        (2, KillPoint("read-back", r"^/_mget", 2)),
+        (2, KillPoint("final-record", rf"^/{executions}/_bulk\?filter_path=items\.index", 1)),
+    ]
+    steps: list[Step] = []
+    for time_index in range(len(SEQ_SCHEDULE)):
+        steps += [Step(t, KillJob(point, during)) for t, point in kills if t == time_index]
+        steps.append(Step(time_index))
+    played = harness.play(steps, reference)
+    assert played.fired == len(kills), played.log
+    assert played.interrupted == len(kills), played.log
+    groups: dict[str, int] = {}
+    for hit in harness._all(job_env.alerts, {"term": {"kibana.alert.rule.rule_id": rule_id}}):
+        group = hit["_source"]["kibana.alert.group.id"]
+        groups[group] = groups.get(group, 0) + 1
+    assert set(groups.values()) == {3}, played.log  # every shell with both its blocks

@@ -24,8 +24,7 @@ from job.rules import load_rule
 from job.ruletypes.threshold.alerts import bucket_uuid, uuid_name
 from job.run.runner import RunContext, run_rule
 from job.settings import load_settings
-from job.writing.hit_alerts import MAX_ALERTS_SUPPRESSED_WARNING
-from job.writing.writer import MAX_ALERTS_WARNING
+from job.writing.writer import MAX_ALERTS_SUPPRESSED_WARNING, MAX_ALERTS_WARNING
 from tests.integration.run.aggregation_rules import auth, last_record, module_env, new_terms_rule, run, threshold_rule
 from tests.integration.run.conftest import JobEnv, iso
 

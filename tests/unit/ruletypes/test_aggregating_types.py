@@ -193,20 +193,16 @@ def test_translate_prints_the_three_phases_of_a_new_terms_rule(tmp_path: Path, f
         ((), 2, "give a KQL query or --rule FILE, not both"),
         (("a:b", "--rule", "x.toml"), 2, "give a KQL query or --rule FILE, not both"),
         (("--rule", "{missing}"), 1, "No such file"),
-        (("--rule", "{eql}"), 1, "is not supported by this job yet"),
+        (("--rule", "{refused}"), 1, "threat_match (indicator match) rules are not run by this job"),
         (("--rule", "{bad_kql}"), 1, "Expected"),
     ],
 )
 def test_translate_refusals(tmp_path: Path, args: tuple[str, ...], code: int, error: str) -> None:
-    eql = (
-        RULE.format(rule_id="e", kind="eql", keys="")
-        .replace('"kuery"', '"eql"')
-        .replace('"event.category:authentication"', '"process where true"')
-    )
-    (tmp_path / "eql.toml").write_text(eql)
+    refused = RULE.format(rule_id="e", kind="threat_match", keys='threat_index = ["ti-*"]')
+    (tmp_path / "refused.toml").write_text(refused)
     bad = _file(tmp_path, "b", "threshold", THRESHOLD.format(fields='["a"]', value=1))
     bad.write_text(bad.read_text().replace("event.category:authentication", "a:(b"))
-    paths = {"missing": str(tmp_path / "missing.toml"), "eql": str(tmp_path / "eql.toml"), "bad_kql": str(bad)}
+    paths = {"missing": str(tmp_path / "missing.toml"), "refused": str(tmp_path / "refused.toml"), "bad_kql": str(bad)}
     result = _translate(*(arg.format(**paths) for arg in args))
     assert (result.returncode, result.stdout) == (code, "")
     assert error in result.stderr and "Traceback" not in result.stderr

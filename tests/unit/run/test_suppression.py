@@ -22,14 +22,12 @@ from job.rules.parts import SuppressionDuration
 from job.ruletypes.query.groups import (
     bucket_terms,
     earliest_event,
-    group_clause,
     grouping_aggregation,
     missing_fields_filter,
     parse_group,
-    remaining_clause,
     resume_point,
 )
-from job.search.clauses import TimestampFields
+from job.search.clauses import TimestampFields, group_clause, remaining_clause
 from job.window import Window
 
 T0 = datetime(2020, 10, 28, 5, 0, tzinfo=UTC)
