@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from job.alerts.suppression import (
     OpenAlert,
@@ -58,6 +58,13 @@ class Suppressible(Protocol):
 
     def suppressed(self, suppression: Suppression) -> Any: ...
 
+
+# What ``translate`` says of a rule whose would-be alerts carry their groups.
+TRANSLATE_NOTE: Final = (
+    "With alert_suppression, each batch of would-be alerts is folded in memory per group, then into the group's "
+    "open alert (a search of the alerts alias by kibana.alert.instance.id, then a conditional partial update); "
+    "a group without one gets its alert created."
+)
 
 Grouped = tuple[Candidate, Suppression]  # a would-be alert (its item a Suppressible) and its group
 End = tuple[Grouped, str]  # how a staying alert ended: one of the four below

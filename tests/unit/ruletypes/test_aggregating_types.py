@@ -22,6 +22,7 @@ from job.rules import load_rule
 from job.rules.parts import ExceptionItem
 from job.ruletypes.checks import check_rules
 from job.writing.hit_alerts import HitAlert, HitAlerts, max_alerts_warning
+from job.writing.suppressing import TRANSLATE_NOTE
 from job.writing.writer import MAX_ALERTS_WARNING
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -171,7 +172,28 @@ def test_translate_prints_a_threshold_rules_requests(tmp_path: Path) -> None:
     }
     assert history["search"] == "<the alerts alias>"
     assert {"term": {"kibana.alert.rule.rule_id": "r1"}} in history["body"]["query"]["bool"]["filter"]
-    assert printed["notes"]
+    assert printed["notes"] and TRANSLATE_NOTE not in printed["notes"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys"),
+    [
+        (
+            "threshold",
+            THRESHOLD.format(fields='["host.name"]', value=5)
+            + '[rule.alert_suppression.duration]\nvalue = 5\nunit = "m"\n',
+        ),
+        (
+            "new_terms",
+            NEW_TERMS.format(fields='["host.name"]', start="now-14d")
+            + '[rule.alert_suppression]\ngroup_by = ["user.name"]\n',
+        ),
+    ],
+)
+def test_translate_says_how_a_suppressing_rule_writes(tmp_path: Path, kind: str, keys: str) -> None:
+    result = _translate("--rule", str(_file(tmp_path, "r1", kind, keys)))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["notes"][-1] == TRANSLATE_NOTE
 
 
 @pytest.mark.parametrize(
