@@ -119,7 +119,7 @@ def _write(
     rule: ThresholdRule, found: FoundBuckets, window: Window, writer: AlertWriter, suppressing: SuppressingWriter | None
 ) -> None:
     """Write the groups' alerts (the run's start in their ids is the window's end), through ``suppressing`` when
-    the rule suppresses."""
+    the rule suppresses. The run never holds more groups than its cap, so the writer leaves none over."""
     alerts = BucketAlerts(rule.threshold, rule.index, rule.rule_id, writer.run.space_id, window.end, window)
     if suppressing is None:
         writer.offer(writer.new(alerts.candidates(found.buckets)))
