@@ -11,9 +11,10 @@ rule type finds its groups its own way (query rules: :mod:`job.ruletypes.query.g
   ``rule_id`` where Kibana has the rule's saved-object id.
 * A group's events up to the end of the last alert that counted them are counted already: a run counts
   only the events after that boundary.
-* The other rule types (threshold, new terms) suppress as Kibana's persistence layer does: each would-be alert
-  carries its group's :class:`Suppression`; a run's alerts of one group fold into the earliest
-  (:func:`suppress_in_memory`), and with a duration into the group's open alert (:func:`fold_update`):
+* The other rule types (threshold, new terms) suppress as Kibana's persistence layer does
+  (:mod:`job.writing.suppressing`): each would-be alert carries its group's :class:`Suppression`; the alerts
+  its group counted already are left out (:func:`uncounted`), a batch's alerts of one group fold into the
+  earliest (:func:`suppress_in_memory`), and that one into the group's open alert (:func:`fold_update`):
   ``docs_count`` grows by the folded alert's own count plus one, the end moves later, and the start moves
   earlier only when the open alert was written by this very run.
 """
@@ -37,6 +38,7 @@ DOCS_COUNT: Final = "kibana.alert.suppression.docs_count"
 INSTANCE_ID: Final = "kibana.alert.instance.id"
 ALERT_START: Final = "kibana.alert.start"
 LAST_DETECTED: Final = "kibana.alert.last_detected"
+EXECUTION_UUID: Final = "kibana.alert.rule.execution.uuid"
 WORKFLOW_STATUS: Final = "kibana.alert.workflow_status"
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -119,6 +121,8 @@ class OpenAlert:
     primary_term: int
     end: datetime | None
     docs_count: int
+    start: datetime | None = None  # ``suppression.start``
+    execution_uuid: str | None = None  # the run that wrote it
 
 
 def update_document(alert: OpenAlert, group: Group, now: datetime) -> dict[str, Any]:
@@ -176,21 +180,23 @@ def open_alerts_request(rule_id: str, space_id: str, instance_ids: Sequence[str]
         "collapse": {"field": INSTANCE_ID},
         "sort": [{ALERT_START: {"order": "desc"}}],
         "seq_no_primary_term": True,
-        "source": [INSTANCE_ID, END, DOCS_COUNT],
+        "source": [INSTANCE_ID, START, END, DOCS_COUNT, EXECUTION_UUID],
     }
 
 
 def open_alert(hit: Mapping[str, Any]) -> OpenAlert:
     source = hit.get("_source") or {}
     count = source.get(DOCS_COUNT)
-    end = source.get(END)
+    execution = source.get(EXECUTION_UUID)
     return OpenAlert(
         index=str(hit["_index"]),
         doc_id=str(hit["_id"]),
         seq_no=int(hit["_seq_no"]),
         primary_term=int(hit["_primary_term"]),
-        end=_timestamp(end),
+        end=_timestamp(source.get(END)),
         docs_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+        start=_timestamp(source.get(START)),
+        execution_uuid=execution if isinstance(execution, str) else None,
     )
 
 
@@ -238,6 +244,20 @@ class Suppression:
         }
 
 
+def uncounted(
+    alerts: Sequence[tuple[Item, Suppression]], boundaries: Mapping[str, datetime | None]
+) -> tuple[list[tuple[Item, Suppression]], list[tuple[Item, Suppression]]]:
+    """(the alerts after their group's boundary, the ones at or before it): an alert whose end is at or before
+    the latest ``suppression.end`` its group had before this run was counted by that alert already (Kibana
+    drops such an alert when the group's open alert ends at or after it)."""
+    after: list[tuple[Item, Suppression]] = []
+    counted: list[tuple[Item, Suppression]] = []
+    for item, suppression in alerts:
+        boundary = boundaries.get(suppression.instance)
+        (counted if boundary is not None and suppression.end <= boundary else after).append((item, suppression))
+    return after, counted
+
+
 def suppress_in_memory(
     alerts: Sequence[tuple[Item, Suppression]],
 ) -> tuple[list[tuple[Item, Suppression]], list[tuple[Item, Suppression]]]:
@@ -261,19 +281,9 @@ def suppress_in_memory(
     return [(item, kept[group]) for group, item in order], folded
 
 
-@dataclass(frozen=True, slots=True)
-class OpenGroupAlert:
-    """An alert of the group that may still fold in new ones (not closed, started within the duration), as read."""
-
-    start: datetime | None
-    end: datetime | None
-    docs_count: int
-    execution_uuid: str | None
-
-
-def fold_update(existing: OpenGroupAlert, new: Suppression, *, now: datetime, execution_uuid: str) -> dict[str, Any]:
+def fold_update(existing: OpenAlert, new: Suppression, *, now: datetime, execution_uuid: str) -> dict[str, Any]:
     """The partial document that folds the alert ``new`` would be into ``existing`` (Kibana's
-    ``getUpdatedSuppressionBoundaries``)."""
+    ``getUpdatedSuppressionBoundaries`` and the ``docs_count`` of ``alertWithSuppression``)."""
     document: dict[str, Any] = {LAST_DETECTED: isoformat(now), DOCS_COUNT: existing.docs_count + new.docs_count + 1}
     if existing.end is None or existing.end < new.end:
         document[END] = isoformat(new.end)

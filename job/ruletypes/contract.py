@@ -52,6 +52,7 @@ from job.writing.grouped import GroupWriter, Recount, group_writes
 from job.writing.run_writer import AlertWriter
 from job.writing.sink import ELASTICSEARCH, Sink
 from job.writing.suppressed import SuppressionStore
+from job.writing.suppressing import SuppressingWriter
 from job.writing.writer import Candidate, RunWrites
 
 FieldTypes = Mapping[str, str]
@@ -174,14 +175,21 @@ def count_groups(metrics: RunMetrics, writer: GroupWriter, *, pages: int, search
     metrics.suppressed_docs = writer.suppressed_docs
 
 
-def count_writes(metrics: RunMetrics, writes: RunWrites) -> None:
-    """The write counts of a run (its search counts are the type's)."""
+def count_writes(metrics: RunMetrics, writes: RunWrites, suppressing: SuppressingWriter | None = None) -> None:
+    """The write counts of a run (its search counts are the type's), with what ``suppressing`` did when the
+    run's would-be alerts carried their groups (its reads of the alerts count as searching)."""
     metrics.total_indexing_duration_ms = round(writes.stats.indexing_ms)
     metrics.alerts_created = writes.stats.created
     metrics.duplicates_skipped = writes.duplicates + writes.stats.duplicates
     metrics.errors = writes.stats.errors
     metrics.dead_lettered = writes.dead_lettered
     metrics.dead_letters_skipped = writes.dead_letters_skipped
+    if suppressing is not None:
+        metrics.alerts_updated = suppressing.updated
+        metrics.suppression_groups = suppressing.groups
+        metrics.suppressed_docs = suppressing.suppressed
+        metrics.total_search_duration_ms += round(suppressing.store.search_ms)
+        metrics.total_indexing_duration_ms += round(suppressing.store.indexing_ms)
 
 
 def stopped_message(resume: datetime) -> str:

@@ -12,7 +12,7 @@ count the group again after the alert's new end (``recount``), never forcing the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,8 +21,6 @@ from elasticsearch import Elasticsearch
 
 from job.alerts.build import RunAlerts
 from job.alerts.suppression import (
-    DOCS_COUNT,
-    LAST_DETECTED,
     Group,
     Terms,
     duration_start,
@@ -32,7 +30,6 @@ from job.alerts.suppression import (
     suppression_fields,
     update_document,
 )
-from job.errors import JobError
 from job.jsoncodec import document_bytes
 from job.retry import RetryPolicy
 from job.rules.model import Rule
@@ -40,19 +37,14 @@ from job.rules.parts import AlertSuppression
 from job.settings import Settings
 from job.writing.bulk import AlertWrite, Answer
 from job.writing.sink import ELASTICSEARCH, Sink
-from job.writing.suppressed import SuppressionStore, Update
-from job.writing.writer import AlertMaker, Candidate, RunWrites, build, dedupe, send
+from job.writing.suppressed import Current, SuppressionStore, Update
+from job.writing.writer import AlertMaker, Candidate, RunWrites, build, dead_letter_alone, dedupe, send
 
-CONFLICT_ATTEMPTS = 3
 # A key of a group's event naming the id of the group's alert, for a type that names its alerts otherwise than
 # query rules do (ES|QL: after the group's earliest row).
 ALERT_ID_KEY = "_alert_id"
 # Counts a group again after its (new) boundary: the group's events not counted yet, or None when it has none.
 Recount = Callable[[Terms], "Group | None"]
-
-
-class SuppressionConflict(JobError):
-    """An alert kept changing under this run's updates; the run fails and the next one counts again."""
 
 
 class GroupAlerts:
@@ -87,11 +79,6 @@ def group_writes(rule: Rule, space_id: str, execution_uuid: str) -> RunWrites:
         return GroupAlerts(rule, alerts, space_id)
 
     return RunWrites(rule.rule_id, rule.name, space_id, execution_uuid, make)
-
-
-def _ours(answer: Answer, update: Update, source: Mapping[str, Any]) -> bool:
-    """Whether a 409 answered to ``update`` is that very update, applied by an earlier attempt of its request."""
-    return answer.ambiguous and all(source.get(key) == update.document.get(key) for key in (LAST_DETECTED, DOCS_COUNT))
 
 
 @dataclass
@@ -136,33 +123,30 @@ class GroupWriter:
 
     def settle(self, group: Group, update: Update, answer: Answer, now: datetime, since: datetime) -> None:
         """Account for one update's answer. A changed (409), busy (429) or vanished (404) alert is read again,
-        the group is counted again after the alert's end, and the update retried or a new alert written. A 409
-        to a retried request that had been applied is this run's own update."""
-        alert = update.alert
-        for _ in range(CONFLICT_ATTEMPTS):
-            if answer.status == 200:
-                self.folded(group)
-                return
-            if answer.status not in (404, 409, 429):
-                self.dead_letter(group, f"HTTP {answer.status} {answer.error_type}: {answer.reason}")
-                return
-            current = self.store.current(alert) if answer.status != 404 else None
-            if current is not None and answer.status == 409 and _ours(answer, update, current.source):
-                self.folded(group)
-                return
-            key = self.instance(group.terms)
+        the group is counted again after the alert's end, and the update retried or a new alert written
+        (:meth:`SuppressionStore.settle`, which also tells a 409 to a retried request that had been applied)."""
+        latest = group
+
+        def again(current: Current | None) -> Update | None:
+            nonlocal latest
+            key = self.instance(latest.terms)
             if current is not None and current.alert.end is not None:
                 self.boundaries[key] = max(current.alert.end, self.boundaries.get(key, current.alert.end))
-            again = self.recount(group.terms)
-            if again is None:
-                return  # whoever changed the alert counted these events already
+            recounted = self.recount(latest.terms)
+            if recounted is None:
+                return None  # whoever changed the alert counted these events already
             if current is None or not is_open(current.source, since):
-                self.create([again])
-                return
-            group, alert = again, current.alert
-            update = Update(alert, update_document(alert, group, now))
-            answer = self.store.update_one(update)
-        raise SuppressionConflict(f"alert {alert.doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")
+                self.create([recounted])
+                return None
+            latest = recounted
+            return Update(current.alert, update_document(current.alert, recounted, now))
+
+        settled = self.store.settle(update, answer, again)
+        if settled.refused is not None:
+            refused = settled.refused
+            self.dead_letter(latest, f"HTTP {refused.status} {refused.error_type}: {refused.reason}")
+        elif settled.applied is not None:
+            self.folded(latest)
 
     def alert_id(self, group: Group) -> str:
         """The id of a group's new alert: the one under :data:`ALERT_ID_KEY` in its event, else Kibana's for
@@ -195,12 +179,7 @@ class GroupWriter:
             self.suppressed_docs += by_id[doc_id].count - 1
 
     def dead_letter(self, group: Group, reason: str) -> None:
-        built = build(self.writes, [], self.clock())
-        built.letters.append(self.writes.letter(group, "index", reason, self.clock()))
-        try:
-            send(self.es, self.policy, self.settings, [built], self.clock, self.sink)
-        finally:
-            built.merge()
+        dead_letter_alone(self.es, self.policy, self.settings, self.writes, group, reason, self.clock, self.sink)
 
     def finish(self, refresh: bool) -> list[str]:
         """Make the alerts and dead letters visible to the next run (``refresh``); the dead letters' warnings."""

@@ -10,21 +10,18 @@ of an event alert). A candidate that cannot become an alert is dead-lettered und
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
 from job.alerts.build import RunAlerts
+from job.alerts.suppression import Suppression
 from job.jsoncodec import document_bytes
 from job.rules.model import Rule
 from job.writing.bulk import AlertWrite
-from job.writing.writer import MAX_ALERTS_WARNING, AlertMaker, RunWrites
+from job.writing.writer import MAX_ALERTS_SUPPRESSED_WARNING, MAX_ALERTS_WARNING, AlertMaker, RunWrites
 
 UUID: Final = "kibana.alert.uuid"
-# Kibana's cap warning for the rule types that suppress in its persistence layer (threshold, new terms, ...).
-MAX_ALERTS_SUPPRESSED_WARNING: Final = (
-    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created or suppressed."
-)
 
 
 def max_alerts_warning(suppressing: bool) -> str:
@@ -41,6 +38,10 @@ class HitAlert:
     fields: dict[str, Any] = field(default_factory=dict)
     # What a dead letter of it says besides the reason (the group, the term): one line.
     about: str = ""
+
+    def suppressed(self, suppression: Suppression) -> HitAlert:
+        """This alert with its group's suppression fields (after the group's alerts folded into it)."""
+        return replace(self, fields={**self.fields, **suppression.fields()})
 
 
 class HitAlerts:

@@ -1,11 +1,13 @@
 """The alerts-index side of alert suppression: how far each group was counted, the open alert a group
 updates, and the conditional updates themselves (no scripts: a partial document with ``if_seq_no`` and
-``if_primary_term``, so an alert changed since it was read is never overwritten)."""
+``if_primary_term``, so an alert changed since it was read is never overwritten), followed to their end
+(:meth:`SuppressionStore.settle`: an alert changed meanwhile is read again and the caller decides anew; a
+409 to a retried request that had been applied is recognised as that very update)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,13 +15,16 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
 from job.alerts.suppression import (
+    DOCS_COUNT,
     INSTANCE_ID,
+    LAST_DETECTED,
     OpenAlert,
     boundaries_request,
     open_alert,
     open_alerts_request,
     parse_boundaries,
 )
+from job.errors import JobError
 from job.jsoncodec import document_bytes
 from job.retry import RetryPolicy
 from job.window import Window
@@ -27,6 +32,12 @@ from job.writing import bulk
 
 # Instance ids per lookup request.
 LOOKUP_CHUNK = 1000
+# Conditional updates of one alert a run tries before it gives up (the alert keeps changing under it).
+CONFLICT_ATTEMPTS = 3
+
+
+class SuppressionConflict(JobError):
+    """An alert kept changing under this run's updates; the run fails and the next one counts again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,26 @@ class Current:
 
     alert: OpenAlert
     source: Mapping[str, Any]
+
+
+# What to do about an update refused because its alert changed (or went away: None): the update to try now,
+# or None when the caller has dealt with the group otherwise (a new alert, or nothing left to count).
+Again = Callable[[Current | None], Update | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """How a conditional update ended: ``applied`` (the update, or the retry, that was applied), ``refused``
+    (Elasticsearch refused it for another reason than a change of the alert: the group is dead-lettered), or
+    neither (the caller dealt with the group otherwise)."""
+
+    applied: Update | None = None
+    refused: bulk.Answer | None = None
+
+
+def own_update(answer: bulk.Answer, update: Update, source: Mapping[str, Any]) -> bool:
+    """Whether a 409 answered to ``update`` is that very update, applied by an earlier attempt of its request."""
+    return answer.ambiguous and all(source.get(key) == update.document.get(key) for key in (LAST_DETECTED, DOCS_COUNT))
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -125,3 +156,23 @@ class SuppressionStore:
             return self.update([update])[0]
         except ApiError as exc:  # a refusal of the whole request: answer it as the item's status
             return bulk.Answer(exc.meta.status, "", str(exc.message))
+
+    def settle(self, update: Update, answer: bulk.Answer, again: Again) -> Settled:
+        """Follow one conditional update to its end. A changed (409), busy (429) or vanished (404) alert is
+        read again (real time) and ``again`` says what to try now; a 409 to a retried request that had been
+        applied is that update. :class:`SuppressionConflict` after :data:`CONFLICT_ATTEMPTS` tries."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            if answer.status == 200:
+                return Settled(applied=update)
+            if answer.status not in (404, 409, 429):
+                return Settled(refused=answer)
+            current = self.current(update.alert) if answer.status != 404 else None
+            if current is not None and answer.status == 409 and own_update(answer, update, current.source):
+                return Settled(applied=update)
+            retry = again(current)
+            if retry is None:
+                return Settled()
+            update = retry
+            answer = self.update_one(update)
+        doc_id = update.alert.doc_id
+        raise SuppressionConflict(f"alert {doc_id} changed under {CONFLICT_ATTEMPTS} updates of this run")

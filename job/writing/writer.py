@@ -274,6 +274,26 @@ def send(
             )
 
 
+def dead_letter_alone(
+    es: Elasticsearch,
+    policy: RetryPolicy,
+    settings: Settings,
+    run: RunWrites,
+    item: Any,
+    reason: str,
+    clock: Callable[[], datetime],
+    sink: Sink = ELASTICSEARCH,
+) -> None:
+    """Dead-letter one would-be alert that was never sent to be created (an update of the alert it was to fold
+    into, refused), counted on its run."""
+    built = build(run, [], clock())
+    built.letters.append(run.letter(item, "index", reason, clock()))
+    try:
+        send(es, policy, settings, [built], clock, sink)
+    finally:
+        built.merge()
+
+
 def _settle_ambiguous(
     es: Elasticsearch, policy: RetryPolicy, alias: str, writes: Sequence[AlertWrite], owner: Mapping[int, Built]
 ) -> list[AlertWrite]:

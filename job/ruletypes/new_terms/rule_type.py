@@ -32,6 +32,7 @@ from job.ruletypes.new_terms.phases import (
 from job.search.aggregations import event_query
 from job.search.coverage import coverage_warnings
 from job.window import Window, rule_window
+from job.writing.suppressing import TRANSLATE_NOTE
 
 NOTES = (
     "The time ranges are the rule's from/to and history_window_start as date math; a run sends the times of its "
@@ -57,9 +58,6 @@ class NewTermsType(KqlOrLucene, NotProbed):
             key = fields_key if part == "fields" else start_key
             label = "new_terms_fields" if part == "fields" else "history_window_start"
             findings.append(Finding(key, f"{label}: {message}"))
-        if rule.alert_suppression is not None:
-            message = "alert_suppression: alert suppression of new_terms rules is not run by this job yet"
-            findings.append(Finding(("rule", "alert_suppression"), message))
         if field_types is not None:
             findings += grouping_findings(fields_key, rule.params.fields, field_types, "new_terms_fields")
         return findings
@@ -102,7 +100,7 @@ class NewTermsType(KqlOrLucene, NotProbed):
                 },
             ]
         searched = [{"search": list(rule.index), **request} for request in requests]
-        return json.dumps({"requests": searched, "notes": list(NOTES)}, indent=2)
+        return json.dumps({"requests": searched, "notes": _notes(rule)}, indent=2)
 
     def plan(self, rule: Rule, window: Window, inputs: PlanInputs) -> SearchPlan:
         """The rule's events and history window, from the ``_field_caps`` of its index patterns. Raises what
@@ -145,3 +143,7 @@ def _keys(rule: NewTermsRule) -> tuple[KeyPath, KeyPath]:
     if rule.new_terms is not None:
         return ("rule", "new_terms", "value"), ("rule", "new_terms", "history_window_start", 0, "value")
     return ("rule", "new_terms_fields"), ("rule", "history_window_start")
+
+
+def _notes(rule: Rule) -> list[str]:
+    return [*NOTES, *([TRANSLATE_NOTE] if rule.alert_suppression is not None else [])]

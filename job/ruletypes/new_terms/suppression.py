@@ -1,14 +1,14 @@
-"""Alert suppression of new_terms rules as Kibana 8.19 allows it, pure (not run yet: ``validate`` refuses a
-new-terms rule with ``alert_suppression``, rather than run it without) (``wrap_suppressed_new_terms_alerts.ts``,
-``bulk_create_suppressed_alerts_in_memory.ts``, ``getSuppressionTerms``, ``getSuppressionAlertFields``).
+"""Alert suppression of new_terms rules as Kibana 8.19 allows it, the groups of the would-be alerts, pure
+(``wrap_suppressed_new_terms_alerts.ts``, ``bulk_create_suppressed_alerts_in_memory.ts``, ``getSuppressionTerms``,
+``getSuppressionAlertFields``); :mod:`job.ruletypes.new_terms.execute` runs it.
 
 * The group of an alert is read from its event's ``fields`` (the fields API, asked of the earliest event:
   ``hit_fields`` of :func:`job.ruletypes.new_terms.pages.new_terms_pages`): per ``group_by`` field its values
   sorted by lodash ``sortBy``, or ``null`` when the event has none; ``kibana.alert.instance.id`` is object-hash
   of ``[terms, rule, space]``.
 * Start and end are the event's timestamp (the override, else ``@timestamp``, from ``fields``), or the alert
-  time when it has none; ``docs_count`` 0. The alerts of a run then fold in memory, and with a duration into an
-  open alert of their group (:mod:`job.alerts.suppression`).
+  time when it has none; ``docs_count`` 0. The alerts of a run then fold in memory, and into an open alert of
+  their group (:mod:`job.writing.suppressing`).
 * ``missing_fields_strategy = "doNotSuppress"``: an event lacking a ``group_by`` field gives an ordinary alert.
 """
 

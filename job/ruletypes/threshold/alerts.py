@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -101,36 +102,50 @@ def _about(bucket: ThresholdBucket) -> str:
     return f"the group {terms or 'of all events'} ({bucket.count} events)"
 
 
-def candidates(
-    buckets: Sequence[ThresholdBucket],
-    params: ThresholdParams,
-    *,
-    index_patterns: Sequence[str],
-    rule_id: str,
-    space_id: str,
-    started_at: datetime,
-    window: Window,
-    suppressing: bool = False,
-) -> list[Candidate]:
-    """The would-be alert of each bucket, in order. ``started_at`` is the run's start (Kibana's execution start,
-    the same for every window of the run); ``window`` the searched range; ``suppressing`` when the rule has a
-    suppression duration (then each alert carries its suppression fields under its suppressed id)."""
-    index = ",".join(index_patterns)
-    taken: set[str] = set()
-    found: list[Candidate] = []
-    for bucket in buckets:
-        name = uuid_name(rule_id, started_at, params.field, bucket.values)
-        doc_id = bucket_uuid(name)
-        if doc_id in taken:
-            doc_id = bucket_uuid(name + json.dumps(bucket.values, separators=(",", ":"), ensure_ascii=False))
-        taken.add(doc_id)
-        result = threshold_result(bucket, params, window)
-        fields: dict[str, Any] = {THRESHOLD_RESULT: result}
-        if suppressing:
-            fields.update(bucket_suppression(bucket, rule_id, space_id, started_at).fields())
-            alert = suppressed_alert_id(index, doc_id, rule_id, space_id)
-        else:
-            alert = alert_id(index, doc_id, rule_id, space_id)
-        hit = synthetic_hit(bucket, result, index, doc_id)
-        found.append(Candidate(alert, HitAlert(hit, fields, _about(bucket))))
-    return found
+@dataclass(frozen=True, slots=True)
+class BucketAlerts:
+    """How one run's buckets become would-be alerts: the rule's parameters, index patterns, id and space, the
+    run's start (Kibana's execution start, the same for every window of the run) and its searched window."""
+
+    params: ThresholdParams
+    index_patterns: Sequence[str]
+    rule_id: str
+    space_id: str
+    started_at: datetime
+    window: Window
+
+    def candidates(self, buckets: Sequence[ThresholdBucket]) -> list[Candidate]:
+        """The would-be alert of each bucket, in order."""
+        index = ",".join(self.index_patterns)
+        return [
+            Candidate(alert_id(index, doc_id, self.rule_id, self.space_id), alert)
+            for _, doc_id, alert in self._alerts(buckets, index)
+        ]
+
+    def grouped(self, buckets: Sequence[ThresholdBucket]) -> list[tuple[Candidate, Suppression]]:
+        """:meth:`candidates` of a rule that suppresses (a ``duration``): each under its suppressed id, with its
+        group (the alert gets the suppression fields once the run's alerts of its group are folded into it)."""
+        index = ",".join(self.index_patterns)
+        return [
+            (
+                Candidate(suppressed_alert_id(index, doc_id, self.rule_id, self.space_id), alert),
+                bucket_suppression(bucket, self.rule_id, self.space_id, self.started_at),
+            )
+            for bucket, doc_id, alert in self._alerts(buckets, index)
+        ]
+
+    def _alerts(
+        self, buckets: Sequence[ThresholdBucket], index: str
+    ) -> Iterator[tuple[ThresholdBucket, str, HitAlert]]:
+        """Each bucket, its synthetic hit's id (a second bucket of one UUID name gets a UUID of its own) and its
+        would-be alert."""
+        taken: set[str] = set()
+        for bucket in buckets:
+            name = uuid_name(self.rule_id, self.started_at, self.params.field, bucket.values)
+            doc_id = bucket_uuid(name)
+            if doc_id in taken:
+                doc_id = bucket_uuid(name + json.dumps(bucket.values, separators=(",", ":"), ensure_ascii=False))
+            taken.add(doc_id)
+            result = threshold_result(bucket, self.params, self.window)
+            hit = synthetic_hit(bucket, result, index, doc_id)
+            yield bucket, doc_id, HitAlert(hit, {THRESHOLD_RESULT: result}, _about(bucket))

@@ -10,9 +10,14 @@ through the shared writer, and the history kept for the next run.
 3. **The alerts.** One candidate per group (:mod:`job.ruletypes.threshold.alerts`), its id Kibana's (built
    from the run's start, here the end of its window: a rerun at the same ``--now`` finds the same ids, so the
    writer's dedupe drops what a killed run had written); built by :class:`job.writing.hit_alerts.HitAlerts`.
-4. **The history kept** (``Outcome.state``): the entries still in force plus every group this run handled
-   (created, found written already, or dead-lettered: a dead-lettered group is not counted again, as a query
-   rule's window advances past a dead-lettered event).
+4. **With suppression** (``alert_suppression.duration``): the groups go to
+   :class:`job.writing.suppressing.SuppressingWriter` instead: a group whose open alert (of its values) lies
+   within the duration is folded into it (``docs_count`` + 1, ``suppression.end``), the others get alerts.
+5. **The history kept** (``Outcome.state``): the entries still in force plus every group this run handled
+   (created, folded into an open alert, found written already, or dead-lettered: a dead-lettered group is not
+   counted again, as a query rule's window advances past a dead-lettered event). A fold moves its alert's
+   ``suppression.end`` and the group's entry to the same moment, so a history read back from the alerts (a
+   run killed before its record) excludes what the fold counted (:func:`job.ruletypes.threshold.history.read_history`).
 
 When more groups pass than the cap, or the run is asked to stop, the groups not written wait for the next run:
 groups come in key order, not time order, so the run records the window start as ``searched_to``; the groups
@@ -26,12 +31,15 @@ from dataclasses import dataclass
 
 from job.rules.model import Rule, ThresholdRule
 from job.ruletypes.contract import Outcome, RunPlan, RunTools, SearchPlan, count_writes, stopped_message
-from job.ruletypes.threshold.alerts import candidates
+from job.ruletypes.threshold.alerts import BucketAlerts
 from job.ruletypes.threshold.history import SignalHistory, read_history
-from job.ruletypes.threshold.search import find_buckets
+from job.ruletypes.threshold.search import FoundBuckets, find_buckets
 from job.search.aggregations import EventQuery
 from job.search.searcher import Searcher
+from job.window import Window
 from job.writing.hit_alerts import for_hit_alerts, max_alerts_warning
+from job.writing.run_writer import AlertWriter
+from job.writing.suppressing import SuppressingWriter
 
 HISTORY = "signal_history"  # the key of the history in the state a run keeps
 
@@ -65,6 +73,7 @@ def execute(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Ou
     alerts = Searcher(tools.es, tools.policy, [settings.alerts_index])
     writes = for_hit_alerts(rule, settings.space_id, tools.execution_uuid)
     hits = 0
+    suppressing: SuppressingWriter | None = None
     try:
         history = previous_history(rule, run, tools, alerts).for_window(window)
         query = events.for_window(window, must_not=history.exclusions(events.timestamps))
@@ -72,25 +81,17 @@ def execute(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Ou
             searcher, rule.threshold, query, events.timestamps, max_signals=run.cap, should_stop=tools.should_stop
         )
         hits = sum(bucket.count for bucket in found.buckets)
-        new = candidates(
-            found.buckets,
-            rule.threshold,
-            index_patterns=rule.index,
-            rule_id=rule.rule_id,
-            space_id=settings.space_id,
-            started_at=window.end,
-            window=window,
-        )
         writer = tools.writer(writes, run.cap)
+        suppressing = _suppressing(rule, window, writer, tools)
         try:
-            writer.offer(writer.new(new))
+            _write(rule, found, window, writer, suppressing)
         finally:
             writer.settle_all()
         if tools.refresh:
             writer.refresh()
     finally:
         _metrics(tools, (searcher, alerts), hits)
-        count_writes(tools.metrics, writes)
+        count_writes(tools.metrics, writes, suppressing)
     outcome = Outcome(searched_to=window.end)
     if found.more:
         outcome.warnings.append(max_alerts_warning(False))
@@ -101,6 +102,27 @@ def execute(rule: Rule, run: RunPlan, search: SearchPlan, tools: RunTools) -> Ou
     outcome.warnings += writes.warnings(settings.dead_letter_index)
     outcome.state = {HISTORY: history.with_buckets(found.buckets).to_record()}
     return outcome
+
+
+def _suppressing(rule: ThresholdRule, window: Window, writer: AlertWriter, tools: RunTools) -> SuppressingWriter | None:
+    """The writer of a rule with a suppression duration (Kibana suppresses threshold rules with one only)."""
+    suppression = rule.alert_suppression
+    if suppression is None or suppression.duration is None:
+        return None
+    store = tools.suppression_store(rule.rule_id)
+    return SuppressingWriter(writer, store, window, suppression.duration)
+
+
+def _write(
+    rule: ThresholdRule, found: FoundBuckets, window: Window, writer: AlertWriter, suppressing: SuppressingWriter | None
+) -> None:
+    """Write the groups' alerts (the run's start in their ids is the window's end), through ``suppressing`` when
+    the rule suppresses. The run never holds more groups than its cap, so the writer leaves none over."""
+    alerts = BucketAlerts(rule.threshold, rule.index, rule.rule_id, writer.run.space_id, window.end, window)
+    if suppressing is None:
+        writer.offer(writer.new(alerts.candidates(found.buckets)))
+    else:
+        suppressing.write(alerts.grouped(found.buckets))
 
 
 def _metrics(tools: RunTools, searchers: tuple[Searcher, ...], hits: int) -> None:

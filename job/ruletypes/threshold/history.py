@@ -16,7 +16,8 @@ overlapping windows and reruns never count an event into two alerts (Kibana's ``
 * **Read** from the alerts index when no record has it (the first run, Kibana's ``initialized: false``;
   :func:`read_history`): the rule's alerts in the space whose ``original_time`` lies in the window, whose group
   began before the window's end and whose threshold fields are the rule's, 10,000 a page (Kibana reads one
-  page), sorted so that pages follow with ``search_after``.
+  page), sorted so that pages follow with ``search_after``. With suppression, an alert that later groups were
+  folded into has counted up to its ``suppression.end``: that is its entry's ``last``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ HISTORY_PAGE: Final = 10_000
 _RESULT: Final = "kibana.alert.threshold_result"
 _ORIGINAL_TIME: Final = "kibana.alert.original_time"
 _FROM: Final = "kibana.alert.threshold_result.from"
+_SUPPRESSION_END: Final = "kibana.alert.suppression.end"
 _UUID: Final = "kibana.alert.uuid"
 
 
@@ -177,14 +179,19 @@ def history_request(
     after: Sequence[Any] | None = None,
     size: int = HISTORY_PAGE,
 ) -> dict[str, Any]:
-    """One page of the rule's alerts in the space whose ``original_time`` lies in the window ``bounds`` (ISO
-    times, or date math as ``translate`` prints it) and whose rule grouped by ``fields`` (Kibana requires each
-    field in ``parameters.threshold.field``)."""
+    """One page of the rule's alerts in the space whose ``original_time`` (or, for an alert other groups were
+    folded into, ``suppression.end``) lies in the window ``bounds`` (ISO times, or date math as ``translate``
+    prints it) and whose rule grouped by ``fields`` (Kibana requires each field in
+    ``parameters.threshold.field``)."""
     start, end = bounds
+    reaching = [
+        {"range": {field: {"gte": start, "format": "strict_date_optional_time"}}}
+        for field in (_ORIGINAL_TIME, _SUPPRESSION_END)
+    ]
     filters: list[dict[str, Any]] = [
         {"term": {"kibana.alert.rule.rule_id": rule_id}},
         {"term": {"kibana.space_ids": space_id}},
-        {"range": {_ORIGINAL_TIME: {"gte": start, "format": "strict_date_optional_time"}}},
+        {"bool": {"should": reaching, "minimum_should_match": 1}},
         # Not the alerts of groups that began after the window (a later run's, read by a backfill): their
         # exclusion would hide this window's events of the group, which they did not count.
         {"range": {_FROM: {"lte": end, "format": "strict_date_optional_time"}}},
@@ -194,7 +201,7 @@ def history_request(
         "size": size,
         "query": {"bool": {"filter": filters}},
         "sort": [{_ORIGINAL_TIME: "desc"}, {_UUID: "asc"}],
-        "_source": [_RESULT, _ORIGINAL_TIME],
+        "_source": [_RESULT, _ORIGINAL_TIME, _SUPPRESSION_END],
     }
     if after is not None:
         body["search_after"] = list(after)
@@ -202,26 +209,38 @@ def history_request(
 
 
 def parse_history_page(
-    response: Mapping[str, Any], fields: Sequence[str], size: int = HISTORY_PAGE
+    response: Mapping[str, Any], fields: Sequence[str], until: datetime, size: int = HISTORY_PAGE
 ) -> tuple[list[HistoryEntry], list[Any] | None]:
     """The entries of one page of alerts, and the ``search_after`` of the next page (None: the last page).
-    An alert whose terms are not exactly the rule's fields, or without a readable ``original_time``, is skipped."""
+    An entry's ``last`` is the alert's ``original_time``, or its ``suppression.end`` when later groups were
+    folded into it and that lies at or before ``until`` (the window's end: a later run's fold, read by a
+    backfill, says nothing of the window). An alert whose terms are not exactly the rule's fields, or without a
+    readable ``original_time``, is skipped."""
     hits = [hit for hit in (response.get("hits") or {}).get("hits") or () if isinstance(hit, Mapping)]
     entries = []
     for hit in hits:
         source = hit.get("_source") or {}
         result = lodash_get(source, _RESULT)
         terms = _terms(result.get("terms")) if isinstance(result, Mapping) else None
-        original = lodash_get(source, _ORIGINAL_TIME)
-        if terms is None or [field for field, _ in terms] != list(fields) or not isinstance(original, str):
+        original = _moment(lodash_get(source, _ORIGINAL_TIME))
+        if terms is None or [field for field, _ in terms] != list(fields) or original is None:
             continue
-        try:
-            moment = parse_timestamp(original)
-            entries.append(HistoryEntry(terms, moment.replace(microsecond=moment.microsecond // 1000 * 1000)))
-        except ValueError:
-            continue
+        folded = _moment(lodash_get(source, _SUPPRESSION_END))
+        last = folded if folded is not None and original < folded <= until else original
+        entries.append(HistoryEntry(terms, last))
     after = hits[-1].get("sort") if len(hits) >= size and hits else None
     return entries, after if isinstance(after, list) else None
+
+
+def _moment(value: Any) -> datetime | None:
+    """An alert's time (an ISO string) to the millisecond, as Kibana's history holds it; None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parse_timestamp(value)
+    except ValueError:
+        return None
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def read_history(
@@ -239,7 +258,7 @@ def read_history(
     bounds = (isoformat(window.start), isoformat(window.end))
     while True:
         entries, after = parse_history_page(
-            search(history_request(rule_id, space_id, fields, bounds, after=after, size=size)), fields, size
+            search(history_request(rule_id, space_id, fields, bounds, after=after, size=size)), fields, window.end, size
         )
         history = history.with_entries(entries)
         if after is None:

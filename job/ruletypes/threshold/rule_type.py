@@ -23,6 +23,7 @@ from job.ruletypes.threshold.search import buckets_request, total_request
 from job.search.aggregations import event_query
 from job.search.coverage import coverage_warnings
 from job.window import Window
+from job.writing.suppressing import TRANSLATE_NOTE
 
 # What ``translate`` says about the requests it prints.
 NOTES = (
@@ -73,7 +74,7 @@ class ThresholdType(KqlOrLucene, NotProbed):
                 "body": history,
             },
         ]
-        return json.dumps({"requests": requests, "notes": list(NOTES)}, indent=2)
+        return json.dumps({"requests": requests, "notes": _notes(rule)}, indent=2)
 
     def plan(self, rule: Rule, window: Window, inputs: PlanInputs) -> SearchPlan:
         """The rule's events, from the ``_field_caps`` of its index patterns. Raises what compiling the query and
@@ -108,8 +109,8 @@ def suppression_findings(rule: ThresholdRule) -> list[Finding]:
         findings.append(Finding(key, message))
     if suppression.duration is None:
         findings.append(Finding(key, "alert_suppression.duration: a threshold rule suppresses over a duration"))
-    if not findings:
-        findings.append(
-            Finding(key, "alert_suppression: alert suppression of threshold rules is not run by this job yet")
-        )
     return findings
+
+
+def _notes(rule: Rule) -> list[str]:
+    return [*NOTES, *([TRANSLATE_NOTE] if rule.alert_suppression is not None else [])]

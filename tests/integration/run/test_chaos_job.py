@@ -176,14 +176,31 @@ def _aggregation_events() -> list[dict[str, Any]]:
     return events
 
 
+SUPPRESSED_HOUR = '\n[rule.alert_suppression.duration]\nvalue = 1\nunit = "h"\n'
+TERMS_BY_HOST = '\n[rule.alert_suppression]\ngroup_by = ["host.name"]\nduration = {value = 1, unit = "h"}\n'
+# The first bulk request that folds would-be alerts into open alerts, applied by Elasticsearch before the kill: the
+# run leaves no final record, so the next run reads the threshold history back from the alerts.
+FOLD = KillPoint("fold", r"^/_bulk\?filter_path=items\.update", 1, forward_first=True)
+
+
 def test_threshold_and_new_terms_rules_converge_under_kills(job_env: JobEnv, es_url: str) -> None:
-    """SIGKILL at seeded points of a schedule of threshold and new-terms runs (3 per scheduled time, then a run
-    to completion at the same time). After every run that completes: every event is counted into exactly one
-    threshold alert of its host (value 1: every group alerts, so no count is lost and none counted twice
-    however the runs were cut), and the new-terms alerts are exactly each user's first event, once."""
+    """SIGKILL at seeded points of a schedule of threshold and new-terms runs, with and without suppression (3
+    per scheduled time, and from the second on one more once the first fold into open alerts is applied; then a
+    run to completion at the same time). After every run that completes: every event is counted into exactly one
+    threshold alert of its host (value 1: every group alerts, so no count is lost and none counted twice however
+    the runs were cut), the new-terms alerts are exactly each user's first event, once; the suppressed threshold
+    rule has one alert per host that took in one group per scheduled run since its first (its end the host's
+    latest event), and the suppressed new-terms rule one alert per host that counted each new user first seen
+    on it once."""
     started = time.monotonic()
     threshold = threshold_rule(job_env, "chaos-threshold", ["host.name"], 1, query="tags:chaos", from_="now-10m")
     new_terms = new_terms_rule(job_env, "chaos-terms", ["user.name"], "now-1h", query="tags:chaos", from_="now-10m")
+    folding = threshold_rule(
+        job_env, "chaos-folding", ["host.name"], 1, query="tags:chaos", from_="now-10m", tables=SUPPRESSED_HOUR
+    )
+    by_host = new_terms_rule(
+        job_env, "chaos-by-host", ["user.name"], "now-1h", query="tags:chaos", from_="now-10m", tables=TERMS_BY_HOST
+    )
     events = _aggregation_events()
     job_env.index_events([dict(event) for event in events])
     harness = ChaosHarness(job_env, es_url, threshold, frozenset(), AGG_SCHEDULE)
@@ -191,18 +208,43 @@ def test_threshold_and_new_terms_rules_converge_under_kills(job_env: JobEnv, es_
     kinds = aggregation_kill_kinds(job_env)
     log: list[str] = []
 
-    def expected(now: datetime) -> tuple[Counter[str], set[tuple[str, str]]]:
+    def expected(now: datetime) -> tuple[Counter[str], dict[str, tuple[str, str]], set[tuple[str, str]]]:
         counts: Counter[str] = Counter()
-        first: dict[str, str] = {}
+        spans: dict[str, tuple[str, str]] = {}
+        first: dict[str, dict[str, Any]] = {}
         for event in events:
             at = parse_timestamp(event["@timestamp"])
             if AGG_FIRST <= at <= now:
-                counts[event["host"]["name"]] += 1
-                first.setdefault(event["user"]["name"], event["_id"])
-        return counts, {(event_id, user) for user, event_id in first.items() if not user.startswith("old-")}
+                host = event["host"]["name"]
+                counts[host] += 1
+                spans[host] = (spans.get(host, (event["@timestamp"], ""))[0], event["@timestamp"])
+                first.setdefault(event["user"]["name"], event)
+        new = {user: event for user, event in first.items() if not user.startswith("old-")}
+        return counts, spans, {(event["_id"], user) for user, event in new.items()}
 
-    def check(now: datetime) -> None:
-        counts, terms = expected(now)
+    def by_terms(found: list[tuple[str, str, str]]) -> dict[str, tuple[str, str, int]]:
+        """Per host, the span of its new users' first events and how many there are beyond the first."""
+        spans: dict[str, tuple[str, str, int]] = {}
+        for host, moment, _ in sorted(found, key=lambda term: term[1]):
+            start, _, count = spans.get(host, (moment, moment, -1))
+            spans[host] = (start, moment, count + 1)
+        return spans
+
+    def suppressed(rule_id: str) -> dict[str, tuple[str, str, int]]:
+        alerts = job_env.alert_docs(rule_id)
+        found = {
+            str(alert["kibana.alert.suppression.terms"][0]["value"]).strip("[]'"): (
+                alert["kibana.alert.suppression.start"],
+                alert["kibana.alert.suppression.end"],
+                alert["kibana.alert.suppression.docs_count"],
+            )
+            for alert in alerts
+        }
+        assert len(found) == len(alerts), f"{rule_id}: a second alert of a group after: {log}"
+        return found
+
+    def check(now: datetime, runs: int) -> None:
+        counts, spans, terms = expected(now)
         counted: Counter[str] = Counter()
         for alert in job_env.alert_docs(threshold):
             counted[alert["host.name"]] += alert["kibana.alert.threshold_result"]["count"]
@@ -213,26 +255,31 @@ def test_threshold_and_new_terms_rules_converge_under_kills(job_env: JobEnv, es_
         ]
         assert len(found) == len(set(found)), f"a new term alerted twice after: {log}"
         assert set(found) == terms, f"missing {terms - set(found)}, extra {set(found) - terms} after: {log}"
+        folded = {host: (start, end, runs - 1) for host, (start, end) in spans.items()}
+        assert suppressed(folding) == folded, f"suppressed threshold after: {log}"
+        first_events = {event["_id"]: event for event in events}
+        news = [(first_events[i]["host"]["name"], first_events[i]["@timestamp"], user) for i, user in terms]
+        assert suppressed(by_host) == by_terms(news), f"suppressed new terms after: {log}"
         assert harness.running_records() == 0, log
 
     kills = 0
-    for now in AGG_SCHEDULE:
-        for kind in rng.sample(kinds, AGG_KILLS_PER_RUN):
-            fault = kind.point(rng)
-            result = harness.run_job(now, kill=fault.point)
+    for runs, now in enumerate(AGG_SCHEDULE, start=1):
+        points = [kind.point(rng).point for kind in rng.sample(kinds, AGG_KILLS_PER_RUN)]
+        for point in points + ([FOLD] if runs > 1 else []):
+            result = harness.run_job(now, kill=point)
             harness.settle()
-            log.append(f"{iso(now)} {fault.name}: {'killed' if result.killed else 'done'}")
+            log.append(f"{iso(now)} kill at {point}: {'killed' if result.killed else 'done'}")
             if result.killed:
                 kills += 1
             else:  # the point was not reached (a threshold run that trusts its record reads no alerts)
                 assert result.returncode in (0, 1), result.stderr
-                check(now)
+                check(now, runs)
         result = harness.run_job(now)
         assert result.returncode in (0, 1), result.stderr
         harness.settle()
         log.append(f"{iso(now)} clean run")
-        check(now)
-    assert kills >= 8, log
+        check(now, runs)
+    assert kills >= 11 and log.count(f"{iso(AGG_SCHEDULE[-1])} kill at {FOLD}: killed") == 1, log
     print(f"{kills} kills, {time.monotonic() - started:.0f}s")
 SEQ_T0 = datetime(2026, 5, 5, 12, 0, tzinfo=UTC)
 SEQ_SCHEDULE = [SEQ_T0 + timedelta(minutes=10 * k) for k in range(3)]

@@ -63,6 +63,9 @@ NEW_TERMS = (
     '\n[rule.new_terms]\nfield = "new_terms_fields"\nvalue = ["rule.name"]\n'
     '[[rule.new_terms.history_window_start]]\nfield = "history_window_start"\nvalue = "now-1h"\n'
 )
+# Kibana suppresses threshold rules over a duration only (no group_by: the threshold's own groups).
+ONE_HOUR_THRESHOLD = '\n[rule.alert_suppression]\nduration = {value = 1, unit = "h"}\n'
+NEW_TERMS_BY_HOST = PER_EXECUTION
 EQL_EVENTS = 'any where event.action == "cred_theft_event" and user.name == "alice"'
 EQL_SEQUENCE = 'sequence by host.name [any where user.name == "alice"] [any where user.name == "bob"]'
 # name: (the rule's type, its extra TOML (an EQL rule: its query), its max_signals). Every type the job runs
@@ -75,7 +78,9 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
     "eql events": ("eql", EQL_EVENTS, 10000),
     "eql sequences": ("eql", EQL_SEQUENCE, 10000),
     "threshold": ("threshold", THRESHOLD, 10000),  # groups kept in its state from one window to the next
+    "threshold suppressed for an hour": ("threshold", THRESHOLD + ONE_HOUR_THRESHOLD, 10000),
     "new terms": ("new_terms", NEW_TERMS, 10000),
+    "new terms suppressed per execution": ("new_terms", NEW_TERMS + NEW_TERMS_BY_HOST, 10000),
 }
 
 

@@ -22,6 +22,7 @@ from job.rules import load_rule
 from job.rules.parts import ExceptionItem
 from job.ruletypes.checks import check_rules
 from job.writing.hit_alerts import HitAlert, HitAlerts, max_alerts_warning
+from job.writing.suppressing import TRANSLATE_NOTE
 from job.writing.writer import MAX_ALERTS_WARNING
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -112,6 +113,12 @@ def _line(path: Path, prefix: str, after: str = "") -> int:
             "alert_suppression: a threshold rule groups by threshold.field; give only a duration",
             ("[rule.alert_suppression]", ""),
         ),
+        (
+            "threshold",  # Kibana's threshold suppression has no "per rule execution": a duration is required
+            THRESHOLD.format(fields='["a"]', value=5) + "[rule.alert_suppression]\n",
+            "alert_suppression.duration: a threshold rule suppresses over a duration",
+            ("[rule.alert_suppression]", ""),
+        ),
     ],
 )
 def test_validate_gives_kibanas_message_on_the_line_of_its_key(
@@ -129,6 +136,14 @@ def test_validate_gives_kibanas_message_on_the_line_of_its_key(
         THRESHOLD.format(fields='""', value=3) + '[[rule.threshold.cardinality]]\nfield = "user.name"\nvalue = 2\n',
         NEW_TERMS.format(fields='["host.name"]', start="now-14d"),
         'new_terms_fields = ["host.id", "user.name"]\nhistory_window_start = "now-30d/d"\n',
+        # alert suppression as Kibana allows it: a threshold rule over a duration, a new-terms rule per group
+        THRESHOLD.format(fields='["host.name"]', value=5)
+        + '[rule.alert_suppression.duration]\nvalue = 5\nunit = "m"\n',
+        NEW_TERMS.format(fields='["host.name"]', start="now-14d")
+        + '[rule.alert_suppression]\ngroup_by = ["user.name"]\n',
+        NEW_TERMS.format(fields='["host.name"]', start="now-14d")
+        + '[rule.alert_suppression]\ngroup_by = ["user.name", "source.ip"]\nmissing_fields_strategy = "doNotSuppress"\n'
+        + 'duration = {value = 1, unit = "h"}\n',
     ],
 )
 def test_good_rules_validate(tmp_path: Path, keys: str) -> None:
@@ -157,7 +172,28 @@ def test_translate_prints_a_threshold_rules_requests(tmp_path: Path) -> None:
     }
     assert history["search"] == "<the alerts alias>"
     assert {"term": {"kibana.alert.rule.rule_id": "r1"}} in history["body"]["query"]["bool"]["filter"]
-    assert printed["notes"]
+    assert printed["notes"] and TRANSLATE_NOTE not in printed["notes"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "keys"),
+    [
+        (
+            "threshold",
+            THRESHOLD.format(fields='["host.name"]', value=5)
+            + '[rule.alert_suppression.duration]\nvalue = 5\nunit = "m"\n',
+        ),
+        (
+            "new_terms",
+            NEW_TERMS.format(fields='["host.name"]', start="now-14d")
+            + '[rule.alert_suppression]\ngroup_by = ["user.name"]\n',
+        ),
+    ],
+)
+def test_translate_says_how_a_suppressing_rule_writes(tmp_path: Path, kind: str, keys: str) -> None:
+    result = _translate("--rule", str(_file(tmp_path, "r1", kind, keys)))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["notes"][-1] == TRANSLATE_NOTE
 
 
 @pytest.mark.parametrize(

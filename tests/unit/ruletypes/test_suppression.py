@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from job.alerts.objecthash import object_hash
-from job.alerts.suppression import OpenGroupAlert, Suppression, fold_update, suppress_in_memory
+from job.alerts.suppression import OpenAlert, Suppression, fold_update, suppress_in_memory, uncounted
 from job.ruletypes.new_terms.suppression import (
     event_time,
     lacks_group_field,
@@ -129,8 +129,28 @@ def test_suppress_in_memory(
     assert (summary, [name for name, _ in gone]) == (kept, folded)
 
 
-def _open(start: int, end: int | None, docs_count: int, execution: str) -> OpenGroupAlert:
-    return OpenGroupAlert(
+@pytest.mark.parametrize(
+    ("boundaries", "after", "counted"),
+    [
+        ({}, ["early", "at", "late", "other"], []),  # no group counted anything yet
+        ({"g": None}, ["early", "at", "late", "other"], []),  # met, no alert reaching into the window
+        # the group's alerts counted up to minute 3: at or before it, counted; after it, not
+        ({"g": T + timedelta(minutes=3)}, ["late", "other"], ["early", "at"]),
+        ({"g": T + timedelta(minutes=3), "h": T + timedelta(minutes=9)}, ["late"], ["early", "at", "other"]),
+    ],
+)
+def test_uncounted(boundaries: dict[str, datetime | None], after: list[str], counted: list[str]) -> None:
+    alerts = [_item("early", "g", 1), _item("at", "g", 3), _item("late", "g", 4), _item("other", "h", 2)]
+    found = uncounted(alerts, boundaries)
+    assert ([name for name, _ in found[0]], [name for name, _ in found[1]]) == (after, counted)
+
+
+def _open(start: int, end: int | None, docs_count: int, execution: str) -> OpenAlert:
+    return OpenAlert(
+        index="alerts-000001",
+        doc_id="a",
+        seq_no=3,
+        primary_term=1,
         start=T + timedelta(minutes=start),
         end=None if end is None else T + timedelta(minutes=end),
         docs_count=docs_count,
@@ -154,7 +174,7 @@ def _open(start: int, end: int | None, docs_count: int, execution: str) -> OpenG
         (_open(0, None, 4, "run-1"), (1, 1, 0), {"docs_count": 5, "end": "2020-10-28T05:46:00.000Z"}),
     ],
 )
-def test_fold_update(existing: OpenGroupAlert, new: tuple[int, int, int], document: dict[str, Any]) -> None:
+def test_fold_update(existing: OpenAlert, new: tuple[int, int, int], document: dict[str, Any]) -> None:
     start, end, docs_count = new
     suppression = Suppression("g", [], T + timedelta(minutes=start), T + timedelta(minutes=end), docs_count)
     expected = {"kibana.alert.last_detected": "2020-10-28T06:00:00.000Z"}

@@ -12,9 +12,9 @@ from job.alerts.reason import build_reason
 from job.rules.aggregation_params import ThresholdParams
 from job.ruletypes.threshold.alerts import (
     THRESHOLD_RESULT,
+    BucketAlerts,
     alert_id,
     bucket_uuid,
-    candidates,
     suppressed_alert_id,
     synthetic_hit,
     threshold_result,
@@ -132,17 +132,12 @@ class Alert:
 
 
 def _alerts(buckets: list[ThresholdBucket], fields: list[str], suppressing: bool = False) -> list[Alert]:
-    found = candidates(
-        buckets,
-        _params(fields),
-        index_patterns=["logs-*", "winlogbeat-*"],
-        rule_id="abc",
-        space_id="default",
-        started_at=STARTED,
-        window=WINDOW,
-        suppressing=suppressing,
-    )
-    return [Alert(candidate) for candidate in found]
+    """The would-be alerts of ``buckets``; ``suppressing``: as a rule with a duration writes them (each with its
+    group's suppression fields, no other alert of its group folded into it)."""
+    alerts = BucketAlerts(_params(fields), ["logs-*", "winlogbeat-*"], "abc", "default", STARTED, WINDOW)
+    if not suppressing:
+        return [Alert(candidate) for candidate in alerts.candidates(buckets)]
+    return [Alert(Candidate(found.doc_id, found.item.suppressed(group))) for found, group in alerts.grouped(buckets)]
 
 
 def test_would_be_alerts_reproduce_the_vector() -> None:

@@ -187,11 +187,19 @@ def test_history_request() -> None:
                     {"term": {"kibana.alert.rule.rule_id": "r1"}},
                     {"term": {"kibana.space_ids": "default"}},
                     {
-                        "range": {
-                            "kibana.alert.original_time": {
-                                "gte": "2025-01-01T00:00:00.000Z",
-                                "format": "strict_date_optional_time",
-                            }
+                        "bool": {
+                            "should": [
+                                {
+                                    "range": {
+                                        field: {
+                                            "gte": "2025-01-01T00:00:00.000Z",
+                                            "format": "strict_date_optional_time",
+                                        }
+                                    }
+                                }
+                                for field in ("kibana.alert.original_time", "kibana.alert.suppression.end")
+                            ],
+                            "minimum_should_match": 1,
                         }
                     },
                     {
@@ -208,14 +216,19 @@ def test_history_request() -> None:
             }
         },
         "sort": [{"kibana.alert.original_time": "desc"}, {"kibana.alert.uuid": "asc"}],
-        "_source": ["kibana.alert.threshold_result", "kibana.alert.original_time"],
+        "_source": ["kibana.alert.threshold_result", "kibana.alert.original_time", "kibana.alert.suppression.end"],
         "search_after": ["2025", "u"],
     }
 
 
-def _alert(terms: list[Any], original: Any, sort: list[Any]) -> dict[str, Any]:
+def _alert(terms: list[Any], original: Any, sort: list[Any], end: Any = None) -> dict[str, Any]:
     source = {"kibana.alert.threshold_result": {"terms": terms}, "kibana.alert.original_time": original}
+    if end is not None:
+        source["kibana.alert.suppression.end"] = end
     return {"_source": source, "sort": sort}
+
+
+H_A = [{"field": "h", "value": "a"}]
 
 
 @pytest.mark.parametrize(
@@ -237,7 +250,29 @@ def _alert(terms: list[Any], original: Any, sort: list[Any]) -> dict[str, Any]:
         ([_alert([{"field": "h", "value": "a"}], "yesterday", [1, "x"])], 5, [], None),
         ([_alert([{"field": "h", "value": "a"}], None, [1, "x"])], 5, [], None),
         ([{"_source": {}}], 5, [], None),
+        # suppressed alerts: later groups folded in moved suppression.end, up to where the group was counted
+        (
+            [_alert(H_A, "2025-01-01T00:02:00Z", [1, "x"], end="2025-01-01T00:04:00Z")],
+            5,
+            [HistoryEntry((("h", "a"),), T)],
+            None,
+        ),
+        # its own bucket's end (nothing folded in yet): the original time
+        (
+            [_alert(H_A, "2025-01-01T00:04:00Z", [1, "x"], end="2025-01-01T00:04:00Z")],
+            5,
+            [HistoryEntry((("h", "a"),), T)],
+            None,
+        ),
+        # a fold after the window's end (a later run's, read by a backfill): says nothing of the window
+        (
+            [_alert(H_A, "2025-01-01T00:04:00Z", [1, "x"], end="2025-01-01T09:00:00Z")],
+            5,
+            [HistoryEntry((("h", "a"),), T)],
+            None,
+        ),
+        ([_alert(H_A, "2025-01-01T00:04:00Z", [1, "x"], end="garbage")], 5, [HistoryEntry((("h", "a"),), T)], None),
     ],
 )
 def test_parse_history_page(hits: list[dict[str, Any]], size: int, entries: list[HistoryEntry], after: Any) -> None:
-    assert parse_history_page({"hits": {"hits": hits}}, ["h"], size) == (entries, after)
+    assert parse_history_page({"hits": {"hits": hits}}, ["h"], WINDOW.end, size) == (entries, after)
