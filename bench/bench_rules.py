@@ -8,11 +8,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import ExceptionItem, build_exception_filter, load_rules, rule_to_toml
 from job.rules.files import read_text
 from job.rules.positions import key_lines
 from job.ruletypes.checks import validate_rule
-from job.settings import SHIPPED_RULES_DIR
 
 
 def _best(function: Callable[[], object], repeat: int = 5) -> float:

@@ -20,9 +20,9 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, helpers
 
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import load_rules, rule_to_toml
 from job.rules.model import Rule
-from job.settings import SHIPPED_RULES_DIR
 
 VERSION = 1
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)  # every measured run's --now

@@ -29,8 +29,8 @@ from elasticsearch import Elasticsearch, helpers
 from bench import bench_eql, data, esql
 from bench.new_terms import new_terms_figure
 from job.backends import translate_rule_query
+from job.client.fieldcaps import field_types_from_caps
 from job.execlog.history import RuleHistory
-from job.fieldcaps import field_types_from_caps
 from job.lists.plan import ExceptionPlan
 from job.ruletypes.contract import PlanInputs
 from job.ruletypes.registry import Compiler, type_for

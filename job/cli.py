@@ -21,7 +21,7 @@ from pathlib import Path
 from job import __version__
 from job.commands import COMMANDS
 from job.errors import ConfigError, ElasticsearchUnavailable
-from job.redact import one_line, redact
+from job.text.redact import one_line, redact
 
 EXIT_CONFIG = 2
 EXIT_UNEXPECTED = 1
@@ -82,9 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(words).parse_args(words)
     secrets: tuple[str, ...] = ()
     try:
-        from job.jsoncodec import allow_deep_documents
-        from job.logs import configure_logging
-        from job.settings import load_settings, secret_values
+        from job.config.settings import load_settings, secret_values
+        from job.ops.logs import configure_logging
+        from job.text.jsoncodec import allow_deep_documents
 
         allow_deep_documents()
         module = importlib.import_module(f"job.commands.{args.module_name}")

@@ -20,8 +20,8 @@ from typing import Any
 from elasticsearch import Elasticsearch, helpers
 
 from job.cli import main as cli_main
-from job.esclient import make_client
-from job.settings import SHIPPED_RULES_DIR, load_settings
+from job.client.esclient import make_client
+from job.config.settings import SHIPPED_RULES_DIR, load_settings
 
 EVENTS_INDEX = "endgame-demo-000001"
 ALERTS_INDEX = "detection-alerts-demo"

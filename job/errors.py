@@ -10,12 +10,12 @@
     ├── ListError          (``job.lists``) a value list cannot be read or applied
     └── ElasticsearchUnavailable   the cluster cannot be reached or refuses us (exit code 2)
 
-Errors stop something; problems that are only reported are ``job.diagnostics.Diagnostic`` records.
+Errors stop something; problems that are only reported are ``job.text.diagnostics.Diagnostic`` records.
 """
 
 from __future__ import annotations
 
-from job.diagnostics import Diagnostic, error
+from job.text.diagnostics import Diagnostic, error
 
 
 class JobError(Exception):

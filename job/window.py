@@ -75,7 +75,7 @@ def _round_down(moment: datetime, unit: str) -> datetime:
 
 _SUB_MICROSECOND = re.compile(r"(\.\d{6})\d+")
 # The run's clock (``--now``) lies within these bounds: far from what datetime can represent (years 1 to
-# 9999) even after a year of look-back and a year of catch-up (job.durations.MAX_DURATION each), and inside
+# 9999) even after a year of look-back and a year of catch-up (job.config.durations.MAX_DURATION each), and inside
 # what Elasticsearch's millisecond dates and our epoch-based sort values expect.
 EARLIEST_NOW = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_NOW = datetime(9000, 1, 1, tzinfo=UTC)

@@ -26,8 +26,8 @@ from job.alerts.rule_fields import rule_fields
 from job.alerts.source_fields import subtree_leaves
 from job.alerts.template import alert_properties
 from job.alerts.timestamps import format_timestamp, normalize_timestamp
-from job.jsoncodec import document_bytes
 from job.rules.model import Rule
+from job.text.jsoncodec import document_bytes
 
 # The Kibana version whose alert document we reproduce (written as ``kibana.version``).
 KIBANA_VERSION: Final = "8.19.0"
@@ -172,7 +172,7 @@ class RunAlerts:
         return document
 
     def body(self, hit: Mapping[str, Any], *, now: datetime, alert_uuid: str | None = None) -> bytes:
-        """The alert of ``hit`` serialized (:func:`job.jsoncodec.document_bytes`), the shared part spliced in
+        """The alert of ``hit`` serialized (:func:`job.text.jsoncodec.document_bytes`), the shared part spliced in
         as bytes; raises what building or serializing this event's part raises."""
         if isinstance(self._shared_json, Exception):
             raise self._shared_json

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 from job.window import isoformat
 
 WorkflowStatus = Literal["open", "acknowledged", "closed"]

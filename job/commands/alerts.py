@@ -24,13 +24,13 @@ from job.alerts.triage import (
     newest_alerts,
     set_status,
 )
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
-from job.durations import parse_duration
+from job.config.durations import parse_duration
+from job.config.settings import Settings
 from job.errors import ConfigError
-from job.esclient import make_client
-from job.retry import RetryPolicy
-from job.settings import Settings
-from job.table import Column, printable, render
+from job.text.table import Column, printable, render
 
 NAME = "alerts"
 HELP = "list the newest alerts; 'alerts ack|close|open ID...' sets their workflow status"

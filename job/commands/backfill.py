@@ -22,22 +22,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from job import stop
+from job.client.esclient import make_client
+from job.client.fieldcaps import field_types_from_caps
+from job.client.retry import RetryPolicy
 from job.commands import run as run_command
 from job.commands.check import unavailable
-from job.durations import shown
+from job.config.durations import shown
+from job.config.settings import Settings
 from job.errors import ConfigError
-from job.esclient import make_client
 from job.execlog import record
 from job.execlog.execution import Execution
-from job.fieldcaps import field_types_from_caps
 from job.indices import preflight
-from job.logs import rule_context
-from job.retry import RetryPolicy
+from job.ops.logs import rule_context
 from job.rules.model import Rule
 from job.run.backfill import MAX_WINDOWS, backfill_windows, done_windows, window_count
 from job.run.runner import RunContext, run_rule
-from job.settings import Settings
-from job.table import printable
+from job.text.table import printable
 from job.window import Window, isoformat
 from job.writing.writer import MAX_ALERTS_WARNING
 

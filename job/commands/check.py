@@ -6,11 +6,11 @@ import argparse
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.client.esclient import make_client
+from job.client.eserrors import describe
+from job.config.settings import Settings
 from job.errors import ElasticsearchUnavailable
-from job.esclient import make_client
-from job.eserrors import describe
-from job.redact import redact
-from job.settings import Settings
+from job.text.redact import redact
 
 NAME = "check"
 HELP = "connect with the configured settings; print cluster name, version and health"

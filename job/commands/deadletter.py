@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 from elasticsearch import ApiError, TransportError
 
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
-from job.esclient import make_client
+from job.config.settings import Settings
 from job.indices import preflight
-from job.retry import RetryPolicy
 from job.rules import load_rules
-from job.settings import Settings
 from job.window import isoformat
 from job.writing import deadletter
 from job.writing.bulk import BulkRejected

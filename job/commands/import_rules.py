@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from job.config.settings import Settings
 from job.errors import RuleError
-from job.redact import one_line
 from job.rules.exception_lists import load_exception_lists
 from job.rules.files import EXCEPTIONS_DIR
 from job.rules.kibana_import import exception_list_documents, list_filename, parse_export, rule_document, rule_filename
@@ -19,8 +19,8 @@ from job.rules.loader import RuleFileError, read_rule, rule_from_data
 from job.rules.parts import ExceptionList
 from job.rules.problems import failure
 from job.rules.writer import exception_list_to_toml, rule_to_toml
-from job.safefile import FileProblem, read_bounded
-from job.settings import Settings
+from job.text.redact import one_line
+from job.text.safefile import FileProblem, read_bounded
 
 NAME = "import"
 HELP = "convert a Kibana rule export (.ndjson) into one TOML rule file per rule"

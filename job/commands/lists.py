@@ -9,15 +9,15 @@ from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
 
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
-from job.esclient import make_client
+from job.config.settings import Settings
 from job.lists.admin import create_list, delete_list, ensure_indices, import_values
 from job.lists.documents import import_description
 from job.lists.model import LIST_TYPES, MAX_IMPORT_BYTES
 from job.lists.parse import import_lines, value_text
 from job.lists.store import ListStore
-from job.retry import RetryPolicy
-from job.settings import Settings
 
 NAME = "lists"
 HELP = "value lists for exception entries of type list: import a file, show or delete a list"

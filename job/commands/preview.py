@@ -31,21 +31,21 @@ from elasticsearch import ApiError, TransportError
 
 from job import stop
 from job.alerts.source_fields import values_at
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands import run as run_command
 from job.commands.check import unavailable
-from job.durations import shown
+from job.config.durations import shown
+from job.config.settings import Settings
 from job.errors import ConfigError
-from job.esclient import make_client
 from job.execlog.execution import Execution
-from job.retry import RetryPolicy
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.ruletypes.checks import check_rules
 from job.run.backfill import MAX_WINDOWS, backfill_windows, window_count
 from job.run.preview import preview_rule
 from job.run.steps import RunContext
-from job.settings import Settings
-from job.table import Column, clip, human_duration, printable, render
+from job.text.table import Column, clip, human_duration, printable, render
 from job.window import isoformat, look_back, resolve_date_math
 from job.writing.collect import Collector
 from job.writing.writer import MAX_ALERTS_WARNING

@@ -18,15 +18,15 @@ from pathlib import Path
 
 from elasticsearch import ApiError, TransportError
 
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
+from job.config.settings import Settings
 from job.errors import ConfigError
-from job.esclient import make_client
-from job.retry import RetryPolicy
 from job.ruletests.report import ending, junit, line
 from job.ruletests.runner import Result, run_tests
 from job.ruletests.sandbox import Sandbox, Stopped, stops_cleanly
 from job.ruletests.spec import discover
-from job.settings import Settings
 
 NAME = "test"
 HELP = "run rule tests: fixture events and the alerts a rule must give for them, on throwaway indices"

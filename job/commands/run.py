@@ -14,25 +14,25 @@ from elasticsearch import ApiError, TransportError
 
 from job import stop
 from job.backends import FieldTypesSource
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
-from job.durations import shown
+from job.config.durations import shown
+from job.config.settings import Settings
+from job.config.shards import Shard, in_shard, parse_shard
 from job.errors import ConfigError
-from job.esclient import make_client
 from job.execlog.execution import Execution
 from job.execlog.last_runs import LastRuns, last_runs
 from job.indices import preflight
-from job.logs import rule_context
-from job.metrics import RuleMetrics, push
-from job.retry import RetryPolicy
+from job.ops.logs import rule_context
+from job.ops.metrics import RuleMetrics, push
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.ruletypes.checks import check_rules
 from job.ruletypes.registry import Compiler
 from job.run.runner import RunContext, run_rules
 from job.run.selection import Choice, Mode, cadence, choose
-from job.settings import Settings
-from job.shards import Shard, in_shard, parse_shard
-from job.table import printable
+from job.text.table import printable
 from job.window import isoformat, now_problem, parse_timestamp
 
 NAME = "run"

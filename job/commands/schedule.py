@@ -5,7 +5,7 @@ For hosts without a cron. One APScheduler job per rule of the rules folder, read
 per rule (``job.run.selection.jitter``), then every ``interval`` (or ``DETECTION_SCHEDULE_INTERVAL``
 when set). Rules share one Elasticsearch client and the metrics registry; at most one run of a rule
 at a time, missed runs coalesced. With ``DETECTION_SHARD`` only that shard's rules are scheduled.
-With ``DETECTION_HTTP_PORT`` it serves ``/healthz``, ``/readyz`` and ``/metrics`` (``job.httpserver``).
+With ``DETECTION_HTTP_PORT`` it serves ``/healthz``, ``/readyz`` and ``/metrics`` (``job.ops.httpserver``).
 
 It installs nothing (least privilege): at start it checks that ``setup`` ran for this version and exits 2
 if not (``DETECTION_AUTO_SETUP`` installs instead, and then also rolls over and applies retention every
@@ -31,17 +31,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from job import httpserver, stop
+from job import stop
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy, describe
 from job.commands import run as run_command
-from job.esclient import make_client
-from job.httpserver import Check
+from job.config.settings import Settings
 from job.indices import preflight
-from job.metrics import RuleMetrics
-from job.retry import RetryPolicy, describe
+from job.ops import httpserver
+from job.ops.httpserver import Check
+from job.ops.metrics import RuleMetrics
 from job.rules.model import Rule
 from job.run.runner import RunContext, record_refused, run_rule
 from job.run.selection import cadence, jitter
-from job.settings import Settings
 
 NAME = "schedule"
 HELP = "run each rule on its own interval until stopped"

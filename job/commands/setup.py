@@ -13,13 +13,13 @@ import sys
 
 from elasticsearch import ApiError, TransportError
 
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
-from job.esclient import make_client
-from job.indexnames import template_name
+from job.config.indexnames import template_name
+from job.config.settings import Settings
 from job.indices.install import install
 from job.indices.rollover import maintain, maintain_log
-from job.retry import RetryPolicy
-from job.settings import Settings
 
 NAME = "setup"
 HELP = (

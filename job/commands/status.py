@@ -15,16 +15,16 @@ from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
 from job.commands.run import pass_shard
-from job.esclient import make_client
+from job.config.settings import Settings
+from job.config.shards import in_shard
 from job.execlog.last_runs import NEVER_RAN, LastRuns, last_runs
-from job.retry import RetryPolicy
 from job.rules import Rule, load_rules
 from job.run.selection import cadence, is_due, last_start, next_due
-from job.settings import Settings
-from job.shards import in_shard
-from job.table import Column, human_duration, printable, render
+from job.text.table import Column, human_duration, printable, render
 from job.window import isoformat, parse_timestamp
 
 NAME = "status"

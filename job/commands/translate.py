@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from job.client.fieldcaps import field_types_from_caps
+from job.config.settings import Settings
 from job.eql import EqlError, describe, parse, plan
 from job.eql.ast import Call, Compare, Field, In, Literal, Statement, statement_fields, statement_nodes
 from job.errors import QueryError, RuleError
-from job.fieldcaps import field_types_from_caps
-from job.jsonlimits import JsonProblem
-from job.jsonlimits import loads as bounded_json
 from job.kql import KqlSemanticError, KqlSyntaxError, to_dsl
-from job.redact import one_line
 from job.rules import read_rule
 from job.ruletypes.registry import type_of
-from job.safefile import FileProblem, decode_utf8, read_bounded
-from job.settings import Settings
+from job.text.jsonlimits import JsonProblem
+from job.text.jsonlimits import loads as bounded_json
+from job.text.redact import one_line
+from job.text.safefile import FileProblem, decode_utf8, read_bounded
 
 NAME = "translate"
 HELP = (

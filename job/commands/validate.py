@@ -18,16 +18,16 @@ from pathlib import Path
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job.backends import FieldTypes, FieldTypesSource
+from job.client.esclient import make_client
+from job.client.fieldcaps import field_types_from_caps
+from job.client.retry import RetryPolicy
 from job.commands.check import unavailable
-from job.diagnostics import Diagnostic, sort_key
-from job.esclient import make_client
-from job.fieldcaps import field_types_from_caps
-from job.retry import RetryPolicy
+from job.config.settings import Settings
 from job.rules import Rule, load_rules
 from job.rules.validation import split
 from job.ruletypes.checks import check_rules
 from job.ruletypes.contract import Cluster
-from job.settings import Settings
+from job.text.diagnostics import Diagnostic, sort_key
 
 NAME = "validate"
 HELP = "check rule files (schema, query translation, duplicate rule_ids); one line per problem"

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import dataclasses as dc
 
-from job.diagnostics import Diagnostic, error
 from job.errors import QueryError
 from job.kql.errors import line_and_column, render_caret
+from job.text.diagnostics import Diagnostic, error
 
 
 @dc.dataclass(frozen=True, slots=True)

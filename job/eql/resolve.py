@@ -1,6 +1,6 @@
 """Resolution and verification: fields against the mapping, functions against the registry, types checked.
 
-The field types are a mapping ``name -> Elasticsearch type`` as ``job.fieldcaps.field_types_from_caps``
+The field types are a mapping ``name -> Elasticsearch type`` as ``job.client.fieldcaps.field_types_from_caps``
 gives it (a conflict between indices is ``"keyword,text"``). As Elasticsearch's analyzer and verifier:
 
 * an unknown field is ``Unknown column [name]`` (with ``did you mean``); an optional field ``?name`` that

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from job.execlog.lease import Runner
 from job.execlog.metrics import RunMetrics, metrics_mapping
-from job.jsoncodec import document_bytes
+from job.text.jsoncodec import document_bytes
 from job.window import Gap, Window, isoformat
 
 Status = Literal["running", "succeeded", "partial failure", "failed"]

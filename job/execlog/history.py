@@ -37,9 +37,9 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.client.retry import RetryPolicy
 from job.execlog.execution import BACKFILL, TypeState
 from job.execlog.lease import Runner
-from job.retry import RetryPolicy
 from job.window import parse_timestamp
 
 log = logging.getLogger(__name__)

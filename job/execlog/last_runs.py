@@ -12,8 +12,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.client.retry import RetryPolicy
 from job.execlog.history import RuleHistory, kind_filter, plan_aggregations, plan_history, trust_aggregations
-from job.retry import RetryPolicy
 
 COMPLETED = ("succeeded", "partial failure", "failed")
 SUCCESSFUL = ("succeeded", "partial failure")  # the rule searched its window

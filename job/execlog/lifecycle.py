@@ -27,8 +27,8 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
+from job.client.retry import RetryPolicy
 from job.execlog.execution import EXECUTIONS_MAPPING
-from job.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from datetime import datetime
 
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError, TransportError
 
+from job.client.retry import RetryPolicy, describe
 from job.errors import JobError
 from job.execlog.execution import Execution, interrupted_update
 from job.execlog.history import RunningRecord
-from job.jsoncodec import document_bytes
-from job.retry import RetryPolicy, describe
+from job.text.jsoncodec import document_bytes
 from job.window import isoformat
 from job.writing import bulk
 

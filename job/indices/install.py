@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from elasticsearch import Elasticsearch
 
 from job.alerts.template import TEMPLATE_VERSION, alert_index_template, write_index_aliases
+from job.client.retry import RetryPolicy
+from job.config.indexnames import template_name, write_index_name
 from job.execlog import lifecycle as execlog_lifecycle
-from job.indexnames import template_name, write_index_name
-from job.retry import RetryPolicy
 from job.writing import deadletter
 
 log = logging.getLogger(__name__)

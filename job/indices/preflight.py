@@ -24,12 +24,12 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from job.alerts.template import TEMPLATE_VERSION
+from job.client.retry import RetryPolicy
+from job.config.settings import Settings
 from job.errors import ConfigError
 from job.execlog.execution import EXECUTIONS_MAPPING
 from job.indices.install import install
 from job.indices.rollover import maintain, maintain_log
-from job.retry import RetryPolicy
-from job.settings import Settings
 from job.writing.deadletter import DEAD_LETTER_MAPPING
 
 SETUP_FIRST = 'run "detection-job setup" first'

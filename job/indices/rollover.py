@@ -17,10 +17,10 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.client.retry import RetryPolicy, describe
+from job.config.rollover import RolloverConditions
+from job.config.settings import Settings
 from job.execlog import lifecycle as execution_log
-from job.retry import RetryPolicy, describe
-from job.rollover import RolloverConditions
-from job.settings import Settings
 from job.window import isoformat
 
 log = logging.getLogger(__name__)

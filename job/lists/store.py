@@ -14,11 +14,11 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from job.client.retry import RetryPolicy, describe
 from job.lists.model import MAX_CLAUSE_ITEMS, ListInfo, ListLookupFailed
 from job.lists.parse import value_text
 from job.lists.plan import ExceptionPlan, lists_to_read, plan_exceptions
 from job.lists.postfilter import H, Hit, filter_hits, lookup_requests, lookups, matched_values
-from job.retry import RetryPolicy, describe
 from job.rules.parts import ExceptionItem
 from job.search.pager import PitPager
 

@@ -8,7 +8,7 @@ goes too deep.
 
 Depth counts the containers around a value: each part of a table header (``[[x.y]]`` one more, for the
 array), each part of a dotted key but the last, each open ``[`` and ``{``. Text in strings and comments
-does not count. ``MAX_DEPTH`` is the same bound as for JSON inputs (``job.jsonlimits``), so a rule
+does not count. ``MAX_DEPTH`` is the same bound as for JSON inputs (``job.text.jsonlimits``), so a rule
 imported from Kibana's JSON fits when written as TOML.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from job.jsonlimits import MAX_DEPTH
+from job.text.jsonlimits import MAX_DEPTH
 
 _VALUE_TOKEN = re.compile(r"\"\"\"|'''|[\"'\[\]{},#\n]")
 _KEY_TOKEN = re.compile(r"[\"'.=#\n}]")

@@ -25,12 +25,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.files import read_toml, toml_files
 from job.rules.parts import ExceptionList
 from job.rules.positions import KeyPath, key_lines
 from job.rules.problems import at, failure, validation_problems
+from job.text.diagnostics import Diagnostic, error
 
 # Keys of a detection-rules container or item that belong to Kibana's bookkeeping, not to the list.
 _KIBANA_KEYS = frozenset(

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from job.errors import RuleError
-from job.redact import one_line
 from job.rules.depth import toml_depth_problem
-from job.safefile import FileProblem, read_bounded
+from job.text.redact import one_line
+from job.text.safefile import FileProblem, read_bounded
 
 # Real rule files are a few kilobytes; the largest detection-rules file is about 40 KB.
 MAX_FILE_BYTES = 1024 * 1024

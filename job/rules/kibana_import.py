@@ -20,12 +20,12 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from job.durations import shown
-from job.jsonlimits import JsonProblem
-from job.jsonlimits import loads as bounded_json
+from job.config.durations import shown
 from job.rules.model import RuleType
 from job.rules.parts import ExceptionItem
 from job.rules.problems import validation_problems
+from job.text.jsonlimits import JsonProblem
+from job.text.jsonlimits import loads as bounded_json
 
 KIBANA_ONLY_KEYS = frozenset(
     {
@@ -108,7 +108,7 @@ def _lines(data: str | bytes) -> Iterator[tuple[int, str | None, str | None]]:
 def parse_export(data: str | bytes) -> Export:
     """Split an export into rules, exception-list containers and items; note what is skipped.
 
-    Each line is decoded and parsed on its own, bounded (``MAX_LINE_CHARS``, ``job.jsonlimits``): a bad
+    Each line is decoded and parsed on its own, bounded (``MAX_LINE_CHARS``, ``job.text.jsonlimits``): a bad
     line is a problem of that line and the others still count. Lines end at ``\n`` only: JSON text may
     hold U+2028 and other characters that ``str.splitlines`` would break at.
     """

@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.exception_lists import load_exception_lists
 from job.rules.files import EXCEPTIONS_DIR, collect, parse_toml, read_text
@@ -20,6 +19,7 @@ from job.rules.model import TYPE_KEYS, Rule
 from job.rules.parts import ExceptionList
 from job.rules.positions import KeyPath, key_lines
 from job.rules.problems import at, dotted, failure, validation_problems
+from job.text.diagnostics import Diagnostic, error
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from job.durations import MAX_DURATION, date_math_reach, parse_duration, shown
+from job.config.durations import MAX_DURATION, date_math_reach, parse_duration, shown
 from job.esql.text import QueryTextError, index_patterns
 from job.rules.aggregation_params import NewTermsParams, NewTermsTable, ThresholdParams
 from job.rules.parts import (

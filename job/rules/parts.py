@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from job.durations import MAX_DURATION
+from job.config.durations import MAX_DURATION
 from job.lists.model import ListType
 
 Severity = Literal["low", "medium", "high", "critical"]

@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from job.diagnostics import Diagnostic, Severity
-from job.diagnostics import error as error_at
-from job.durations import shown
+from job.config.durations import shown
 from job.rules.positions import KeyPath, PathPart, line_of
+from job.text.diagnostics import Diagnostic, Severity
+from job.text.diagnostics import error as error_at
 
 # Maps a location in the model's input to the key path in the TOML document.
 LocMapper = Callable[[KeyPath], KeyPath]

@@ -11,15 +11,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from job.diagnostics import Diagnostic, Severity
 from job.errors import QueryError, RuleError
 from job.rules.caps import effective_max_signals
 from job.rules.exceptions import is_expired
 from job.rules.files import read_text
 from job.rules.model import Rule
 from job.rules.positions import KeyPath, key_lines, line_of
+from job.text.diagnostics import Diagnostic, Severity
 
-FieldTypes = Mapping[str, str]  # field name -> its Elasticsearch type(s), as job.fieldcaps gives them
+FieldTypes = Mapping[str, str]  # field name -> its Elasticsearch type(s), as job.client.fieldcaps gives them
 
 
 @dataclass(frozen=True)

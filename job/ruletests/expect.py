@@ -16,7 +16,7 @@ from typing import Any
 from job.alerts.source_fields import leaves
 from job.alerts.template import ALERT_FIELDS, ECS_FIELDS
 from job.ruletests.spec import Expected, normalize_expected
-from job.table import clip, printable
+from job.text.table import clip, printable
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "(missing)"})()
 # The fields of the alert mapping that hold any keys below them.

@@ -15,12 +15,12 @@ from typing import Any
 
 from job.alerts.source_fields import leaves, values_at
 from job.alerts.timestamps import normalize_timestamp
-from job.diagnostics import Diagnostic, error
-from job.jsonlimits import JsonProblem
-from job.jsonlimits import loads as bounded_json
 from job.rules.model import Rule
-from job.safefile import FileProblem, read_bounded
 from job.search.clauses import timestamp_fields
+from job.text.diagnostics import Diagnostic, error
+from job.text.jsonlimits import JsonProblem
+from job.text.jsonlimits import loads as bounded_json
+from job.text.safefile import FileProblem, read_bounded
 from job.window import parse_timestamp
 
 MAX_FIXTURE_BYTES = 16 * 1024 * 1024

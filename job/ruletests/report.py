@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from job.ruletests.runner import Result
-from job.table import printable
+from job.text.table import printable
 
 WIDTH = 100
 WORDS = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR"}

@@ -21,10 +21,7 @@ from typing import Any, Literal
 from elasticsearch import ApiError, TransportError
 
 from job.alerts.build import RunAlerts
-from job.diagnostics import Diagnostic, error
-from job.jsonlimits import JsonProblem
-from job.jsonlimits import loads as bounded_json
-from job.retry import describe
+from job.client.retry import describe
 from job.rules import load_rules
 from job.rules.model import Rule
 from job.ruletests.ecs import ecs_mapping
@@ -34,7 +31,10 @@ from job.ruletests.sandbox import MappingRefused, Sandbox
 from job.ruletests.spec import Case, TestFile, read_test_file
 from job.ruletypes.checks import check_rules
 from job.run.backfill import MAX_WINDOWS, backfill_windows, window_count
-from job.safefile import FileProblem, read_bounded
+from job.text.diagnostics import Diagnostic, error
+from job.text.jsonlimits import JsonProblem
+from job.text.jsonlimits import loads as bounded_json
+from job.text.safefile import FileProblem, read_bounded
 
 Outcome = Literal["passed", "failed", "error"]
 MAX_MAPPING_BYTES = 1024 * 1024

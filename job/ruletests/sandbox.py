@@ -22,17 +22,17 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from job.diagnostics import Diagnostic, error
+from job.client.retry import RetryPolicy, describe
+from job.config.indexnames import template_name
+from job.config.settings import Settings
 from job.errors import JobError
 from job.execlog.execution import Execution
-from job.indexnames import template_name
 from job.indices.install import install
-from job.jsoncodec import document_bytes
-from job.retry import RetryPolicy, describe
 from job.rules.model import Rule
 from job.ruletests.fixtures import Event
 from job.run.steps import RunContext, run_rule
-from job.settings import Settings
+from job.text.diagnostics import Diagnostic, error
+from job.text.jsoncodec import document_bytes
 from job.window import Window
 from job.writing import bulk
 

@@ -16,7 +16,7 @@ files for rules, as it never takes ``exceptions/`` ones)::
     [[test.alert]]                         # the fields of one alert (each table matches a different alert)
     "kibana.alert.severity" = "high"
 
-Every problem is a :class:`job.diagnostics.Diagnostic` at its file and line: of the whole file (the other
+Every problem is a :class:`job.text.diagnostics.Diagnostic` at its file and line: of the whole file (the other
 files still run) or of one test (the file's other tests still run).
 """
 
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from job.diagnostics import Diagnostic, error
 from job.errors import RuleError
 from job.rules.files import TESTS_DIR, parse_toml, read_text
 from job.rules.positions import KeyPath, key_lines, line_of
+from job.text.diagnostics import Diagnostic, error
 
 FILE_KEYS = frozenset({"rule", "mapping", "test"})
 TEST_KEYS = frozenset({"name", "events", "events_file", "mapping", "alerts", "alert"})

@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from job.backends import FieldTypes, FieldTypesSource
-from job.diagnostics import Diagnostic
 from job.errors import QueryError
 from job.rules.model import Rule
 from job.rules.validation import Finding, Lines, query_finding, shared_findings
 from job.ruletypes.contract import Cluster, ClusterChecks
 from job.ruletypes.registry import Compiler, type_of
+from job.text.diagnostics import Diagnostic
 
 
 def validate_rule(

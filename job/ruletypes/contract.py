@@ -38,15 +38,15 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from elasticsearch import Elasticsearch
 
+from job.client.retry import RetryPolicy
+from job.config.settings import Settings
 from job.execlog.metrics import RunMetrics
 from job.lists.plan import ExceptionPlan
-from job.retry import RetryPolicy
 from job.rules.model import Rule
 from job.rules.parts import AlertSuppression
 from job.rules.validation import Finding
 from job.search.pager import PageStats
 from job.search.probes import Probe
-from job.settings import Settings
 from job.window import Gap, Window, isoformat
 from job.writing.grouped import GroupWriter, Recount, group_writes
 from job.writing.run_writer import AlertWriter

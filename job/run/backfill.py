@@ -22,8 +22,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.client.retry import RetryPolicy
 from job.execlog.history import kind_filter
-from job.retry import RetryPolicy
 from job.rules.model import Rule
 from job.window import Window, isoformat, look_back, parse_timestamp
 

@@ -29,7 +29,7 @@ from job import stop
 from job.execlog import lease, record
 from job.execlog.execution import Execution
 from job.execlog.history import RuleHistory
-from job.logs import rule_context
+from job.ops.logs import rule_context
 from job.rules.model import Rule
 from job.ruletypes.contract import RunPlan, SearchPlan
 from job.ruletypes.registry import type_for
@@ -198,7 +198,7 @@ def _run_batch(
     futures: list[Future[None]] = []
 
     def submit(items: Sequence[_Started]) -> None:
-        # Each run gets its own copy of this thread's context (job.logs keeps the rule context there).
+        # Each run gets its own copy of this thread's context (job.ops.logs keeps the rule context there).
         futures.extend(pool.submit(contextvars.copy_context().run, _run_started, ctx, item) for item in items)
 
     error: Exception | None = None

@@ -27,7 +27,7 @@ from typing import Any
 
 from job import stop
 from job.execlog.execution import BACKFILL, Execution
-from job.logs import rule_context
+from job.ops.logs import rule_context
 from job.rules.model import Rule
 from job.run.plan import plan_fixed
 from job.run.steps import RunContext, end, execute_run, failed, new_execution, note_plan, search_plan

@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from elasticsearch import ApiError, TransportError
 
 from job import stop
+from job.client.retry import describe
 from job.execlog import record
 from job.execlog.execution import Execution
 from job.execlog.history import RuleHistory
-from job.retry import describe
 from job.rules.model import Rule
 from job.run.batches import run_batches
 from job.run.steps import RunContext, record_refused, run_rule

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from job.config.shards import Shard, in_shard, stable_hash
 from job.execlog.last_runs import LastRuns
 from job.rules.model import Rule
-from job.shards import Shard, in_shard, stable_hash
 from job.window import parse_timestamp
 
 # "due": this shard's rules that are due; "all": this shard's rules, due or not; "named": exactly the

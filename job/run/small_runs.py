@@ -21,10 +21,10 @@ from datetime import datetime
 
 from elasticsearch import Elasticsearch
 
+from job.client.retry import RetryPolicy
+from job.config.settings import Settings
 from job.execlog.metrics import RunMetrics
-from job.retry import RetryPolicy
 from job.ruletypes.contract import Outcome, count_writes
-from job.settings import Settings
 from job.writing.writer import Built, Candidate, RunWrites, build, dedupe, send
 
 log = logging.getLogger(__name__)

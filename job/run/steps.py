@@ -32,19 +32,19 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job import stop
+from job.client.fieldcaps import field_types_from_caps
+from job.client.retry import RetryPolicy, describe
+from job.config.settings import Settings
 from job.errors import JobError
 from job.execlog import lease, record
 from job.execlog.execution import BACKFILL, Execution
 from job.execlog.history import RuleHistory, read_histories
-from job.fieldcaps import field_types_from_caps
 from job.lists.store import ListStore
-from job.logs import rule_context
-from job.retry import RetryPolicy, describe
+from job.ops.logs import rule_context
 from job.rules.model import Rule
 from job.ruletypes.contract import PlanInputs, RunPlan, RunTools, SearchPlan
 from job.ruletypes.registry import Compiler, type_for
 from job.run.plan import plan_fixed, plan_run
-from job.settings import Settings
 from job.window import Window
 from job.writing.sink import ELASTICSEARCH, Sink
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 

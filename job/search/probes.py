@@ -17,7 +17,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 
 # Hits read per rule by the probe; a window with at least this many is paged with a point in time.
 PROBE_SIZE = 100

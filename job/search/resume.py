@@ -16,7 +16,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 from job.rules.model import Rule
 from job.search.clauses import SORT_MISSING, timestamp_fields
 

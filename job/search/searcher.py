@@ -15,7 +15,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 
 
 @dataclass

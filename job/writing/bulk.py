@@ -4,7 +4,7 @@
 :func:`send` takes pre-serialized items and returns one :class:`Answer` per item, in order. It retries
 what is worth retrying:
 
-* the whole request on a transient error (:class:`job.retry.RetryPolicy`: timeouts, connection errors,
+* the whole request on a transient error (:class:`job.client.retry.RetryPolicy`: timeouts, connection errors,
   502/503/504, 429 for the request);
 * the items answered 429 (the cluster's write queue is full), on their own, with backoff, within the
   policy's attempts and time; an item still answered 429 after that comes back as 429;
@@ -32,10 +32,10 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
+from job.client.retry import RetryPolicy
 from job.errors import JobError
-from job.jsoncodec import document_bytes
-from job.redact import short_line
-from job.retry import RetryPolicy
+from job.text.jsoncodec import document_bytes
+from job.text.redact import short_line
 
 log = logging.getLogger(__name__)
 

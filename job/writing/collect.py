@@ -31,8 +31,8 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from job.alerts.suppression import ALERT_START, DOCS_COUNT, END, INSTANCE_ID, WORKFLOW_STATUS, OpenAlert
-from job.jsoncodec import document_bytes
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
+from job.text.jsoncodec import document_bytes
 from job.window import Window, parse_timestamp
 from job.writing.bulk import AlertWrite, Answer, Created, WriteStats, existing_ids
 from job.writing.deadletter import DeadLetter

@@ -21,10 +21,10 @@ from typing import Any, Literal
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from job.alerts.ids import alert_id
+from job.client.retry import RetryPolicy, describe
 from job.errors import JobError
-from job.jsoncodec import document_bytes
-from job.redact import short_line
-from job.retry import RetryPolicy, describe
+from job.text.jsoncodec import document_bytes
+from job.text.redact import short_line
 from job.window import isoformat, parse_timestamp
 from job.writing import bulk
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from job.client.retry import RetryPolicy
 from job.eql import is_sequence
-from job.retry import RetryPolicy
 from job.rules.model import EqlRule, Rule
 from job.writing import deadletter
 from job.writing.bulk import AlertWrite, WriteStats, bulk_create

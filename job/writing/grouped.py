@@ -30,11 +30,11 @@ from job.alerts.suppression import (
     suppression_fields,
     update_document,
 )
-from job.jsoncodec import document_bytes
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
+from job.config.settings import Settings
 from job.rules.model import Rule
 from job.rules.parts import AlertSuppression
-from job.settings import Settings
+from job.text.jsoncodec import document_bytes
 from job.writing.bulk import AlertWrite, Answer
 from job.writing.sink import ELASTICSEARCH, Sink
 from job.writing.suppressed import Current, SuppressionStore, Update

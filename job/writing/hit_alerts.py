@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from job.alerts.build import RunAlerts
 from job.alerts.suppression import Suppression
-from job.jsoncodec import document_bytes
 from job.rules.model import Rule
+from job.text.jsoncodec import document_bytes
 from job.writing.bulk import AlertWrite
 from job.writing.writer import MAX_ALERTS_SUPPRESSED_WARNING, MAX_ALERTS_WARNING, AlertMaker, RunWrites
 

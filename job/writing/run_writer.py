@@ -18,8 +18,8 @@ from datetime import datetime
 
 from elasticsearch import Elasticsearch
 
-from job.retry import RetryPolicy
-from job.settings import Settings
+from job.client.retry import RetryPolicy
+from job.config.settings import Settings
 from job.writing.sink import ELASTICSEARCH, Sink
 from job.writing.writer import Built, Candidate, RunWrites, build, dedupe, send
 
@@ -106,7 +106,7 @@ class AlertWriter:
             return
         if self.pool is None:
             self.pool = ThreadPoolExecutor(self.settings.bulk_concurrency, thread_name_prefix="bulk")
-        # The worker logs with this rule's context (job.logs keeps it in a ContextVar).
+        # The worker logs with this rule's context (job.ops.logs keeps it in a ContextVar).
         context = contextvars.copy_context()
         future = self.pool.submit(
             context.run, send, self.es, self.policy, self.settings, [built], self.clock, self.sink

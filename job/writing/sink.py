@@ -14,7 +14,7 @@ from typing import Protocol
 
 from elasticsearch import Elasticsearch
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 from job.writing import deadletter
 from job.writing.bulk import AlertWrite, Created, WriteStats, bulk_create, existing_ids
 from job.writing.deadletter import DeadLetter

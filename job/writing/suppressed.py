@@ -24,9 +24,9 @@ from job.alerts.suppression import (
     open_alerts_request,
     parse_boundaries,
 )
+from job.client.retry import RetryPolicy
 from job.errors import JobError
-from job.jsoncodec import document_bytes
-from job.retry import RetryPolicy
+from job.text.jsoncodec import document_bytes
 from job.window import Window
 from job.writing import bulk
 

@@ -40,10 +40,10 @@ from elasticsearch import Elasticsearch
 
 from job.alerts.build import RunAlerts
 from job.alerts.ids import alert_id
-from job.redact import short_line
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
+from job.config.settings import Settings
 from job.rules.model import Rule
-from job.settings import Settings
+from job.text.redact import short_line
 from job.writing.bulk import AlertWrite, WriteStats
 from job.writing.deadletter import DeadLetter, Stage
 from job.writing.sink import ELASTICSEARCH, Sink

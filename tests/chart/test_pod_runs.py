@@ -50,7 +50,7 @@ def _start(pod: LocalPod, *argv: str) -> subprocess.CompletedProcess[str]:
 def _settings_seen_by(pod: LocalPod) -> list[str]:
     """What the job reads from the pod's environment and mounted files: the API key and the rules folder."""
     code = (
-        "from job.settings import load_settings; s = load_settings(); "
+        "from job.config.settings import load_settings; s = load_settings(); "
         "print(s.es_api_key.get_secret_value() if s.es_api_key else None); print(s.rules_dir)"
     )
     result = _start(pod, str(BIN / "python"), "-c", code)

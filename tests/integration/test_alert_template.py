@@ -14,7 +14,7 @@ from job.alerts.template import (
     alert_index_template,
     write_index_aliases,
 )
-from job.indexnames import template_name, write_index_name
+from job.config.indexnames import template_name, write_index_name
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from esnode import esnode
-from job.indexnames import write_index_name
+from job.config.indexnames import write_index_name
 from tests.chaos import ChaosHarness, KillNode, Phase, RestartNode, Step
 from tests.integration.run.conftest import JobEnv, cred_event, sandbox
 from tests.jobprocess import KillPoint

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+from job.client.fieldcaps import fetch_field_types
 from job.eql import EqlVerificationError, plan
 from job.eql.query import event_timestamp_ns, sequence_spec
 from job.eql.sequence import SequenceMatcher, limit
-from job.fieldcaps import fetch_field_types
 from tests.unit.eql.test_sequence import DATA, MISSING_EVENTS, MISSING_FIELDS
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ import pytest
 from elasticsearch import Elasticsearch, helpers
 
 from job.backends import translate_rule_query
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import ExceptionItem, build_exception_filter, load_rule, load_rules
-from job.settings import SHIPPED_RULES_DIR
 
 pytestmark = pytest.mark.integration
 

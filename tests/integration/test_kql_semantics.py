@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
-from job.fieldcaps import fetch_field_types
+from job.client.fieldcaps import fetch_field_types
 from job.kql import KqlSemanticError, KqlSyntaxError, to_dsl
 
 pytestmark = pytest.mark.integration

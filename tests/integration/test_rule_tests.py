@@ -14,7 +14,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from job.cli import main as cli_main
-from job.settings import SHIPPED_RULES_DIR
+from job.config.settings import SHIPPED_RULES_DIR
 from tests.faultproxy import FaultProxy
 from tests.jobprocess import started_job
 

@@ -15,7 +15,7 @@ from job.alerts.template import (
     is_mapping_object,
     write_index_aliases,
 )
-from job.indexnames import template_name, write_index_name
+from job.config.indexnames import template_name, write_index_name
 from tests.alert_samples import EXECUTION_UUID, NOW, SPACE_ID, endgame_hit, seed_rule
 
 AVAILABLE_TYPES = {"keyword", "text", "date", "long", "float", "ip", "boolean", "object", "flattened", "alias"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from job.backends import BACKENDS, UnsupportedLanguage, backend_for, translate_rule_query
-from job.diagnostics import Diagnostic, error, sort_key, warning
 from job.errors import JobError, QueryError
 from job.kql import KqlSemanticError, KqlSyntaxError
 from job.ruletypes.registry import Compiler
+from job.text.diagnostics import Diagnostic, error, sort_key, warning
 from tests.alert_samples import seed_rule
 
 NESTED = {"users": "nested", "users.name": "keyword"}

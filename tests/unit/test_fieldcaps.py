@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from job.fieldcaps import field_types_from_caps
+from job.client.fieldcaps import field_types_from_caps
 
 
 def _cap(kind: str, **extra: Any) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from job.cli import main
-from job.jsonlimits import JsonProblem, json_depth, loads
 from job.rules import load_rules
 from job.rules.kibana_import import MAX_LINE_CHARS
+from job.text.jsonlimits import JsonProblem, json_depth, loads
 
 EXPORT = Path(__file__).resolve().parent.parent / "fixtures" / "kibana_export.ndjson"
 GOOD_LINE = EXPORT.read_text().split("\n")[0]

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
-from job import httpserver
-from job.httpserver import HttpServer
+from job.ops import httpserver
+from job.ops.httpserver import HttpServer
 
 
 class Flags:

@@ -14,9 +14,9 @@ from urllib.parse import quote
 
 import pytest
 
+from job.config.settings import Settings, load_settings
 from job.errors import ConfigError
-from job.logs import REDACTED, configure_logging, default_format, rule_context
-from job.settings import Settings, load_settings
+from job.ops.logs import REDACTED, configure_logging, default_format, rule_context
 
 log = logging.getLogger("job.test")
 

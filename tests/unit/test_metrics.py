@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from job.execlog.execution import Execution
 from job.execlog.metrics import RunMetrics
-from job.metrics import RuleMetrics, redact_url
+from job.ops.metrics import RuleMetrics, redact_url
 from job.writing.writer import MAX_ALERTS_WARNING
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

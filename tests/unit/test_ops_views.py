@@ -12,7 +12,7 @@ from job.commands.status import RuleStatus as StatusRow
 from job.commands.status import as_json, assess, table_row
 from job.execlog.last_runs import NEVER_RAN, LastRuns
 from job.indices.rollover import due_for_deletion, rollover_conditions
-from job.table import Column, clip, human_duration, printable, render
+from job.text.table import Column, clip, human_duration, printable, render
 from tests.alert_samples import seed_rule
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

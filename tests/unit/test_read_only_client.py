@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from job.esclient import ReadOnlyClient, WriteRefused, may_write
+from job.client.esclient import ReadOnlyClient, WriteRefused, may_write
 
 
 @pytest.mark.parametrize(

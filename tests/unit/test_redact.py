@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from job.redact import RedactingFilter, install_log_filter, one_line, redact
+from job.text.redact import RedactingFilter, install_log_filter, one_line, redact
 
 CANARY = "CANARY-pw-7f3a"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from job.config.rollover import DEFAULT_ROLLOVER, parse_rollover
+from job.config.settings import load_settings
 from job.errors import ConfigError
-from job.rollover import DEFAULT_ROLLOVER, parse_rollover
-from job.settings import load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def test_the_pushgateway_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_every_setting_is_in_the_readme_configuration_table() -> None:
-    from job.settings import Settings
+    from job.config.settings import Settings
     from tests.conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()

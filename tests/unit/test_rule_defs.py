@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from job.backends import translate_rule_query
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import Rule, load_rule, load_rules, rule_to_toml
 from job.rules.loader import rule_from_data
 from job.rules.positions import key_lines
-from job.settings import SHIPPED_RULES_DIR
 
 RULE_FILES = sorted(SHIPPED_RULES_DIR.glob("*.toml"))
 SEED = SHIPPED_RULES_DIR / "credential_access_endgame_cred_dumping_detected.toml"

@@ -10,14 +10,14 @@ import pytest
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from job.client.esclient import make_client
+from job.client.retry import RetryPolicy
 from job.commands.schedule import MAX_MISFIRE_GRACE, Service, add_rule_jobs
-from job.esclient import make_client
-from job.metrics import RuleMetrics
-from job.retry import RetryPolicy
+from job.config.settings import load_settings
+from job.config.shards import shard_of
+from job.ops.metrics import RuleMetrics
 from job.rules import rule_to_toml
 from job.run.selection import jitter
-from job.settings import load_settings
-from job.shards import shard_of
 from tests.alert_samples import seed_rule
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

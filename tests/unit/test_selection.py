@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from job.commands.status import COLUMNS, RuleStatus, as_json, schedule_of, table_row
+from job.config.shards import Shard, shard_of
 from job.execlog.last_runs import NEVER_RAN, LastRuns
 from job.rules.model import Rule
 from job.run.selection import MAX_JITTER, Mode, cadence, choose, is_due, jitter, last_start, next_due
-from job.shards import Shard, shard_of
-from job.table import Column
+from job.text.table import Column
 from tests.alert_samples import seed_rule
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)

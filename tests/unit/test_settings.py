@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from job.config.settings import Settings, load_settings
 from job.errors import ConfigError
-from job.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from job import esclient
+from job.client import esclient
+from job.client.esclient import make_client
+from job.config.indexnames import alias_name_problem, index_name_problem
+from job.config.settings import MAX_VALUE_CHARS, Settings, load_settings
 from job.errors import ConfigError
-from job.esclient import make_client
-from job.indexnames import alias_name_problem, index_name_problem
-from job.settings import MAX_VALUE_CHARS, Settings, load_settings
 
 CANARY = "CANARY-s3cr3t-91c2"
 TLS = Path(__file__).resolve().parent.parent / "fixtures" / "tls"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from job.cli import main as cli_main
+from job.config.settings import load_settings
+from job.config.shards import Shard, in_shard, parse_shard, shard_from_completion_index, shard_of
 from job.errors import ConfigError
-from job.settings import load_settings
-from job.shards import Shard, in_shard, parse_shard, shard_from_completion_index, shard_of
 
 
 @pytest.fixture(autouse=True)

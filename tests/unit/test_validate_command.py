@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from job.cli import main
-from job.settings import SHIPPED_RULES_DIR
+from job.config.settings import SHIPPED_RULES_DIR
 from tests.unit.test_rule_loader import BASE, CASES
 
 PROBLEM = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): (?P<message>.+)$")

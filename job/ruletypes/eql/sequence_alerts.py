@@ -35,8 +35,8 @@ from typing import Any
 
 from job.alerts.build import RunAlerts
 from job.alerts.reason import build_reason
-from job.jsoncodec import document_bytes
 from job.rules.model import Rule
+from job.text.jsoncodec import document_bytes
 from job.writing.bulk import AlertWrite
 from job.writing.writer import AlertMaker, Candidate, RunWrites
 

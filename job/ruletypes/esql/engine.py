@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 from elasticsearch import ApiError, Elasticsearch
 
 from job import stop
+from job.client.retry import RetryPolicy, describe, is_transient
 from job.errors import JobError
-from job.retry import RetryPolicy, describe, is_transient
 from job.ruletypes.esql import errors
 from job.ruletypes.esql.request import ASYNC_PATH, EsqlRequest, source_fetch_body
 from job.ruletypes.esql.response import EsqlResult, parse_response

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from job.execlog.execution import STATE_MAX_BYTES
-from job.jsoncodec import document_bytes
 from job.rules.model import Rule
 from job.ruletypes.contract import Outcome, RunPlan, RunTools, count_writes, stopped_message
 from job.ruletypes.esql import errors, excluded
@@ -44,6 +43,7 @@ from job.ruletypes.esql.maker import esql_writes
 from job.ruletypes.esql.request import EsqlRequest, build_request, page_size
 from job.ruletypes.esql.response import MAX_ROWS, EsqlResult, missing_id_warning, partial_results_warning
 from job.ruletypes.esql.sources import FetchedEvent, row_ids
+from job.text.jsoncodec import document_bytes
 from job.writing.writer import Candidate
 
 # The largest state a run keeps: within the execution record's limit, with room for the other keys.

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from job.cli import main as cli_main
+from job.client.retry import RetryPolicy
 from job.esql.inject import METADATA_ID_REQUIRED
-from job.retry import RetryPolicy
 from job.ruletypes.esql import errors
 from job.writing import deadletter
 from job.writing.deadletter import DeadLetter

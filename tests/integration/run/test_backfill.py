@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from job.cli import main as cli_main
+from job.client.retry import RetryPolicy
 from job.execlog.history import read_histories
-from job.retry import RetryPolicy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint, run_job
 

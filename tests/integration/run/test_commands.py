@@ -14,7 +14,7 @@ import pytest
 
 from job.alerts.template import TEMPLATE_VERSION, alert_index_template
 from job.cli import main as cli_main
-from job.indexnames import template_name
+from job.config.indexnames import template_name
 from tests.integration.run.conftest import JobEnv, cred_event
 
 pytestmark = pytest.mark.integration

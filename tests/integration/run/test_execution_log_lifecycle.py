@@ -10,10 +10,10 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from job.cli import main as cli_main
+from job.client.retry import RetryPolicy
 from job.execlog.execution import INTERRUPTED_MESSAGE
 from job.execlog.history import read_histories
 from job.execlog.lifecycle import ensure_log, new_index_body
-from job.retry import RetryPolicy
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 from tests.jobprocess import KillPoint, run_job

@@ -24,7 +24,7 @@ import pytest
 
 from job.alerts.ids import alert_id
 from job.cli import main as cli_main
-from job.esclient import may_write
+from job.client.esclient import may_write
 from tests.faultproxy import FaultProxy, refusing_bulk
 from tests.integration.run.conftest import ECS_EVENT_MAPPING, JobEnv, cred_event, iso
 from tests.integration.run.test_lists_command import import_list, use_lists

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 
 from job.alerts.objecthash import object_hash
+from job.client.retry import RetryPolicy
+from job.config.settings import load_settings
 from job.indices.install import install
-from job.retry import RetryPolicy
 from job.rules import load_rule
 from job.ruletypes.threshold.alerts import bucket_uuid, uuid_name
 from job.run.runner import RunContext, run_rule
-from job.settings import load_settings
 from job.writing.writer import MAX_ALERTS_SUPPRESSED_WARNING, MAX_ALERTS_WARNING
 from tests.integration.run.aggregation_rules import auth, last_record, module_env, new_terms_rule, run, threshold_rule
 from tests.integration.run.conftest import JobEnv, iso

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from job.alerts.build import RunAlerts
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import load_rules, rule_to_toml
-from job.settings import SHIPPED_RULES_DIR
 from job.writing import writer as writer_module
 from job.writing.bulk import AlertWrite
 from tests.faultproxy import FaultProxy

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from job.cli import main as cli_main
+from job.client.retry import RetryPolicy
+from job.config.settings import load_settings
 from job.execlog import record
 from job.execlog.history import read_histories
 from job.indices.install import install
-from job.retry import RetryPolicy
 from job.rules import load_rule
 from job.run.runner import RunContext, run_rule
-from job.settings import load_settings
 from job.writing.writer import MAX_ALERTS_WARNING
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import EVENT_MAPPING, JobEnv, cred_event, iso

@@ -19,12 +19,12 @@ from job.alerts.ids import alert_id
 from job.alerts.suppression import instance_id
 from job.alerts.template import alert_index_template
 from job.cli import main as cli_main
-from job.indexnames import template_name
+from job.client.retry import RetryPolicy
+from job.config.indexnames import template_name
+from job.config.settings import load_settings
 from job.indices.install import install
-from job.retry import RetryPolicy
 from job.rules import load_rule
 from job.run.runner import RunContext, run_rule
-from job.settings import load_settings
 from job.writing.suppressed import SuppressionStore
 from job.writing.writer import MAX_ALERTS_WARNING
 from tests.faultproxy import FaultProxy

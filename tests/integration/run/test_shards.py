@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from job.shards import shard_of
+from job.config.shards import shard_of
 from tests.integration.run.conftest import JobEnv, cred_event, iso
 
 pytestmark = pytest.mark.integration

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from job.alerts.suppression import Suppression, instance_hash
+from job.client.retry import RetryPolicy
+from job.config.settings import load_settings
 from job.indices.install import install
-from job.retry import RetryPolicy
 from job.rules import load_rule
 from job.rules.parts import SuppressionDuration
-from job.settings import load_settings
 from job.window import Window
 from job.writing.hit_alerts import HitAlert, for_hit_alerts
 from job.writing.run_writer import AlertWriter

@@ -1,4 +1,4 @@
-"""Field types shared by the EQL unit tests (the shape ``job.fieldcaps.field_types_from_caps`` returns)."""
+"""Field types shared by the EQL unit tests (the shape ``job.client.fieldcaps.field_types_from_caps`` returns)."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from elasticsearch import ApiError, ConnectionTimeout
 from orjson import loads
 
 from job.alerts.build import RunAlerts
+from job.client.retry import RetryPolicy
 from job.esql.inject import METADATA_ID_REQUIRED
 from job.lists.plan import ExceptionPlan
-from job.retry import RetryPolicy
 from job.rules.model import Rule
 from job.rules.parts import ExceptionItem
 from job.ruletypes.esql.alerts import WouldBeAlert

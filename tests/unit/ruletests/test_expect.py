@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import load_rules
 from job.ruletests.ecs import ECS_TYPES
 from job.ruletests.expect import MISSING, can_have, compare, pair, value_at
 from job.ruletests.report import ending, junit
 from job.ruletests.runner import Result
 from job.ruletests.spec import Expected
-from job.settings import SHIPPED_RULES_DIR
 
 ALERT: dict[str, Any] = {
     "_id": "a1",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import load_rules
 from job.ruletests.spec import discover, normalize_expected, read_test_file
-from job.settings import SHIPPED_RULES_DIR
 
 GOOD = """rule = "../r.toml"
 

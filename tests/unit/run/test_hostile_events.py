@@ -13,7 +13,7 @@ from job.alerts.build import RunAlerts, build_alert
 from job.alerts.conform import conform, mapped_paths
 from job.alerts.source_fields import leaves, subtree_leaves, values_at
 from job.alerts.template import alert_properties
-from job.jsoncodec import (
+from job.text.jsoncodec import (
     RECURSION_LIMIT,
     TolerantJsonSerializer,
     allow_deep_documents,

@@ -3,7 +3,7 @@ lowest version pyproject.toml allows: 9.0 and 9.1 lack wait_exponential_jitter(m
 
 from __future__ import annotations
 
-from job.retry import RetryPolicy
+from job.client.retry import RetryPolicy
 
 
 def test_the_policy_builds_and_returns_the_result() -> None:

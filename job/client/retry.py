@@ -1,7 +1,7 @@
 """Retries of transient Elasticsearch errors: connection errors, timeouts, 429 and 502/503/504.
 
 Exponential backoff with jitter, bounded both in attempts and in total time. The client's own
-retries are off (``job.esclient``) so the two layers never multiply.
+retries are off (``job.client.esclient``) so the two layers never multiply.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from job.eserrors import describe as describe  # one line per error, with Elasticsearch's reason
-from job.settings import Settings
+from job.client.eserrors import describe as describe  # one line per error, with Elasticsearch's reason
+from job.config.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

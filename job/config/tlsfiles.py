@@ -1,6 +1,6 @@
 """Checks of the TLS files named by settings (CA bundle, client certificate and key), done at start.
 
-Each file is read like any file we do not control (``job.safefile``: regular file, bounded, never
+Each file is read like any file we do not control (``job.text.safefile``: regular file, bounded, never
 blocking) and then loaded by Python's ``ssl`` module exactly as the client will load it, so a file
 that would fail on the first request fails at start instead, with the setting's name.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from job.safefile import FileProblem, decode_utf8, read_bounded
+from job.text.safefile import FileProblem, decode_utf8, read_bounded
 
 # A CA bundle with every public root is about 250 KB.
 MAX_PEM_BYTES = 1024 * 1024

@@ -20,9 +20,9 @@ from typing import IO, Literal
 
 import ecs_logging
 
-from job.redact import MASK, RedactingFilter
-from job.settings import Settings, secret_values
-from job.table import printable
+from job.config.settings import Settings, secret_values
+from job.text.redact import MASK, RedactingFilter
+from job.text.table import printable
 
 LogFormat = Literal["ecs", "text"]
 

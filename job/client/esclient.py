@@ -12,9 +12,9 @@ from typing import Any
 from elastic_transport import ApiResponse
 from elasticsearch import Elasticsearch
 
+from job.config.settings import Settings
 from job.errors import JobError
-from job.jsoncodec import client_serializers
-from job.settings import Settings
+from job.text.jsoncodec import client_serializers
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 A command makes one ``RuleMetrics`` (its own ``CollectorRegistry``, never the global default one)
 and calls ``observe(document, interval)`` once per finished rule execution with the document the
 execution log stores (``Execution.to_document()``): that shape is the only interface between the
-runner and the metrics. ``schedule`` serves the registry on ``/metrics`` (``job.httpserver``); a
+runner and the metrics. ``schedule`` serves the registry on ``/metrics`` (``job.ops.httpserver``); a
 ``run`` pushes it to a Pushgateway (``push``).
 """
 

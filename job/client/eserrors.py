@@ -2,7 +2,7 @@
 
 The reason is what says what to fix ("index template [b] has index patterns [b-*] matching patterns
 from existing templates [a] ..."), so it is always part of the line. The line is bounded in length,
-has URL passwords masked (``job.redact``) and control characters escaped; request bodies never appear.
+has URL passwords masked (``job.text.redact``) and control characters escaped; request bodies never appear.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import ApiError, TransportError
 
-from job.redact import one_line, redact
+from job.text.redact import one_line, redact
 
 MAX_REASON_CHARS = 500
 

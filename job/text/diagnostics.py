@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from job.redact import one_line
+from job.text.redact import one_line
 
 Severity = Literal["error", "warning"]
 # A message quoting a value as long as the file is cut here.

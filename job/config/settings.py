@@ -5,7 +5,7 @@ files after the variables in lower case (``detection_es_api_key``). Secret value
 ``SecretStr``: they never appear in ``repr()``, logs or error messages.
 
 Everything is checked here, before anything connects: URLs (scheme, host, port), index names against
-Elasticsearch's rules, durations against ``job.durations.MAX_DURATION``, TLS files readable and of the
+Elasticsearch's rules, durations against ``job.config.durations.MAX_DURATION``, TLS files readable and of the
 right kind. A bad value is a ``ConfigError`` naming the variable, never quoting a value that may be
 secret. Credentials written in a URL (``https://user:password@host``) are moved into
 ``es_username`` / ``es_password``, so that no URL the job holds, prints or logs carries a password.
@@ -23,22 +23,27 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from job.durations import parse_duration
+from job.config.durations import parse_duration
+from job.config.hosts import move_url_credentials, parse_host, split_hosts
+from job.config.indexnames import AliasName, IndexName
+from job.config.rollover import (
+    DEFAULT_EXECUTIONS_ROLLOVER,
+    DEFAULT_ROLLOVER,
+    DISABLED,
+    RolloverConditions,
+    parse_rollover,
+)
+from job.config.shards import MAX_SHARDS, Shard, parse_shard, shard_from_completion_index
+from job.config.tlsfiles import check_ca_bundle, check_client_certificate, check_client_key, check_key_pair
 from job.errors import ConfigError
-from job.hosts import move_url_credentials, parse_host, split_hosts
-from job.indexnames import AliasName, IndexName
-from job.redact import one_line, redact
-from job.rollover import DEFAULT_EXECUTIONS_ROLLOVER, DEFAULT_ROLLOVER, DISABLED, RolloverConditions, parse_rollover
-from job.safefile import FileProblem, decode_utf8, read_bounded
-from job.shards import MAX_SHARDS, Shard, parse_shard, shard_from_completion_index
-from job.tlsfiles import check_ca_bundle, check_client_certificate, check_client_key, check_key_pair
+from job.text.redact import one_line, redact
+from job.text.safefile import FileProblem, decode_utf8, read_bounded
 
 ENV_PREFIX = "DETECTION_"
 # A checkout reads rule_defs/ beside job/; an installed wheel carries the same files as job/rule_defs.
-_CHECKOUT_RULES_DIR = Path(__file__).resolve().parent.parent / "rule_defs"
-SHIPPED_RULES_DIR = (
-    _CHECKOUT_RULES_DIR if _CHECKOUT_RULES_DIR.is_dir() else Path(__file__).resolve().parent / "rule_defs"
-)
+_PACKAGE = Path(__file__).resolve().parent.parent  # job/
+_CHECKOUT_RULES_DIR = _PACKAGE.parent / "rule_defs"
+SHIPPED_RULES_DIR = _CHECKOUT_RULES_DIR if _CHECKOUT_RULES_DIR.is_dir() else _PACKAGE / "rule_defs"
 # No setting needs more; a longer value is a mistake (or an attack on the memory).
 MAX_VALUE_CHARS = 65536
 # .env and the files of the secrets folder.
@@ -325,7 +330,7 @@ def _days(delta: timedelta) -> str:
 
 def secret_values(settings: Settings) -> tuple[str, ...]:
     """Every secret the settings hold, in the forms it may take on the wire (basic auth is base64), for
-    ``job.redact`` and the log formatters to mask wherever they might appear."""
+    ``job.text.redact`` and the log formatters to mask wherever they might appear."""
     values: list[str] = []
     if settings.es_api_key is not None:
         values.append(settings.es_api_key.get_secret_value())
