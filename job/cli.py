@@ -82,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(words).parse_args(words)
     secrets: tuple[str, ...] = ()
     try:
-        from job.config.settings import load_settings, secret_values
+        from job.config.secrets import secret_values
+        from job.config.settings import load_settings
         from job.ops.logs import configure_logging
         from job.text.jsoncodec import allow_deep_documents
 

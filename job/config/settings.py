@@ -13,12 +13,10 @@ secret. Credentials written in a URL (``https://user:password@host``) are moved 
 
 from __future__ import annotations
 
-import base64
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -326,26 +324,6 @@ def _days(delta: timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def secret_values(settings: Settings) -> tuple[str, ...]:
-    """Every secret the settings hold, in the forms it may take on the wire (basic auth is base64), for
-    ``job.text.redact`` and the log formatters to mask wherever they might appear."""
-    values: list[str] = []
-    if settings.es_api_key is not None:
-        values.append(settings.es_api_key.get_secret_value())
-    if settings.es_password is not None:
-        password = settings.es_password.get_secret_value()
-        values.append(password)
-        values.append(base64.b64encode(f"{settings.es_username or ''}:{password}".encode()).decode("ascii"))
-    if settings.pushgateway_url is not None:
-        try:
-            url_password = urlsplit(settings.pushgateway_url.get_secret_value()).password
-        except ValueError:
-            url_password = None
-        if url_password:
-            values.append(url_password)
-    return tuple(value for value in values if value)
 
 
 def _variable(loc: tuple[int | str, ...]) -> str:

@@ -20,7 +20,8 @@ from typing import IO, Literal
 
 import ecs_logging
 
-from job.config.settings import Settings, secret_values
+from job.config.secrets import secret_values
+from job.config.settings import Settings
 from job.text.redact import MASK, RedactingFilter
 from job.text.table import printable
 
