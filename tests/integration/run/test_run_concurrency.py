@@ -24,7 +24,7 @@ import pytest
 from job.alerts.build import RunAlerts
 from job.config.settings import SHIPPED_RULES_DIR
 from job.rules import load_rules, rule_to_toml
-from job.writing import writer as writer_module
+from job.writing import sink as sink_module
 from job.writing.bulk import AlertWrite
 from tests.faultproxy import FaultProxy
 from tests.integration.run.conftest import JobEnv, cred_event, iso
@@ -167,14 +167,14 @@ def test_a_run_holds_at_most_the_alerts_of_the_pages_in_flight(
     )
     job_env.set(page_size=str(page), bulk_concurrency=str(in_flight), concurrency="2")
     peaks: list[int] = []
-    real_bulk_create = writer_module.bulk_create
+    real_bulk_create = sink_module.bulk_create
 
     def counting_bulk_create(*args: Any, **kwargs: Any) -> Any:
         gc.collect()
         peaks.append(sum(1 for item in gc.get_objects() if type(item) is AlertWrite))
         return real_bulk_create(*args, **kwargs)
 
-    monkeypatch.setattr(writer_module, "bulk_create", counting_bulk_create)
+    monkeypatch.setattr(sink_module, "bulk_create", counting_bulk_create)
     assert job_env.run("--now", iso(NOW)) == 0
     [record] = job_env.executions_docs(rule_id)
     assert record["metrics"]["alerts_created"] == count
