@@ -74,7 +74,7 @@ def rule(index: str) -> Rule:
 def new_terms_figure(bench: Bench) -> None:
     from bench.suite import Row, run_process
 
-    events = data._ensure(bench.es, f"bench-v{data.VERSION}-new-terms-{EVENTS}", EVENTS, _events())
+    events = data.ensure(bench.es, f"bench-v{data.VERSION}-new-terms-{EVENTS}", EVENTS, _events())
     rules = bench.rules_dir("new-terms", [rule(events.index)])
     floor_args = [
         sys.executable,
